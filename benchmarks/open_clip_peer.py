@@ -1,0 +1,25 @@
+"""open_clip's ViT-B/32 image tower on the CPU: the peer for bench_encoder.
+
+    python benchmarks/open_clip_peer.py [batch] [batches]
+Prints `images_per_s=<value>` for the caller to parse.
+"""
+import sys
+import time
+
+import open_clip
+import torch
+
+batch = int(sys.argv[1]) if len(sys.argv) > 1 else 32
+batches = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+torch.manual_seed(0)
+model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).visual.eval()
+x = torch.randn(batch, 3, 224, 224)
+with torch.inference_mode():
+    model(x)
+    t = time.perf_counter()
+    for _ in range(batches):
+        model(x)
+    dt = time.perf_counter() - t
+ips = batch * batches / dt
+print(f"open_clip {open_clip.__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads) batch {batch:>3}: {ips:7.2} images/s")
+print(f"images_per_s={ips}")

@@ -1,0 +1,502 @@
+//! The `pairguard` command-line tool.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pairguard_data::images::ImageCheck;
+use pairguard_data::split::{assign, SplitConfig};
+use pairguard_data::stats::Stats;
+use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
+use pairguard_data::{Dataset, LoadOptions, Split};
+use pairguard_model::{DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, ThresholdRule};
+
+#[derive(Parser, Debug)]
+#[command(name = "pairguard", version, about = "Train lightweight image-safety guards on frozen CLIP embeddings, with counterfactual SafetyPairs mixed into the training data.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write the embedded synthetic benchmark (embeddings, manifests, descriptors).
+    Synth(SynthArgs),
+    /// Inspect and validate datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Compute an embedding store for a dataset's images with the frozen CLIP encoder.
+    Embed(EmbedArgs),
+    /// Train a guard head on an embedded dataset.
+    Train(TrainArgs),
+    /// Evaluate a guard on a labelled dataset: metrics JSON and a table.
+    Eval(EvalArgs),
+    /// Score samples: JSON lines with scores, category scores and verdicts.
+    Predict(PredictArgs),
+    /// Run a sample-efficiency sweep from an experiment file.
+    Sweep(SweepArgs),
+    /// List compute devices and say which one `--device auto` picks.
+    Devices,
+}
+
+#[derive(Args, Debug)]
+struct SynthArgs {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Preset: default or tiny.
+    #[arg(long, default_value = "default")]
+    preset: String,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Also write this many small images (pairs) for pixel-level tests.
+    #[arg(long)]
+    images: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Check every row: files, images, labels, categories, pairs, ids, embeddings.
+    Validate {
+        descriptor: PathBuf,
+        /// Decode every image fully (default: headers only).
+        #[arg(long)]
+        decode: bool,
+        /// Print findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts per label, category, source and split, and pair counts.
+    Stats {
+        descriptor: PathBuf,
+        /// Assign seeded grouped splits to unsplit samples first (train,validation,test fractions).
+        #[arg(long, value_delimiter = ',')]
+        split: Option<Vec<f64>>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Drop invalid rows (each reported) instead of failing.
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DeviceArg {
+    /// auto (a hardware GPU through wgpu if present, else CPU), cpu or wgpu.
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// Dataset descriptor whose samples have images.
+    dataset: PathBuf,
+    /// A Hugging Face repo id, or a local safetensors file or folder.
+    #[arg(long, default_value = pairguard_model::clip::weights::DEFAULT_MODEL)]
+    model: String,
+    /// Hub revision (a commit hash pins the weights).
+    #[arg(long, default_value = pairguard_model::clip::weights::DEFAULT_REVISION)]
+    revision: String,
+    /// Config for a local checkpoint (default: config.json or open_clip_config.json beside it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output store (default: <dataset folder>/<dataset name>.embeddings.safetensors).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Samples per resumable chunk.
+    #[arg(long, default_value_t = 1024)]
+    chunk: usize,
+    /// Decode/preprocess threads (default: all cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Keep raw projections instead of L2-normalised embeddings.
+    #[arg(long)]
+    no_normalize: bool,
+    #[arg(long)]
+    skip_invalid: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Dataset descriptor with an embedding store.
+    #[arg(long)]
+    train: PathBuf,
+    /// Validation dataset; without it, a seeded grouped split of --train is used.
+    #[arg(long)]
+    validation: Option<PathBuf>,
+    /// Validation fraction when splitting --train.
+    #[arg(long, default_value_t = 0.2)]
+    validation_fraction: f64,
+    /// Where to write the model (`.safetensors`, with a `.json` card beside it).
+    #[arg(long)]
+    out: PathBuf,
+    /// A TOML file with a full [`GuardConfig`]; flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// linear or mlp.
+    #[arg(long)]
+    head: Option<String>,
+    /// Hidden width of the MLP adapter.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Also train one output per category.
+    #[arg(long)]
+    multilabel: bool,
+    /// Weight-decay values to select from on validation, then refit.
+    #[arg(long, value_delimiter = ',')]
+    wd_grid: Option<Vec<f64>>,
+    /// Threshold rule: best-f1, fpr:<target> or a fixed value.
+    #[arg(long)]
+    threshold: Option<String>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    skip_invalid: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    /// Override the model's decision threshold.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Write metrics JSON here (default: print only the table).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// Dataset descriptor with an embedding store (labels are ignored).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Output JSON-lines file (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// Experiment file, e.g. experiments/demo.toml.
+    experiment: PathBuf,
+    /// Results folder (default: results/<experiment name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+fn device(choice: DeviceChoice) -> anyhow::Result<pairguard_model::Device> {
+    let sel = pairguard_model::device::select(choice).map_err(anyhow::Error::msg)?;
+    eprintln!("device: {}", sel.description);
+    Ok(sel.device)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Synth(a) => synth(a),
+        Command::Data(DataCommand::Validate { descriptor, decode, json }) => validate(&descriptor, decode, json),
+        Command::Data(DataCommand::Stats { descriptor, split, seed, skip_invalid, json }) => {
+            stats(&descriptor, split, seed, skip_invalid, json)
+        }
+        Command::Embed(a) => embed(a),
+        Command::Train(a) => train(a),
+        Command::Eval(a) => eval(a),
+        Command::Predict(a) => predict(a),
+        Command::Sweep(a) => sweep(a),
+        Command::Devices => {
+            let adapters = pairguard_model::device::wgpu_adapters();
+            if adapters.is_empty() {
+                println!("wgpu adapters: none");
+            }
+            for (name, kind, backend) in adapters {
+                println!("wgpu adapter: {name} ({kind}, {backend})");
+            }
+            let sel = pairguard_model::device::select(DeviceChoice::Auto).map_err(anyhow::Error::msg)?;
+            println!("auto picks: {}", sel.description);
+            Ok(())
+        }
+    }
+}
+
+fn synth(a: SynthArgs) -> anyhow::Result<()> {
+    let mut cfg = SyntheticConfig::preset(&a.preset).with_context(|| format!("unknown preset {:?} (default, tiny)", a.preset))?;
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    if let Some(n) = a.images {
+        cfg.images = n;
+    }
+    let paths = Benchmark::generate(&cfg)?.write(&a.out)?;
+    for p in paths {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+fn validate(descriptor: &Path, decode: bool, json: bool) -> anyhow::Result<()> {
+    let opts = LoadOptions {
+        image_check: if decode { ImageCheck::Decode } else { ImageCheck::Header },
+        hub: pairguard_data::hub::HubOptions::from_env(),
+        ..Default::default()
+    };
+    let ds = Dataset::load_with_report(descriptor, &opts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ds.report)?);
+    } else {
+        for f in &ds.report.findings {
+            println!("{f}");
+        }
+    }
+    let n = ds.report.findings.len();
+    if n > 0 {
+        anyhow::bail!("{}: {n} problem(s) found; {} valid samples", descriptor.display(), ds.samples.len());
+    }
+    eprintln!("{}: ok, {} samples", descriptor.display(), ds.samples.len());
+    Ok(())
+}
+
+fn load(path: &Path, skip_invalid: bool) -> anyhow::Result<Dataset> {
+    let opts = LoadOptions {
+        skip_invalid,
+        image_check: ImageCheck::Header,
+        hub: pairguard_data::hub::HubOptions::from_env(),
+    };
+    let ds = Dataset::load(path, &opts)?;
+    for f in &ds.report.findings {
+        eprintln!("dropped: {f}");
+    }
+    Ok(ds)
+}
+
+fn stats(descriptor: &Path, split: Option<Vec<f64>>, seed: u64, skip_invalid: bool, json: bool) -> anyhow::Result<()> {
+    let mut ds = load(descriptor, skip_invalid)?;
+    if let Some(f) = split {
+        anyhow::ensure!(f.len() == 3, "--split takes three fractions: train,validation,test");
+        assign(&mut ds.samples, &SplitConfig { train: f[0], validation: f[1], test: f[2], seed })?;
+    }
+    let st = Stats::of(&ds.samples);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+    } else {
+        println!("dataset: {} ({})", ds.descriptor.name, descriptor.display());
+        print!("{}", st.render());
+    }
+    Ok(())
+}
+
+fn embed(a: EmbedArgs) -> anyhow::Result<()> {
+    use pairguard_model::clip::Encoder;
+    let dev = device(a.device.device)?;
+    let ds = load(&a.dataset, a.skip_invalid)?;
+    let local = Path::new(&a.model);
+    let normalize = !a.no_normalize;
+    let encoder = if local.exists() {
+        let weights = if local.is_dir() {
+            ["model.safetensors", "open_clip_model.safetensors"]
+                .iter()
+                .map(|f| local.join(f))
+                .find(|p| p.is_file())
+                .with_context(|| format!("{}: no model.safetensors or open_clip_model.safetensors", local.display()))?
+        } else {
+            local.to_path_buf()
+        };
+        Encoder::load(&weights, a.config.as_deref(), normalize, &dev)?
+    } else {
+        Encoder::from_hub(&a.model, &a.revision, &pairguard_data::hub::HubOptions::from_env(), normalize, &dev)?
+    };
+    eprintln!(
+        "encoder: {} ({:?} layout, {} layers, dim {}, weights sha256 {})",
+        encoder.id.model, encoder.layout, encoder.config.num_hidden_layers, encoder.id.dim, &encoder.id.weights_sha256[..12]
+    );
+    let out = a.out.unwrap_or_else(|| ds.descriptor.base_dir().join(format!("{}.embeddings.safetensors", ds.descriptor.name)));
+    let opts = pairguard_model::embed::EmbedOptions {
+        batch: a.batch,
+        chunk: a.chunk,
+        workers: a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        progress: true,
+        max_pixels: ds.descriptor.max_pixels,
+        max_chunks: None,
+    };
+    let r = pairguard_model::embed::embed_samples(&ds.samples, &encoder, &out, &opts)?;
+    for f in &r.failures {
+        eprintln!("not embedded: {} ({})", f.id, f.error);
+    }
+    eprintln!(
+        "embedded {} images in {:.1}s ({:.2} images/s); {} failed (listed in {})",
+        r.embedded,
+        r.seconds,
+        r.embedded as f64 / r.seconds.max(1e-9),
+        r.failures.len(),
+        pairguard_model::embed::failures_path(&out).display()
+    );
+    println!("{}", out.display());
+    Ok(())
+}
+
+fn parse_threshold(s: &str) -> anyhow::Result<ThresholdRule> {
+    if s == "best-f1" {
+        return Ok(ThresholdRule::BestF1);
+    }
+    if let Some(f) = s.strip_prefix("fpr:") {
+        return Ok(ThresholdRule::TargetFpr { fpr: f.parse().context("fpr:<target> needs a number")? });
+    }
+    Ok(ThresholdRule::Fixed { threshold: s.parse().with_context(|| format!("threshold {s:?}: best-f1, fpr:<x> or a number"))? })
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(p) => toml::from_str::<GuardConfig>(&std::fs::read_to_string(p).with_context(|| p.display().to_string())?)
+            .with_context(|| p.display().to_string())?,
+        None => GuardConfig::default(),
+    };
+    match a.head.as_deref() {
+        None => {}
+        Some("linear") => cfg.train.head = HeadKind::Linear,
+        Some("mlp") => {
+            let base = pairguard_model::TrainConfig::mlp();
+            cfg.train.head = HeadKind::Mlp { hidden: a.hidden, dropout: 0.2 };
+            cfg.train.learning_rate = base.learning_rate;
+        }
+        Some(other) => anyhow::bail!("unknown head {other:?} (linear or mlp)"),
+    }
+    if a.multilabel {
+        cfg.train.multilabel = true;
+    }
+    if let Some(g) = a.wd_grid {
+        cfg.train.weight_decay_grid = g;
+    }
+    if let Some(t) = &a.threshold {
+        cfg.threshold = parse_threshold(t)?;
+    }
+    if let Some(s) = a.seed {
+        cfg.train.seed = s;
+    }
+    let dev = device(a.device.device)?;
+    let ds = load(&a.train, a.skip_invalid)?;
+    let encoder = ds.embeddings.as_ref().context("the training dataset has no embedding store")?.encoder.clone();
+    let (train_set, val_set) = match &a.validation {
+        Some(v) => {
+            let vds = load(v, a.skip_invalid)?;
+            (LabeledSet::from_dataset(&ds, None, None)?, LabeledSet::from_dataset(&vds, None, Some(&encoder))?)
+        }
+        None => {
+            let mut split = ds.clone();
+            split.samples.iter_mut().for_each(|s| s.split = None);
+            let f = a.validation_fraction;
+            assign(&mut split.samples, &SplitConfig { train: 1.0 - f, validation: f, test: 0.0, seed: cfg.train.seed })?;
+            (
+                LabeledSet::from_dataset(&split, Some(Split::Train), None)?,
+                LabeledSet::from_dataset(&split, Some(Split::Validation), None)?,
+            )
+        }
+    };
+    eprintln!("training on {} samples, validating on {}", train_set.len(), val_set.len());
+    let t0 = std::time::Instant::now();
+    let model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, &dev)?;
+    model.save(&a.out)?;
+    let c = &model.card;
+    eprintln!(
+        "trained in {:.1}s: weight decay {}, {} epochs, temperature {:.3}, threshold {:.4}",
+        t0.elapsed().as_secs_f64(),
+        c.weight_decay,
+        c.epochs,
+        c.temperature,
+        c.threshold
+    );
+    if let Some(m) = &c.validation_metrics {
+        eprintln!("validation: AUROC {:.4}, F1 {:.4}, accuracy {:.4}", m.auroc, m.f1, m.accuracy);
+    }
+    println!("{}", a.out.display());
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let model = GuardModel::load(&a.model)?;
+    let dev = device(a.device.device)?;
+    let ds = load(&a.data, false)?;
+    let set = LabeledSet::from_dataset(&ds, None, Some(&model.card.encoder))?;
+    let ev = model.evaluate(&set, a.threshold, &dev)?;
+    if let Some(p) = &a.json {
+        pairguard_data::hash::write_atomic(p, &serde_json::to_vec_pretty(&ev)?)?;
+    }
+    let row = |name: &str, m: &pairguard_model::metrics::BinaryMetrics| {
+        println!(
+            "{name:<28} {:>6} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4}",
+            m.n, m.accuracy, m.balanced_accuracy, m.precision, m.recall, m.f1, m.auroc, m.auprc
+        )
+    };
+    println!("{:<28} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}", "slice", "n", "acc", "bal_acc", "prec", "recall", "f1", "auroc", "auprc");
+    row("overall", &ev.overall);
+    for (k, m) in &ev.by_category {
+        row(&format!("category: {k}"), m);
+    }
+    for (k, m) in &ev.by_source {
+        row(&format!("source: {k}"), m);
+    }
+    println!("ECE {:.4}; TPR at FPR {}: {:.4}", ev.overall.ece, ev.overall.fpr_target, ev.overall.tpr_at_fpr);
+    if let Some(p) = &ev.pairs {
+        println!(
+            "pairs: {}; pair accuracy {:.4}, ordering accuracy {:.4}, flip rate {:.4}",
+            p.pairs, p.pair_accuracy, p.ordering_accuracy, p.flip_rate
+        );
+    }
+    Ok(())
+}
+
+fn predict(a: PredictArgs) -> anyhow::Result<()> {
+    let model = GuardModel::load(&a.model)?;
+    let dev = device(a.device.device)?;
+    let ds = load(&a.data, false)?;
+    let set = LabeledSet::from_dataset(&ds, None, Some(&model.card.encoder))?;
+    let preds = model.predict(&set.ids, &set.x, a.threshold, &dev)?;
+    let mut out = String::new();
+    for p in preds {
+        out.push_str(&serde_json::to_string(&p)?);
+        out.push('\n');
+    }
+    match &a.out {
+        Some(p) => pairguard_data::hash::write_atomic(p, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    Ok(())
+}
+
+fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+    let (exp, _) = pairguard_experiments::Experiment::from_file(&a.experiment)?;
+    let out = a.out.unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+    let dev = device(a.device.device)?;
+    let opts = pairguard_experiments::RunOptions { device: dev, progress: true, max_groups: None };
+    let t0 = std::time::Instant::now();
+    let report = pairguard_experiments::run_experiment(&a.experiment, &out, &opts)?;
+    eprintln!("sweep finished in {:.1}s", t0.elapsed().as_secs_f64());
+    println!("{}", report.display());
+    Ok(())
+}

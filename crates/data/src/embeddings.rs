@@ -1,0 +1,244 @@
+//! Embedding stores: vectors in a safetensors file (tensor `embeddings`,
+//! f32 `[n, dim]`) plus a JSON index beside it with the sample ids and the
+//! identity of the encoder that produced them. numpy reads the former with
+//! `safetensors.numpy.load_file`, pandas the latter with `read_json`.
+//! Stores from different encoders must never be mixed, so every consumer
+//! compares [`EncoderId`]s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{sha256_bytes, write_atomic};
+use crate::{DataError, Result};
+
+/// Tensor name inside the safetensors file.
+pub const TENSOR_NAME: &str = "embeddings";
+
+/// What produced a set of embeddings. Two stores are comparable only when
+/// these are equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderId {
+    /// Hub repo id, local path, or `synthetic`.
+    pub model: String,
+    pub revision: Option<String>,
+    /// SHA-256 of the weights file (or of the generator config).
+    pub weights_sha256: String,
+    /// Version tag of the preprocessing pipeline.
+    pub preprocess: String,
+    pub dim: usize,
+    /// Whether vectors are L2-normalised.
+    pub normalized: bool,
+}
+
+impl EncoderId {
+    /// Fails with both identities spelled out when they differ.
+    pub fn ensure_matches(&self, other: &EncoderId, what: &str) -> Result<()> {
+        if self == other {
+            return Ok(());
+        }
+        Err(DataError::Other(format!(
+            "encoder mismatch for {what}: expected {} (rev {:?}, weights {}, preprocess {}, dim {}, normalized {}), found {} (rev {:?}, weights {}, preprocess {}, dim {}, normalized {})",
+            self.model,
+            self.revision,
+            short(&self.weights_sha256),
+            self.preprocess,
+            self.dim,
+            self.normalized,
+            other.model,
+            other.revision,
+            short(&other.weights_sha256),
+            other.preprocess,
+            other.dim,
+            other.normalized
+        )))
+    }
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Index {
+    encoder: EncoderId,
+    count: usize,
+    dim: usize,
+    /// SHA-256 of the safetensors file, to detect a mismatched pair of files.
+    tensor_sha256: String,
+    ids: Vec<String>,
+}
+
+/// Embeddings for a set of samples, addressed by sample id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingStore {
+    pub encoder: EncoderId,
+    pub ids: Vec<String>,
+    /// Row-major `[ids.len(), encoder.dim]`.
+    pub vectors: Vec<f32>,
+    position: HashMap<String, usize>,
+}
+
+impl EmbeddingStore {
+    pub fn new(encoder: EncoderId, ids: Vec<String>, vectors: Vec<f32>) -> Result<Self> {
+        let dim = encoder.dim;
+        if dim == 0 || vectors.len() != ids.len() * dim {
+            return Err(DataError::Other(format!(
+                "embedding store: {} ids and {} values do not form [n, {dim}]",
+                ids.len(),
+                vectors.len()
+            )));
+        }
+        let mut position = HashMap::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if position.insert(id.clone(), i).is_some() {
+                return Err(DataError::Other(format!("embedding store: duplicate id {id:?}")));
+            }
+        }
+        for (i, row) in vectors.chunks(dim).enumerate() {
+            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                return Err(DataError::Other(format!(
+                    "embedding store: sample {:?} has a non-finite value ({}) at dimension {j}",
+                    ids[i], row[j]
+                )));
+            }
+        }
+        Ok(EmbeddingStore {
+            encoder,
+            ids,
+            vectors,
+            position,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.encoder.dim
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&[f32]> {
+        let d = self.dim();
+        self.position.get(id).map(|&i| &self.vectors[i * d..(i + 1) * d])
+    }
+
+    /// The JSON index that accompanies a safetensors file.
+    pub fn index_path(tensor_path: &Path) -> PathBuf {
+        tensor_path.with_extension("json")
+    }
+
+    /// Writes both files atomically (tensor first, index last, so an index
+    /// always describes a complete tensor file).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<u8> = self.vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::F32, vec![self.len(), self.dim()], &bytes)
+            .map_err(|e| DataError::Other(format!("{}: {e}", path.display())))?;
+        let meta: HashMap<String, String> =
+            [("encoder".to_string(), serde_json::to_string(&self.encoder).expect("serialisable"))].into();
+        let file = safetensors::serialize([(TENSOR_NAME, view)], Some(meta))
+            .map_err(|e| DataError::Other(format!("{}: {e}", path.display())))?;
+        write_atomic(path, &file)?;
+        let index = Index {
+            encoder: self.encoder.clone(),
+            count: self.len(),
+            dim: self.dim(),
+            tensor_sha256: sha256_bytes(&file),
+            ids: self.ids.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&index).expect("serialisable");
+        write_atomic(&Self::index_path(path), &json)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+        let index_path = Self::index_path(path);
+        let index_text = std::fs::read_to_string(&index_path).map_err(|e| DataError::io(&index_path, e))?;
+        let index: Index = serde_json::from_str(&index_text).map_err(|e| DataError::parse(&index_path, e))?;
+        if sha256_bytes(&bytes) != index.tensor_sha256 {
+            return Err(DataError::parse(
+                path,
+                format!("contents do not match the hash recorded in {}", index_path.display()),
+            ));
+        }
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| DataError::parse(path, e))?;
+        let t = st
+            .tensor(TENSOR_NAME)
+            .map_err(|_| DataError::parse(path, format!("no tensor named {TENSOR_NAME:?}")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != [index.count, index.dim] {
+            return Err(DataError::parse(
+                path,
+                format!(
+                    "tensor {TENSOR_NAME:?} is {:?} {:?}, the index says F32 [{}, {}]",
+                    t.dtype(),
+                    t.shape(),
+                    index.count,
+                    index.dim
+                ),
+            ));
+        }
+        if index.encoder.dim != index.dim || index.ids.len() != index.count {
+            return Err(DataError::parse(&index_path, "dimension or id count disagrees with the header"));
+        }
+        let vectors = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        Self::new(index.encoder, index.ids, vectors).map_err(|e| DataError::parse(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(dim: usize) -> EncoderId {
+        EncoderId {
+            model: "test".into(),
+            revision: None,
+            weights_sha256: "abc".into(),
+            preprocess: "none".into(),
+            dim,
+            normalized: false,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_detects_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.safetensors");
+        let store = EmbeddingStore::new(enc(2), vec!["a".into(), "b".into()], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        store.save(&path).unwrap();
+        let back = EmbeddingStore::load(&path).unwrap();
+        assert_eq!(back, store);
+        assert_eq!(back.get("b"), Some(&[3.0, 4.0][..]));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(EmbeddingStore::load(&path).unwrap_err().to_string().contains("do not match"));
+    }
+
+    #[test]
+    fn nan_and_shape_errors_name_the_sample() {
+        let e = EmbeddingStore::new(enc(2), vec!["a".into(), "b".into()], vec![1.0, 2.0, f32::NAN, 4.0]).unwrap_err();
+        assert!(e.to_string().contains("\"b\"") && e.to_string().contains("non-finite"), "{e}");
+        assert!(EmbeddingStore::new(enc(3), vec!["a".into()], vec![1.0, 2.0]).is_err());
+    }
+
+    #[test]
+    fn encoder_mismatch_is_explained() {
+        let mut other = enc(2);
+        other.weights_sha256 = "def".into();
+        let e = enc(2).ensure_matches(&other, "store x").unwrap_err();
+        assert!(e.to_string().contains("encoder mismatch for store x"), "{e}");
+    }
+}

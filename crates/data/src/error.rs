@@ -1,0 +1,67 @@
+//! One error type for the data crate. Every variant carries the location a
+//! user needs to fix the input: the file, and where relevant the row and field.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: row {row}, field `{field}`: {message}")]
+    Field {
+        path: PathBuf,
+        row: usize,
+        field: String,
+        message: String,
+    },
+    #[error("{path}: invalid descriptor: {message}")]
+    Descriptor { path: PathBuf, message: String },
+    #[error("{count} invalid row(s) in {dataset}; first: {first} (rerun `pairguard data validate` for all, or pass --skip-invalid to drop them with a report)")]
+    Invalid {
+        dataset: String,
+        count: usize,
+        first: String,
+    },
+    #[error("Hugging Face Hub: {0}")]
+    Hub(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DataError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn parse(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Self::Parse {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn field(
+        path: impl Into<PathBuf>,
+        row: usize,
+        field: impl Into<String>,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        Self::Field {
+            path: path.into(),
+            row,
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The embedded synthetic benchmark: embeddings (and, for end-to-end tests,
+//! small images) with known ground truth, written in pairguard's own formats.
+//!
+//! # Generative model
+//!
+//! All directions are random unit vectors in `R^dim`, drawn from the seed:
+//! context centres `mu_c` (one per scene cluster), category topics `t_k`,
+//! harm directions `h_k` (orthogonalised against each other and the topics)
+//! and one style direction `s` for AI-generated images. A sample in cluster
+//! `c`, category `k`, with label `y` (1 = unsafe) and source flag `a` is
+//!
+//! ```text
+//! x = normalize(context * mu_c + topic * t_k + harm * y * h_k + style * a * s + noise * e),
+//! e ~ N(0, I / dim)
+//! ```
+//!
+//! * **The cause.** Only `h_k` decides the label: it is the harmful feature.
+//! * **The shortcut.** In the coarse pool (and the coarse test set), the first
+//!   half of the clusters are "risky" with `P(unsafe) = (1 + shortcut) / 2`
+//!   and the rest "benign" with `(1 - shortcut) / 2`. The strong context
+//!   signal lets a probe predict labels from the scene, which works in
+//!   distribution and fails elsewhere.
+//! * **The pairs.** A pair shares cluster, category and noise `e`; its two
+//!   members differ only by `harm * h_k` plus independent edit noise
+//!   `edit_noise * e'`. Pairs are balanced within every cluster, so the only
+//!   signal they carry is the harm direction.
+//! * **The shortcut-free test.** Labels are independent of the cluster
+//!   (`P(unsafe) = 1/2` everywhere): a probe that leaned on the scene loses
+//!   accuracy here, one that learned `h_k` does not.
+//!
+//! Written datasets: `coarse` (pool), `pairs` (pool), `test-coarse`,
+//! `test-shifted` and `test-pairs` (held-out pairs, the pair benchmark),
+//! each as a TOML descriptor, a JSONL manifest and an embedding store, plus
+//! `ground-truth.json`. With `images > 0`, `images` is a small image dataset
+//! (32x32 PNGs) with the same structure for end-to-end pixel tests.
+
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::descriptor::{Columns, Descriptor, Format, LabelMap, SourceMap, TaxonomySpec, DEFAULT_MAX_PIXELS};
+use crate::embeddings::{EmbeddingStore, EncoderId};
+use crate::hash::{derive_seed, sha256_bytes, write_atomic};
+use crate::sample::{ImageRef, Label, PairMember, PairRole, Sample, Source};
+use crate::taxonomy::Taxonomy;
+use crate::{DataError, Result};
+
+/// Knobs of the generative model (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticConfig {
+    pub dim: usize,
+    pub categories: usize,
+    pub clusters: usize,
+    /// Size of the coarse pool.
+    pub coarse: usize,
+    /// Pairs in the pair pool.
+    pub pairs: usize,
+    /// Size of each single-image test set.
+    pub test: usize,
+    /// Pairs in the pair benchmark.
+    pub test_pairs: usize,
+    pub context: f64,
+    pub topic: f64,
+    pub harm: f64,
+    pub style: f64,
+    pub noise: f64,
+    pub edit_noise: f64,
+    /// 0 = labels independent of the scene; 1 = the scene decides the label.
+    pub shortcut: f64,
+    /// Number of images in the optional image dataset (0 = none).
+    pub images: usize,
+    pub seed: u64,
+}
+
+impl Default for SyntheticConfig {
+    /// The demo benchmark: strong scene shortcut, weak harm signal.
+    fn default() -> Self {
+        SyntheticConfig {
+            dim: 64,
+            categories: 4,
+            clusters: 8,
+            coarse: 6000,
+            pairs: 1500,
+            test: 2000,
+            test_pairs: 500,
+            context: 2.0,
+            topic: 0.5,
+            harm: 0.6,
+            style: 0.3,
+            noise: 1.0,
+            edit_noise: 0.1,
+            shortcut: 0.8,
+            images: 0,
+            seed: 0,
+        }
+    }
+}
+
+impl SyntheticConfig {
+    /// A few hundred samples, for unit tests.
+    pub fn tiny() -> Self {
+        SyntheticConfig {
+            dim: 16,
+            categories: 3,
+            clusters: 4,
+            coarse: 400,
+            pairs: 100,
+            test: 200,
+            test_pairs: 50,
+            // Fewer samples: a stronger harm signal keeps tests decisive.
+            harm: 0.9,
+            ..Self::default()
+        }
+    }
+
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "default" => Some(Self::default()),
+            "tiny" => Some(Self::tiny()),
+            _ => None,
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: &str| Err(DataError::Other(format!("synthetic config: {m}")));
+        if self.dim < 2 * self.categories + 2 {
+            return bad("dim must be at least 2 x categories + 2 so harm directions can be orthogonal");
+        }
+        if self.categories == 0 || self.clusters < 2 {
+            return bad("needs at least 1 category and 2 clusters");
+        }
+        if !(0.0..=1.0).contains(&self.shortcut) {
+            return bad("shortcut must be in [0, 1]");
+        }
+        if [self.context, self.topic, self.harm, self.style, self.noise, self.edit_noise]
+            .iter()
+            .any(|v| !v.is_finite() || *v < 0.0)
+        {
+            return bad("strengths and noise levels must be finite and non-negative");
+        }
+        Ok(())
+    }
+
+    /// The encoder identity written into every store: synthetic embeddings
+    /// from different configs must not be mixed.
+    pub fn encoder_id(&self) -> EncoderId {
+        EncoderId {
+            model: "synthetic".into(),
+            revision: None,
+            weights_sha256: sha256_bytes(serde_json::to_string(self).expect("serialisable").as_bytes()),
+            preprocess: "synthetic-v1".into(),
+            dim: self.dim,
+            normalized: true,
+        }
+    }
+}
+
+/// The hidden directions of the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroundTruth {
+    pub context: Vec<Vec<f32>>,
+    pub topic: Vec<Vec<f32>>,
+    pub harm: Vec<Vec<f32>>,
+    pub style: Vec<f32>,
+}
+
+/// One generated dataset held in memory.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub samples: Vec<Sample>,
+    /// The cluster of each sample (ground truth, not in the data model).
+    pub clusters: Vec<usize>,
+    pub vectors: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Benchmark {
+    pub config: SyntheticConfig,
+    pub truth: GroundTruth,
+    pub coarse: Part,
+    pub pairs: Part,
+    pub test_coarse: Part,
+    pub test_shifted: Part,
+    pub test_pairs: Part,
+}
+
+fn unit(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f64> {
+    let v: Vec<f64> = (0..dim).map(|_| Distribution::<f64>::sample(&StandardNormal, rng)).collect();
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+/// Gram-Schmidt: makes `v` orthogonal to every vector in `basis`, unit norm.
+fn orthogonalise(mut v: Vec<f64>, basis: &[Vec<f64>]) -> Vec<f64> {
+    for b in basis {
+        let d: f64 = v.iter().zip(b).map(|(x, y)| x * y).sum();
+        v.iter_mut().zip(b).for_each(|(x, y)| *x -= d * y);
+    }
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+struct Model<'a> {
+    cfg: &'a SyntheticConfig,
+    context: Vec<Vec<f64>>,
+    topic: Vec<Vec<f64>>,
+    harm: Vec<Vec<f64>>,
+    style: Vec<f64>,
+}
+
+impl Model<'_> {
+    fn noise(&self, rng: &mut ChaCha8Rng, scale: f64) -> Vec<f64> {
+        let s = scale / (self.cfg.dim as f64).sqrt();
+        (0..self.cfg.dim).map(|_| s * Distribution::<f64>::sample(&StandardNormal, rng)).collect::<Vec<f64>>()
+    }
+
+    /// The pre-normalisation vector without the harm term.
+    fn base(&self, c: usize, k: usize, ai: bool, e: &[f64]) -> Vec<f64> {
+        let cfg = self.cfg;
+        (0..cfg.dim)
+            .map(|d| {
+                cfg.context * self.context[c][d]
+                    + cfg.topic * self.topic[k][d]
+                    + if ai { cfg.style * self.style[d] } else { 0.0 }
+                    + e[d]
+            })
+            .collect()
+    }
+
+    fn finish(&self, mut v: Vec<f64>, k: usize, unsafe_: bool, extra: &[f64]) -> Vec<f32> {
+        for d in 0..v.len() {
+            v[d] += extra[d] + if unsafe_ { self.cfg.harm * self.harm[k][d] } else { 0.0 };
+        }
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        v.into_iter().map(|x| (x / n) as f32).collect()
+    }
+
+    fn risky(&self, c: usize) -> bool {
+        c < self.cfg.clusters / 2
+    }
+}
+
+fn single_images(model: &Model, name: &str, n: usize, shortcut: bool, seed: u64) -> Part {
+    let cfg = model.cfg;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, name));
+    let mut part = Part {
+        name: name.into(),
+        samples: Vec::with_capacity(n),
+        clusters: Vec::with_capacity(n),
+        vectors: Vec::with_capacity(n * cfg.dim),
+    };
+    let zero = vec![0.0; cfg.dim];
+    for i in 0..n {
+        let c = rng.random_range(0..cfg.clusters);
+        let k = rng.random_range(0..cfg.categories);
+        let ai = rng.random_bool(0.5);
+        let p = if !shortcut {
+            0.5
+        } else if model.risky(c) {
+            (1.0 + cfg.shortcut) / 2.0
+        } else {
+            (1.0 - cfg.shortcut) / 2.0
+        };
+        let y = rng.random_bool(p);
+        let e = model.noise(&mut rng, cfg.noise);
+        let v = model.finish(model.base(c, k, ai, &e), k, y, &zero);
+        part.vectors.extend(v);
+        part.clusters.push(c);
+        part.samples.push(Sample {
+            id: format!("{name}-{i:06}"),
+            image: None,
+            label: if y { Label::Unsafe } else { Label::Safe },
+            category: Some(format!("category-{k}")),
+            pair: None,
+            group: None,
+            source: if ai { Source::AiGenerated } else { Source::Real },
+            split: None,
+        });
+    }
+    part
+}
+
+fn pair_set(model: &Model, name: &str, n_pairs: usize, seed: u64) -> Part {
+    let cfg = model.cfg;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, name));
+    let mut part = Part {
+        name: name.into(),
+        samples: Vec::with_capacity(2 * n_pairs),
+        clusters: Vec::with_capacity(2 * n_pairs),
+        vectors: Vec::with_capacity(2 * n_pairs * cfg.dim),
+    };
+    for i in 0..n_pairs {
+        let c = rng.random_range(0..cfg.clusters);
+        let k = rng.random_range(0..cfg.categories);
+        let ai = rng.random_bool(0.5);
+        // Which side was photographed and which was edited.
+        let original_unsafe = rng.random_bool(0.5);
+        let e = model.noise(&mut rng, cfg.noise);
+        let base = model.base(c, k, ai, &e);
+        let pair_id = format!("{name}-p{i:05}");
+        for role in [PairRole::Original, PairRole::Counterfactual] {
+            let y = (role == PairRole::Original) == original_unsafe;
+            let edit = model.noise(&mut rng, cfg.edit_noise);
+            part.vectors.extend(model.finish(base.clone(), k, y, &edit));
+            part.clusters.push(c);
+            part.samples.push(Sample {
+                id: format!("{pair_id}-{}", if role == PairRole::Original { "o" } else { "c" }),
+                image: None,
+                label: if y { Label::Unsafe } else { Label::Safe },
+                category: Some(format!("category-{k}")),
+                pair: Some(PairMember {
+                    pair_id: pair_id.clone(),
+                    role,
+                }),
+                group: None,
+                source: if ai { Source::AiGenerated } else { Source::Real },
+                split: None,
+            });
+        }
+    }
+    part
+}
+
+impl Benchmark {
+    pub fn generate(cfg: &SyntheticConfig) -> Result<Self> {
+        cfg.check()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, "directions"));
+        let context: Vec<Vec<f64>> = (0..cfg.clusters).map(|_| unit(&mut rng, cfg.dim)).collect();
+        let topic: Vec<Vec<f64>> = (0..cfg.categories).map(|_| unit(&mut rng, cfg.dim)).collect();
+        let mut harm: Vec<Vec<f64>> = Vec::new();
+        for _ in 0..cfg.categories {
+            let basis: Vec<Vec<f64>> = topic.iter().chain(harm.iter()).cloned().collect();
+            harm.push(orthogonalise(unit(&mut rng, cfg.dim), &basis));
+        }
+        let style = unit(&mut rng, cfg.dim);
+        let model = Model {
+            cfg,
+            context,
+            topic,
+            harm,
+            style,
+        };
+        let f32s = |v: &Vec<Vec<f64>>| v.iter().map(|x| x.iter().map(|&y| y as f32).collect()).collect();
+        let truth = GroundTruth {
+            context: f32s(&model.context),
+            topic: f32s(&model.topic),
+            harm: f32s(&model.harm),
+            style: model.style.iter().map(|&y| y as f32).collect(),
+        };
+        Ok(Benchmark {
+            config: cfg.clone(),
+            coarse: single_images(&model, "coarse", cfg.coarse, true, cfg.seed),
+            pairs: pair_set(&model, "pairs", cfg.pairs, cfg.seed),
+            test_coarse: single_images(&model, "test-coarse", cfg.test, true, cfg.seed),
+            test_shifted: single_images(&model, "test-shifted", cfg.test, false, cfg.seed),
+            test_pairs: pair_set(&model, "test-pairs", cfg.test_pairs, cfg.seed),
+            truth,
+        })
+    }
+
+    pub fn taxonomy(&self) -> Taxonomy {
+        Taxonomy::numbered("synthetic", self.config.categories)
+    }
+
+    pub fn parts(&self) -> [&Part; 5] {
+        [&self.coarse, &self.pairs, &self.test_coarse, &self.test_shifted, &self.test_pairs]
+    }
+
+    /// Writes every part as descriptor + JSONL manifest + embedding store,
+    /// and the ground truth. Returns the descriptor paths.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+        let encoder = self.config.encoder_id();
+        let mut written = Vec::new();
+        for part in self.parts() {
+            let store = EmbeddingStore::new(
+                encoder.clone(),
+                part.samples.iter().map(|s| s.id.clone()).collect(),
+                part.vectors.clone(),
+            )?;
+            store.save(&dir.join(format!("{}.safetensors", part.name)))?;
+            let manifest = manifest_jsonl(&part.samples, Some(&part.clusters), None);
+            write_atomic(&dir.join(format!("{}.jsonl", part.name)), manifest.as_bytes())?;
+            let d = self.descriptor(&part.name, Some(format!("{}.safetensors", part.name)), None);
+            let path = dir.join(format!("{}.toml", part.name));
+            write_atomic(&path, toml::to_string(&d).expect("serialisable").as_bytes())?;
+            written.push(path);
+        }
+        let truth = serde_json::json!({ "config": self.config, "directions": self.truth });
+        write_atomic(&dir.join("ground-truth.json"), serde_json::to_string_pretty(&truth).expect("json").as_bytes())?;
+        if self.config.images > 0 {
+            written.push(self.write_images(dir)?);
+        }
+        Ok(written)
+    }
+
+    fn descriptor(&self, name: &str, embeddings: Option<String>, root: Option<String>) -> Descriptor {
+        Descriptor {
+            name: format!("synthetic-{name}"),
+            format: Format::Jsonl,
+            manifest: vec![format!("{name}.jsonl")],
+            root,
+            embeddings,
+            taxonomy: TaxonomySpec::Inline(self.taxonomy()),
+            max_pixels: DEFAULT_MAX_PIXELS,
+            columns: Columns::default(),
+            labels: LabelMap::default(),
+            sources: SourceMap::default(),
+            categories: Default::default(),
+            hub: None,
+            path: PathBuf::new(),
+        }
+    }
+
+    /// Small images with the same structure: background colour and texture
+    /// from the cluster, a category-coloured disc as the topic, and, when
+    /// unsafe, a dark cross (the "harmful feature"). Pairs share everything
+    /// but the cross.
+    fn write_images(&self, dir: &Path) -> Result<PathBuf> {
+        let n = self.config.images;
+        let img_dir = dir.join("images");
+        std::fs::create_dir_all(&img_dir).map_err(|e| DataError::io(&img_dir, e))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.config.seed, "images"));
+        let mut samples = Vec::new();
+        let mut paths = Vec::new();
+        for i in 0..n.div_ceil(2) {
+            let c = rng.random_range(0..self.config.clusters);
+            let k = rng.random_range(0..self.config.categories);
+            let texture: u64 = rng.random();
+            let pair_id = format!("img-p{i:04}");
+            for (role, y) in [(PairRole::Original, i % 2 == 0), (PairRole::Counterfactual, i % 2 != 0)] {
+                let img = draw(c, k, y, texture, self.config.clusters, self.config.categories);
+                let suffix = if role == PairRole::Original { "o" } else { "c" };
+                let file = format!("{pair_id}-{suffix}.png");
+                img.save(img_dir.join(&file)).map_err(|e| DataError::Other(format!("{}: {e}", file)))?;
+                paths.push(format!("images/{file}"));
+                samples.push(Sample {
+                    id: format!("{pair_id}-{suffix}"),
+                    image: Some(ImageRef::Path(img_dir.join(&file))),
+                    label: if y { Label::Unsafe } else { Label::Safe },
+                    category: Some(format!("category-{k}")),
+                    pair: Some(PairMember {
+                        pair_id: pair_id.clone(),
+                        role,
+                    }),
+                    group: None,
+                    source: Source::AiGenerated,
+                    split: None,
+                });
+            }
+        }
+        let manifest = manifest_jsonl(&samples, None, Some(&paths));
+        write_atomic(&dir.join("images.jsonl"), manifest.as_bytes())?;
+        let d = self.descriptor("images", None, Some(".".into()));
+        let path = dir.join("images.toml");
+        write_atomic(&path, toml::to_string(&d).expect("serialisable").as_bytes())?;
+        Ok(path)
+    }
+}
+
+fn draw(c: usize, k: usize, unsafe_: bool, texture: u64, clusters: usize, categories: usize) -> image::RgbImage {
+    let hue = |i: usize, n: usize| -> [u8; 3] {
+        let t = i as f64 / n as f64;
+        let f = |o: f64| ((0.5 + 0.4 * (std::f64::consts::TAU * (t + o)).cos()) * 255.0) as u8;
+        [f(0.0), f(1.0 / 3.0), f(2.0 / 3.0)]
+    };
+    let bg = hue(c, clusters);
+    let fg = hue(k, categories).map(|v| 255 - v);
+    let mut rng = ChaCha8Rng::seed_from_u64(texture);
+    image::RgbImage::from_fn(32, 32, |x, y| {
+        let jitter: i16 = rng.random_range(-12..=12);
+        let (dx, dy) = (x as f64 - 16.0, y as f64 - 16.0);
+        let px = if unsafe_ && (x as i32 - y as i32).abs() <= 1 || unsafe_ && (x as i32 + y as i32 - 31).abs() <= 1 {
+            [20, 20, 20]
+        } else if dx * dx + dy * dy < 64.0 {
+            fg
+        } else {
+            bg
+        };
+        image::Rgb(px.map(|v| (v as i16 + jitter).clamp(0, 255) as u8))
+    })
+}
+
+/// JSONL in the default column layout; `clusters` adds a ground-truth column
+/// that readers ignore.
+fn manifest_jsonl(samples: &[Sample], clusters: Option<&[usize]>, paths: Option<&[String]>) -> String {
+    let mut out = String::new();
+    for (i, s) in samples.iter().enumerate() {
+        let mut obj = serde_json::Map::new();
+        obj.insert("id".into(), s.id.clone().into());
+        if let Some(p) = paths {
+            obj.insert("image".into(), p[i].clone().into());
+        }
+        obj.insert("label".into(), s.label.name().into());
+        if let Some(c) = &s.category {
+            obj.insert("category".into(), c.clone().into());
+        }
+        obj.insert("source".into(), s.source.name().into());
+        if let Some(p) = &s.pair {
+            obj.insert("pair_id".into(), p.pair_id.clone().into());
+            obj.insert("pair_role".into(), p.role.name().into());
+        }
+        if let Some(c) = clusters {
+            obj.insert("cluster".into(), c[i].into());
+        }
+        out.push_str(&serde_json::Value::Object(obj).to_string());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,34 @@
+//! Sample-efficiency sweeps: how much counterfactual pairs improve a
+//! lightweight guard at each training budget, with confidence intervals,
+//! plots and a report that names every input.
+
+pub mod config;
+pub mod plot;
+pub mod report;
+pub mod stats;
+pub mod summary;
+pub mod sweep;
+
+use std::path::{Path, PathBuf};
+
+pub use config::Experiment;
+pub use sweep::{FitRow, RunOptions};
+
+/// Runs (or resumes) the experiment in `config` into `out` and writes the
+/// report; returns the report's path.
+pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions) -> anyhow::Result<PathBuf> {
+    let (exp, text) = Experiment::from_file(config)?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    let (rows, data, identity) = sweep::run(&exp, base, out, opts)?;
+    report::write(
+        out,
+        &report::ReportInputs {
+            exp: &exp,
+            config_text: &text,
+            config_path: config,
+            rows: &rows,
+            data: &data,
+            identity: &identity,
+        },
+    )
+}

@@ -1,0 +1,108 @@
+//! A tiny sweep end to end: outputs, determinism, resuming, and the report
+//! naming every input.
+
+use std::path::{Path, PathBuf};
+
+use pairguard_experiments::{run_experiment, RunOptions};
+
+const TINY: &str = r#"
+name = "tiny"
+[data.synthetic]
+dim = 16
+categories = 3
+clusters = 4
+coarse = 300
+pairs = 80
+test = 150
+test_pairs = 40
+seed = 1
+
+[train]
+epochs = 30
+patience = 0
+
+[sweep]
+budgets = [16, 32, 64]
+strategies = [{ kind = "coarse-only" }, { kind = "ratio", pair_fraction = 0.5 }, { kind = "ratio-unpaired", pair_fraction = 0.5 }]
+seeds = [0, 1, 2]
+
+[report]
+metrics = ["auroc", "pair_accuracy"]
+baseline = "coarse"
+target = { metric = "auroc", test = "shifted", value = 0.6 }
+"#;
+
+fn setup(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tiny.toml");
+    std::fs::write(&cfg, text).unwrap();
+    (dir, cfg)
+}
+
+fn opts(max_groups: Option<usize>) -> RunOptions {
+    RunOptions { device: pairguard_model::Device::flex(), progress: false, max_groups }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn tiny_sweep_writes_every_output_and_is_deterministic() {
+    let (dir, cfg) = setup(TINY);
+    let out1 = dir.path().join("r1");
+    let report = run_experiment(&cfg, &out1, &opts(None)).unwrap();
+    let fits = read(&out1.join("fits.csv"));
+    // 3 strategies x 3 seeds x 3 budgets x 3 test sets, plus the header.
+    assert_eq!(fits.lines().count(), 1 + 3 * 3 * 3 * 3);
+    assert!(fits.lines().next().unwrap().starts_with("strategy,budget,seed,test,n_train"));
+    let summary = read(&out1.join("summary.csv"));
+    assert!(summary.contains("shifted,coarse,64,auroc,3,"), "{summary}");
+    for f in ["comparisons.csv", "manifest.json", "plots/shifted_auroc.png", "plots/shifted_auroc.svg", "plots/pairs_pair_accuracy.png"] {
+        assert!(out1.join(f).is_file(), "missing {f}");
+    }
+    let png = image::open(out1.join("plots/shifted_auroc.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (900, 560));
+    // The report names every input: each data file with its hash, and the config.
+    let md = read(&report);
+    let identity: serde_json::Value = serde_json::from_str(&read(&out1.join("identity.json"))).unwrap();
+    for (file, hash) in identity["data_sha256"].as_object().unwrap() {
+        assert!(md.contains(file.as_str()) && md.contains(hash.as_str().unwrap()), "report lacks {file}");
+    }
+    assert!(identity["data_sha256"].as_object().unwrap().len() >= 5 * 4, "descriptor, manifest, store and index per dataset");
+    assert!(md.contains("## Sample efficiency") && md.contains("name = \"tiny\""));
+    // Same seed, same CSV.
+    let out2 = dir.path().join("r2");
+    run_experiment(&cfg, &out2, &opts(None)).unwrap();
+    assert_eq!(fits, read(&out2.join("fits.csv")));
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_to_identical_results() {
+    let (dir, cfg) = setup(TINY);
+    let full = dir.path().join("full");
+    run_experiment(&cfg, &full, &opts(None)).unwrap();
+    let part = dir.path().join("part");
+    run_experiment(&cfg, &part, &opts(Some(2))).unwrap();
+    let groups = std::fs::read_dir(part.join("fits")).unwrap().count();
+    assert_eq!(groups, 2, "stopped after two (strategy, seed) groups");
+    let partial_rows = read(&part.join("fits.csv")).lines().count();
+    assert!(partial_rows < read(&full.join("fits.csv")).lines().count());
+    // Finished groups are not redone: their files keep their modification time.
+    let first = std::fs::read_dir(part.join("fits")).unwrap().next().unwrap().unwrap().path();
+    let before = std::fs::metadata(&first).unwrap().modified().unwrap();
+    run_experiment(&cfg, &part, &opts(None)).unwrap();
+    assert_eq!(std::fs::metadata(&first).unwrap().modified().unwrap(), before);
+    assert_eq!(read(&full.join("fits.csv")), read(&part.join("fits.csv")));
+    assert_eq!(read(&full.join("summary.csv")), read(&part.join("summary.csv")));
+}
+
+#[test]
+fn a_results_folder_refuses_a_changed_experiment() {
+    let (dir, cfg) = setup(TINY);
+    let out = dir.path().join("r");
+    run_experiment(&cfg, &out, &opts(Some(1))).unwrap();
+    std::fs::write(&cfg, TINY.replace("epochs = 30", "epochs = 31")).unwrap();
+    let e = run_experiment(&cfg, &out, &opts(None)).unwrap_err().to_string();
+    assert!(e.contains("different experiment"), "{e}");
+}

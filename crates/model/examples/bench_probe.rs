@@ -1,0 +1,83 @@
+//! Logistic-probe fitting speed and quality against scikit-learn's
+//! LogisticRegression on the same 10,000 x 512 embeddings (the synthetic
+//! benchmark at CLIP's dimension), printed side by side in one run. Both
+//! minimise the same objective: class-balanced mean log-loss plus
+//! lambda / 2 * ||w||^2 (C = 1 / (lambda N) in scikit-learn's terms).
+//!
+//!     cargo run -p pairguard-model --example bench_probe
+//!
+//! The peer runs when `PAIRGUARD_PYTHON` (default `python3`) has numpy,
+//! scikit-learn and safetensors.
+
+use std::time::Instant;
+
+use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
+use pairguard_model::{bank_logits, fit_bank, metrics, BankJob, Device, FeatureNorm, NormKind, TrainConfig};
+
+fn main() -> anyhow::Result<()> {
+    let cfg = SyntheticConfig { dim: 512, categories: 4, coarse: 10_000, pairs: 10, test: 5_000, test_pairs: 10, ..SyntheticConfig::default() };
+    let b = Benchmark::generate(&cfg)?;
+    let d = cfg.dim;
+    let norm = FeatureNorm::fit(NormKind::Standardize, &b.coarse.vectors, d);
+    let (mut xtr, mut xte) = (b.coarse.vectors.clone(), b.test_coarse.vectors.clone());
+    norm.apply(&mut xtr);
+    norm.apply(&mut xte);
+    let ytr: Vec<f32> = b.coarse.samples.iter().map(|s| s.label.as_f32()).collect();
+    let yte: Vec<bool> = b.test_coarse.samples.iter().map(|s| s.label.is_unsafe()).collect();
+    let n = ytr.len();
+    let lambda = 1e-3;
+    let tc = TrainConfig { epochs: 150, learning_rate: 0.05, patience: 0, ..TrainConfig::default() };
+    let dev = Device::flex();
+    println!("logistic probe, {n} x {d} training embeddings, {} test; lambda {lambda} (C = {:.4})", yte.len(), 1.0 / (lambda * n as f64));
+
+    let job = |lambdas: Vec<f64>| BankJob { x: &xtr, dim: d, targets: &ytr, outputs: 1, members: vec![(0..n).collect(); lambdas.len()], lambdas, validation: None, epochs: None };
+    let t = Instant::now();
+    let fit = fit_bank(&job(vec![lambda]), &tc, &dev)?;
+    let secs = t.elapsed().as_secs_f64();
+    let logits = bank_logits(&[&fit.heads[0]], &xte, &dev);
+    let auroc = metrics::auroc(&logits.iter().map(|&z| f64::from(z)).collect::<Vec<_>>(), &yte);
+    println!("pairguard (burn flex, AdamW full batch, {} epochs): {secs:.3} s, test AUROC {auroc:.4}", fit.epochs_run);
+
+    let grid = vec![1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0];
+    let t = Instant::now();
+    let bank = fit_bank(&job(grid.clone()), &tc, &dev)?;
+    let bank_secs = t.elapsed().as_secs_f64();
+    println!("pairguard bank of {} heads (weight-decay sweep in one computation): {bank_secs:.3} s ({:.3} s per head)", grid.len(), bank_secs / grid.len() as f64);
+    let _ = bank;
+
+    // The peer: same standardised features and labels through a file.
+    let dir = std::env::temp_dir().join(format!("pairguard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("probe.safetensors");
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let yte_f: Vec<f32> = yte.iter().map(|&l| f32::from(u8::from(l))).collect();
+    let (a, bb, c, e) = (bytes(&xtr), bytes(&ytr), bytes(&xte), bytes(&yte_f));
+    use safetensors::tensor::{Dtype, TensorView};
+    let views = vec![
+        ("x_train", TensorView::new(Dtype::F32, vec![n, d], &a)?),
+        ("y_train", TensorView::new(Dtype::F32, vec![n], &bb)?),
+        ("x_test", TensorView::new(Dtype::F32, vec![yte.len(), d], &c)?),
+        ("y_test", TensorView::new(Dtype::F32, vec![yte.len()], &e)?),
+    ];
+    std::fs::write(&path, safetensors::serialize(views, None)?)?;
+    let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/sklearn_probe.py");
+    let grid_arg = grid.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(",");
+    match std::process::Command::new(&python).args([script, path.to_str().unwrap(), &lambda.to_string(), &grid_arg]).output() {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            print!("{text}");
+            let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().parse::<f64>().ok());
+            if let (Some(ps), Some(pa)) = (get("seconds="), get("auroc=")) {
+                println!("speed-up vs scikit-learn: {:.2}x; AUROC difference {:+.4}", ps / secs, auroc - pa);
+            }
+            if let Some(gs) = get("grid_seconds=") {
+                println!("weight-decay sweep speed-up vs scikit-learn loop: {:.2}x", gs / bank_secs);
+            }
+        }
+        Ok(out) => println!("scikit-learn peer not run: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")),
+        Err(e) => println!("scikit-learn peer not run: {python}: {e}"),
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! Guard heads on frozen embeddings, as a *bank*: H independent heads of the
+//! same shape stored in stacked parameters (`[H, D, O]`) and evaluated with
+//! one batched matmul. Because the heads share no parameters and Adam acts
+//! element-wise, training a bank is exactly training each head alone, but a
+//! weight-decay sweep or a whole sample-size curve costs one computation.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+/// The architecture of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum HeadKind {
+    /// A linear probe: logistic regression on the embedding.
+    Linear,
+    /// An adapter: one hidden layer with GELU and dropout.
+    Mlp { hidden: usize, dropout: f64 },
+}
+
+impl Default for HeadKind {
+    fn default() -> Self {
+        HeadKind::Linear
+    }
+}
+
+impl HeadKind {
+    pub fn name(&self) -> String {
+        match self {
+            HeadKind::Linear => "linear".into(),
+            HeadKind::Mlp { hidden, .. } => format!("mlp-{hidden}"),
+        }
+    }
+}
+
+/// Weights of one trained head, row-major, on the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadWeights {
+    pub kind: HeadKind,
+    pub input_dim: usize,
+    pub outputs: usize,
+    /// `[D, O]` (linear) or `[D, hidden]` (MLP).
+    pub w1: Vec<f32>,
+    pub b1: Vec<f32>,
+    /// `[hidden, O]` and `[O]` for the MLP.
+    pub w2: Option<Vec<f32>>,
+    pub b2: Option<Vec<f32>>,
+}
+
+impl HeadWeights {
+    pub fn hidden(&self) -> Option<usize> {
+        match self.kind {
+            HeadKind::Linear => None,
+            HeadKind::Mlp { hidden, .. } => Some(hidden),
+        }
+    }
+
+    /// Logits for row-major `[n, D]` features, on the host. Used to check the
+    /// device paths and exports against plain arithmetic.
+    pub fn logits_host(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.input_dim;
+        let matvec = |row: &[f32], w: &[f32], b: &[f32], out: usize| -> Vec<f32> {
+            (0..out)
+                .map(|o| b[o] + row.iter().enumerate().map(|(i, v)| v * w[i * out + o]).sum::<f32>())
+                .collect()
+        };
+        x.chunks(d)
+            .flat_map(|row| match (self.hidden(), &self.w2, &self.b2) {
+                (Some(h), Some(w2), Some(b2)) => {
+                    let hid: Vec<f32> = matvec(row, &self.w1, &self.b1, h).into_iter().map(gelu_host).collect();
+                    matvec(&hid, w2, b2, self.outputs)
+                }
+                _ => matvec(row, &self.w1, &self.b1, self.outputs),
+            })
+            .collect()
+    }
+}
+
+/// Exact (erf) GELU, as burn's `gelu`.
+pub fn gelu_host(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2))
+}
+
+/// erf by Abramowitz-Stegun 7.1.26 refined to f32 precision via f64 series.
+fn erf(x: f32) -> f32 {
+    let x = f64::from(x);
+    // Series for small |x|, continued fraction complement for large |x|.
+    let r = if x.abs() < 2.5 {
+        let mut sum = x;
+        let mut term = x;
+        let x2 = x * x;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() < 1e-17 {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc continued fraction (Lentz), then erf = 1 - erfc.
+        let ax = x.abs();
+        let mut f = ax;
+        let mut c = ax;
+        let mut d = 0.0;
+        for k in 1..200 {
+            let a = k as f64 / 2.0;
+            d = ax + a * d;
+            d = 1.0 / d;
+            c = ax + a / c;
+            let delta = c * d;
+            f *= delta;
+            if (delta - 1.0).abs() < 1e-16 {
+                break;
+            }
+        }
+        let erfc = (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt());
+        (1.0 - erfc).copysign(x)
+    };
+    r as f32
+}
+
+/// H heads in stacked parameters.
+#[derive(Module, Debug)]
+pub struct HeadBank {
+    pub w1: Param<Tensor<3>>,
+    pub b1: Param<Tensor<3>>,
+    pub w2: Option<Param<Tensor<3>>>,
+    pub b2: Option<Param<Tensor<3>>>,
+}
+
+fn tensor3(values: Vec<f32>, shape: [usize; 3], device: &Device) -> Tensor<3> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+impl HeadBank {
+    /// Initialises H heads from a seed on the host, so every backend starts
+    /// from identical weights. Linear heads start at zero (the convex
+    /// problem needs no symmetry breaking); MLPs get N(0, 1/fan_in) weights.
+    pub fn init(kind: HeadKind, heads: usize, d: usize, outputs: usize, seed: u64, device: &Device) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut normal = |n: usize, fan_in: usize| -> Vec<f32> {
+            let dist = Normal::new(0.0, 1.0 / (fan_in as f64).sqrt()).expect("valid std");
+            (0..n).map(|_| dist.sample(&mut rng) as f32).collect()
+        };
+        match kind {
+            HeadKind::Linear => HeadBank {
+                w1: Param::from_tensor(tensor3(vec![0.0; heads * d * outputs], [heads, d, outputs], device)),
+                b1: Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device)),
+                w2: None,
+                b2: None,
+            },
+            HeadKind::Mlp { hidden, .. } => HeadBank {
+                w1: Param::from_tensor(tensor3(normal(heads * d * hidden, d), [heads, d, hidden], device)),
+                b1: Param::from_tensor(tensor3(vec![0.0; heads * hidden], [heads, 1, hidden], device)),
+                w2: Some(Param::from_tensor(tensor3(
+                    normal(heads * hidden * outputs, hidden),
+                    [heads, hidden, outputs],
+                    device,
+                ))),
+                b2: Some(Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device))),
+            },
+        }
+    }
+
+    /// A bank holding the given trained heads (all of one shape).
+    pub fn from_weights(heads: &[&HeadWeights], device: &Device) -> Self {
+        let h = heads.len();
+        let first = heads[0];
+        let cat = |f: &dyn Fn(&HeadWeights) -> Vec<f32>| heads.iter().flat_map(|w| f(w)).collect::<Vec<f32>>();
+        let (d, o) = (first.input_dim, first.outputs);
+        let width = first.hidden().unwrap_or(o);
+        HeadBank {
+            w1: Param::from_tensor(tensor3(cat(&|w| w.w1.clone()), [h, d, width], device)),
+            b1: Param::from_tensor(tensor3(cat(&|w| w.b1.clone()), [h, 1, width], device)),
+            w2: first
+                .w2
+                .as_ref()
+                .map(|_| Param::from_tensor(tensor3(cat(&|w| w.w2.clone().unwrap()), [h, width, o], device))),
+            b2: first
+                .b2
+                .as_ref()
+                .map(|_| Param::from_tensor(tensor3(cat(&|w| w.b2.clone().unwrap()), [h, 1, o], device))),
+        }
+    }
+
+    pub fn heads(&self) -> usize {
+        self.w1.val().dims()[0]
+    }
+
+    /// Logits `[H, N, O]` for features `[N, D]`. `dropout_keep` is a
+    /// pre-scaled keep mask `[H, N, hidden]` for MLP training.
+    pub fn forward(&self, x: Tensor<2>, dropout_keep: Option<Tensor<3>>) -> Tensor<3> {
+        let [h, d, _] = self.w1.val().dims();
+        let n = x.dims()[0];
+        let x3: Tensor<3> = x.unsqueeze_dim::<3>(0).expand([h, n, d]);
+        let z = x3.matmul(self.w1.val()) + self.b1.val();
+        match (&self.w2, &self.b2) {
+            (Some(w2), Some(b2)) => {
+                let mut a = gelu(z);
+                if let Some(keep) = dropout_keep {
+                    a = a * keep;
+                }
+                a.matmul(w2.val()) + b2.val()
+            }
+            _ => z,
+        }
+    }
+
+    /// Copies head `i` to the host.
+    pub fn head_weights(&self, i: usize, kind: HeadKind) -> HeadWeights {
+        let take = |t: Tensor<3>| -> Vec<f32> {
+            let dims = t.dims();
+            let one = t.narrow(0, i, 1).reshape([dims[1] * dims[2]]);
+            one.into_data().convert::<f32>().as_slice::<f32>().expect("f32 tensor").to_vec()
+        };
+        let [_, d, width] = self.w1.val().dims();
+        let outputs = self.b2.as_ref().map(|b| b.val().dims()[2]).unwrap_or(width);
+        HeadWeights {
+            kind,
+            input_dim: d,
+            outputs,
+            w1: take(self.w1.val()),
+            b1: take(self.b1.val()),
+            w2: self.w2.as_ref().map(|w| take(w.val())),
+            b2: self.b2.as_ref().map(|b| take(b.val())),
+        }
+    }
+
+    /// Sum over heads of `lambda_h / 2 * ||W_h||^2` (biases unpenalised).
+    pub fn l2_penalty(&self, lambdas: Tensor<3>) -> Tensor<1> {
+        let mut p = (self.w1.val().square() * lambdas.clone()).sum();
+        if let Some(w2) = &self.w2 {
+            p = p + (w2.val().square() * lambdas).sum();
+        }
+        p.mul_scalar(0.5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, e) in [(0.0f32, 0.0f32), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (2.0, 0.995_322_3), (3.0, 0.999_977_9)] {
+            assert!((erf(x) - e).abs() < 1e-6, "erf({x}) = {} != {e}", erf(x));
+            assert!((erf(-x) + e).abs() < 1e-6);
+        }
+    }
+}

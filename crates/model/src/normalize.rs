@@ -1,0 +1,104 @@
+//! Feature normalisation applied before a head. Stored with the model and
+//! exported into ONNX graphs, so every runtime sees the same inputs.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormKind {
+    None,
+    /// Scale each embedding to unit length (CLIP's own convention).
+    L2,
+    /// L2, then subtract the training mean and divide by the training
+    /// standard deviation per dimension (the linear-probe convention).
+    #[default]
+    Standardize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureNorm {
+    pub kind: NormKind,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+fn l2_rows(x: &mut [f32], d: usize) {
+    for row in x.chunks_mut(d) {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= n);
+    }
+}
+
+impl FeatureNorm {
+    pub fn identity(d: usize) -> Self {
+        FeatureNorm {
+            kind: NormKind::None,
+            mean: vec![0.0; d],
+            std: vec![1.0; d],
+        }
+    }
+
+    /// Fits on row-major `[n, d]` training features.
+    pub fn fit(kind: NormKind, x: &[f32], d: usize) -> Self {
+        let mut norm = Self::identity(d);
+        norm.kind = kind;
+        if kind == NormKind::Standardize {
+            let mut y = x.to_vec();
+            l2_rows(&mut y, d);
+            let n = (y.len() / d).max(1) as f64;
+            let mut mean = vec![0f64; d];
+            for row in y.chunks(d) {
+                row.iter().zip(&mut mean).for_each(|(v, m)| *m += f64::from(*v));
+            }
+            mean.iter_mut().for_each(|m| *m /= n);
+            let mut var = vec![0f64; d];
+            for row in y.chunks(d) {
+                row.iter().zip(&mean).zip(&mut var).for_each(|((v, m), s)| *s += (f64::from(*v) - m).powi(2));
+            }
+            norm.mean = mean.iter().map(|&m| m as f32).collect();
+            // A constant dimension keeps scale 1 rather than dividing by zero.
+            norm.std = var.iter().map(|&s| ((s / n).sqrt() as f32).max(1e-6)).collect();
+        }
+        norm
+    }
+
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Applies in place to row-major `[n, d]` features.
+    pub fn apply(&self, x: &mut [f32]) {
+        let d = self.dim();
+        match self.kind {
+            NormKind::None => {}
+            NormKind::L2 => l2_rows(x, d),
+            NormKind::Standardize => {
+                l2_rows(x, d);
+                for row in x.chunks_mut(d) {
+                    for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                        *v = (*v - m) / s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardized_training_features_have_zero_mean_unit_std() {
+        let x: Vec<f32> = (0..300).map(|i| ((i * 37 % 101) as f32) / 10.0 + (i % 3) as f32).collect();
+        let norm = FeatureNorm::fit(NormKind::Standardize, &x, 3);
+        let mut y = x.clone();
+        norm.apply(&mut y);
+        for j in 0..3 {
+            let col: Vec<f32> = y.iter().skip(j).step_by(3).copied().collect();
+            let mean = col.iter().sum::<f32>() / col.len() as f32;
+            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / col.len() as f32;
+            assert!(mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3, "dim {j}: {mean} {var}");
+        }
+    }
+}

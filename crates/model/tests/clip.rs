@@ -1,0 +1,148 @@
+//! The CLIP encoder and preprocessing against reference outputs produced by
+//! transformers and open_clip (tests/fixtures/clip/gen_clip_fixtures.py).
+
+use std::path::{Path, PathBuf};
+
+use pairguard_data::hub::HubOptions;
+use pairguard_model::clip::{Encoder, Layout, Preprocessor};
+use pairguard_model::Device;
+use safetensors::SafeTensors;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip")
+}
+
+fn reference(name: &str) -> (Vec<f32>, Vec<usize>) {
+    let bytes = std::fs::read(fixtures().join("reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    (t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), t.shape().to_vec())
+}
+
+fn l2(v: &[f32], d: usize) -> Vec<f32> {
+    v.chunks(d)
+        .flat_map(|r| {
+            let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            r.iter().map(move |x| x / n)
+        })
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn check(enc: &Encoder, reference_name: &str) {
+    let (pixels, shape) = reference("pixels");
+    let (want, _) = reference(reference_name);
+    let got = enc.embed_pixels(pixels, shape[0]);
+    let d = enc.config.projection_dim;
+    let err = max_diff(&l2(&got, d), &l2(&want, d));
+    assert!(err <= 1e-4, "{reference_name}: max abs difference {err} on L2-normalised embeddings");
+}
+
+#[test]
+fn hugging_face_layout_matches_transformers_quickgelu_and_gelu() {
+    let dev = Device::flex();
+    for (dir, reference_name) in [("hf-quickgelu", "embeds_quickgelu"), ("hf-gelu", "embeds_gelu")] {
+        let enc = Encoder::load(&fixtures().join(dir).join("model.safetensors"), None, false, &dev).unwrap();
+        assert_eq!(enc.layout, Layout::HuggingFace);
+        check(&enc, reference_name);
+    }
+}
+
+#[test]
+fn openai_layout_matches_the_same_reference() {
+    let dev = Device::flex();
+    let enc = Encoder::load(&fixtures().join("openai-quickgelu/open_clip_model.safetensors"), None, true, &dev).unwrap();
+    assert_eq!(enc.layout, Layout::OpenAi);
+    check(&enc, "embeds_quickgelu");
+    // Normalised output has unit length.
+    let (pixels, shape) = reference("pixels");
+    let out = enc.embed_pixels(pixels, shape[0]);
+    for row in out.chunks(enc.config.projection_dim) {
+        assert!((row.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn preprocessing_matches_the_reference_within_one_level() {
+    let names: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("images.json")).unwrap()).unwrap();
+    let pre = Preprocessor::clip(224);
+    for name in names["images"].as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        let photo = image::open(fixtures().join(format!("photos/{name}.png"))).unwrap();
+        let want = image::open(fixtures().join(format!("pre224/{name}.png"))).unwrap().to_rgb8();
+        let got = pre.resize_crop(&photo);
+        assert_eq!(got.dimensions(), (224, 224));
+        let worst = got.as_raw().iter().zip(want.as_raw()).map(|(a, b)| (i16::from(*a) - i16::from(*b)).abs()).max().unwrap();
+        assert!(worst <= 1, "{name}: preprocessing differs by {worst} levels");
+    }
+    // The normalised tensor at the model's size agrees with open_clip's.
+    let (pixels, shape) = reference("pixels");
+    let pre32 = Preprocessor::clip(shape[2]);
+    let first = names["images"][0].as_str().unwrap();
+    let ours = pre32.pixels(&image::open(fixtures().join(format!("photos/{first}.png"))).unwrap());
+    let one_level = 1.0 / 255.0 / 0.26;
+    let err = max_diff(&ours, &pixels[..ours.len()]);
+    assert!(err <= one_level + 1e-5, "normalised pixels differ by {err}");
+}
+
+fn rewrite(src: &Path, dst: &Path, edit: impl Fn(&mut Vec<(String, Vec<u8>, Vec<usize>)>)) {
+    let bytes = std::fs::read(src).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut ts: Vec<(String, Vec<u8>, Vec<usize>)> =
+        st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec(), t.shape().to_vec())).collect();
+    edit(&mut ts);
+    let views: Vec<(String, safetensors::tensor::TensorView)> = ts
+        .iter()
+        .map(|(n, d, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
+        .collect();
+    std::fs::write(dst, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn missing_unknown_and_pickled_weights_are_refused_with_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("hf-quickgelu/config.json"), dir.path().join("config.json")).unwrap();
+    let src = fixtures().join("hf-quickgelu/model.safetensors");
+    let bad = dir.path().join("model.safetensors");
+    rewrite(&src, &bad, |ts| {
+        ts.retain(|(n, _, _)| n != "vision_model.encoder.layers.1.mlp.fc2.bias");
+        let extra = ts[0].clone();
+        ts.push(("vision_model.encoder.layers.7.extra".into(), extra.1, extra.2));
+    });
+    let e = Encoder::load(&bad, None, false, &Device::flex()).unwrap_err().to_string();
+    assert!(e.contains("missing keys [vision_model.encoder.layers.1.mlp.fc2.bias]"), "{e}");
+    assert!(e.contains("unexpected keys [vision_model.encoder.layers.7.extra]"), "{e}");
+    let pickle = dir.path().join("pytorch_model.bin");
+    std::fs::write(&pickle, b"\x80\x02}q\x00.").unwrap();
+    let e = Encoder::load(&pickle, None, false, &Device::flex()).unwrap_err().to_string();
+    assert!(e.contains("pickle checkpoints are not loaded"), "{e}");
+    // A checkpoint from another config names the wrong shapes.
+    let cfg = std::fs::read_to_string(fixtures().join("hf-quickgelu/config.json")).unwrap().replace("\"projection_dim\": 32", "\"projection_dim\": 16");
+    std::fs::write(dir.path().join("config.json"), cfg).unwrap();
+    std::fs::copy(&src, &bad).unwrap();
+    let e = Encoder::load(&bad, None, false, &Device::flex()).unwrap_err().to_string();
+    assert!(e.contains("visual_projection.weight: [64, 32], expected [64, 16]"), "{e}");
+}
+
+#[test]
+fn hub_loading_works_offline_from_a_hub_laid_out_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let sha = "89ab89ab89ab89ab89ab89ab89ab89ab89ab89ab";
+    let snap = cache.path().join("models--acme--tiny-clip/snapshots").join(sha);
+    std::fs::create_dir_all(&snap).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixtures().join("hf-quickgelu").join(f), snap.join(f)).unwrap();
+    }
+    let opts = HubOptions { offline: true, cache_dir: Some(cache.path().to_path_buf()), token: None };
+    let enc = Encoder::from_hub("acme/tiny-clip", sha, &opts, false, &Device::flex()).unwrap();
+    assert_eq!(enc.id.model, "acme/tiny-clip");
+    assert_eq!(enc.id.revision.as_deref(), Some(sha));
+    check(&enc, "embeds_quickgelu");
+    let e = Encoder::from_hub("acme/other", sha, &opts, false, &Device::flex()).unwrap_err().to_string();
+    assert!(e.contains("offline mode"), "{e}");
+}

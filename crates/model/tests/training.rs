@@ -1,0 +1,138 @@
+//! Heads trained with burn on the CPU backend: they learn the synthetic
+//! benchmark's signal, are deterministic, and a bank equals separate fits.
+
+use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
+use pairguard_data::Sample;
+use pairguard_model::{
+    bank_logits, fit_bank, BankJob, Device, FeatureNorm, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind,
+    TrainConfig,
+};
+
+fn set(part: &pairguard_data::synthetic::Part, cats: &[String], dim: usize) -> LabeledSet {
+    let samples: Vec<&Sample> = part.samples.iter().collect();
+    let ids: std::collections::HashMap<&str, usize> = part.samples.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    LabeledSet::from_samples(samples, cats, dim, |id| ids.get(id).map(|&i| &part.vectors[i * dim..(i + 1) * dim])).unwrap()
+}
+
+fn bench() -> (Benchmark, Vec<String>) {
+    let b = Benchmark::generate(&SyntheticConfig::tiny()).unwrap();
+    let cats = b.taxonomy().names().into_iter().map(str::to_string).collect();
+    (b, cats)
+}
+
+fn quick() -> GuardConfig {
+    GuardConfig {
+        train: TrainConfig { epochs: 150, ..TrainConfig::default() },
+        ..GuardConfig::default()
+    }
+}
+
+#[test]
+fn linear_probe_learns_and_is_deterministic_on_cpu() {
+    let (b, cats) = bench();
+    let d = b.config.dim;
+    let train = set(&b.coarse, &cats, d).concat(&set(&b.pairs, &cats, d));
+    let val = set(&b.test_coarse, &cats, d);
+    let dev = Device::flex();
+    let enc = b.config.encoder_id();
+    let m1 = GuardModel::train(&train, Some(&val), enc.clone(), &quick(), &dev).unwrap();
+    let m2 = GuardModel::train(&train, Some(&val), enc, &quick(), &dev).unwrap();
+    assert_eq!(m1.head, m2.head, "same seed, same weights on CPU");
+    let test = set(&b.test_shifted, &cats, d);
+    let ev = m1.evaluate(&test, None, &dev).unwrap();
+    assert!(ev.overall.auroc > 0.72, "AUROC on the shortcut-free test: {}", ev.overall.auroc);
+    assert!(m1.card.temperature > 0.0 && m1.card.threshold > 0.0 && m1.card.threshold < 1.0);
+    assert_eq!(ev.by_source.len(), 2);
+    assert_eq!(ev.by_category.len(), cats.len());
+}
+
+#[test]
+fn a_bank_trains_each_head_as_if_alone() {
+    let (b, cats) = bench();
+    let d = b.config.dim;
+    let data = set(&b.coarse, &cats, d);
+    let norm = FeatureNorm::fit(NormKind::Standardize, &data.x, d);
+    let mut x = data.x.clone();
+    norm.apply(&mut x);
+    let (y, o) = data.targets(false);
+    let cfg = TrainConfig { epochs: 40, ..TrainConfig::default() };
+    let a: Vec<usize> = (0..100).collect();
+    let bb: Vec<usize> = (50..300).collect();
+    let job = |members: Vec<Vec<usize>>, lambdas: Vec<f64>| BankJob {
+        x: &x,
+        dim: d,
+        targets: &y,
+        outputs: o,
+        members,
+        lambdas,
+        validation: None,
+        epochs: None,
+    };
+    let dev = Device::flex();
+    let bank = fit_bank(&job(vec![a.clone(), bb.clone()], vec![1e-3, 1e-1]), &cfg, &dev).unwrap();
+    let alone_a = fit_bank(&job(vec![a], vec![1e-3]), &cfg, &dev).unwrap();
+    let alone_b = fit_bank(&job(vec![bb], vec![1e-1]), &cfg, &dev).unwrap();
+    for (x, y) in bank.heads[0].w1.iter().zip(&alone_a.heads[0].w1).chain(bank.heads[1].w1.iter().zip(&alone_b.heads[0].w1)) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+    // The stronger penalty gives smaller weights.
+    let norm2 = |w: &[f32]| w.iter().map(|v| v * v).sum::<f32>();
+    assert!(norm2(&bank.heads[1].w1) < norm2(&bank.heads[0].w1));
+    // Device logits agree with plain host arithmetic.
+    let logits = bank_logits(&[&bank.heads[0]], &x[..10 * d], &dev);
+    let host = bank.heads[0].logits_host(&x[..10 * d]);
+    for (a, b) in logits.iter().zip(&host) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn weight_decay_sweep_selects_on_validation_and_mlp_multilabel_trains() {
+    let (b, cats) = bench();
+    let d = b.config.dim;
+    let train = set(&b.coarse, &cats, d);
+    let val = set(&b.test_coarse, &cats, d);
+    let mut cfg = quick();
+    cfg.train.weight_decay_grid = vec![1e-4, 1e-2, 1.0, 100.0];
+    let dev = Device::flex();
+    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, &dev).unwrap();
+    assert!(cfg.train.weight_decay_grid.contains(&m.card.weight_decay));
+    assert_ne!(m.card.weight_decay, 100.0, "an absurd penalty must lose on validation");
+    assert_eq!(m.card.training_samples, train.len() + val.len(), "refit on train + validation");
+
+    let mut cfg = quick();
+    cfg.train = TrainConfig { multilabel: true, epochs: 120, ..TrainConfig::mlp() };
+    cfg.train.head = HeadKind::Mlp { hidden: 32, dropout: 0.1 };
+    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, &dev).unwrap();
+    let ev = m.evaluate(&set(&b.test_coarse, &cats, d), None, &dev).unwrap();
+    assert!(ev.overall.auroc > 0.8, "{}", ev.overall.auroc);
+    assert_eq!(ev.category_outputs_auroc.len(), cats.len());
+    assert!(ev.category_outputs_auroc.values().all(|&a| a > 0.6), "{:?}", ev.category_outputs_auroc);
+}
+
+#[test]
+fn model_files_round_trip_and_refuse_other_encoders() {
+    let (b, cats) = bench();
+    let d = b.config.dim;
+    let train = set(&b.coarse, &cats, d);
+    let dev = Device::flex();
+    let m = GuardModel::train(&train, None, b.config.encoder_id(), &quick(), &dev).unwrap();
+    assert_eq!(m.card.threshold, 0.5, "without validation the threshold stays 0.5");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("guard.safetensors");
+    m.save(&path).unwrap();
+    let back = GuardModel::load(&path).unwrap();
+    assert_eq!(back, m);
+    let p1 = m.probabilities(&train.x[..5 * d], &dev).unwrap();
+    let p2 = back.probabilities(&train.x[..5 * d], &dev).unwrap();
+    assert_eq!(p1, p2);
+    let other = pairguard_data::synthetic::SyntheticConfig { seed: 9, ..b.config.clone() }.encoder_id();
+    let e = back.check_encoder(&other).unwrap_err().to_string();
+    assert!(e.contains("encoder mismatch"), "{e}");
+    let mut bad = vec![0.0f32; d];
+    bad[3] = f32::NAN;
+    let e = back.probabilities(&bad, &dev).unwrap_err().to_string();
+    assert!(e.contains("non-finite") && e.contains("dimension 3"), "{e}");
+    std::fs::write(&path, b"garbage").unwrap();
+    assert!(GuardModel::load(&path).unwrap_err().to_string().contains("guard.safetensors"));
+}
