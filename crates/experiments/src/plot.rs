@@ -39,8 +39,11 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let bmin = rows.iter().map(|r| r.budget).min().unwrap_or(1) as f64;
-    let bmax = rows.iter().map(|r| r.budget).max().unwrap_or(2) as f64;
+    // The x axis is log2(budget) on a linear scale, so every doubling gets a
+    // tick labelled with the budget itself.
+    let lx = |b: usize| (b as f64).log2();
+    let bmin = lx(rows.iter().map(|r| r.budget).min().unwrap_or(1));
+    let bmax = lx(rows.iter().map(|r| r.budget).max().unwrap_or(2)).max(bmin + 1.0);
     let lo = rows.iter().map(|r| if r.ci_low.is_finite() { r.ci_low } else { r.mean }).fold(f64::INFINITY, f64::min);
     let hi = rows.iter().map(|r| if r.ci_high.is_finite() { r.ci_high } else { r.mean }).fold(f64::NEG_INFINITY, f64::max);
     let pad = ((hi - lo) * 0.08).max(0.01);
@@ -49,13 +52,15 @@ where
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d((bmin / 1.15..bmax * 1.15).log_scale(), (lo - pad)..(hi + pad))
+        .build_cartesian_2d((bmin - 0.2)..(bmax + 0.2), (lo - pad)..(hi + pad))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
         .x_desc("training budget (samples, log scale)")
+        .disable_x_mesh()
         .y_desc(metric)
-        .x_label_formatter(&|v| format!("{}", v.round() as u64))
+        .x_labels((bmax - bmin).round() as usize + 1)
+        .x_label_formatter(&|v| format!("{}", 2f64.powf(*v).round() as u64))
         .y_label_formatter(&|v| format!("{v:.2}"))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
@@ -72,13 +77,13 @@ where
         let band: Vec<(f64, f64)> = pts
             .iter()
             .filter(|r| r.ci_low.is_finite())
-            .map(|r| (r.budget as f64, r.ci_high))
-            .chain(pts.iter().rev().filter(|r| r.ci_low.is_finite()).map(|r| (r.budget as f64, r.ci_low)))
+            .map(|r| (lx(r.budget), r.ci_high))
+            .chain(pts.iter().rev().filter(|r| r.ci_low.is_finite()).map(|r| (lx(r.budget), r.ci_low)))
             .collect();
         if band.len() >= 4 {
             chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18)))).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
-        let line: Vec<(f64, f64)> = pts.iter().map(|r| (r.budget as f64, r.mean)).collect();
+        let line: Vec<(f64, f64)> = pts.iter().map(|r| (lx(r.budget), r.mean)).collect();
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?

@@ -172,6 +172,23 @@ pub fn write(out: &Path, inp: &ReportInputs) -> anyhow::Result<std::path::PathBu
                 }
                 writeln!(md)?;
             }
+            // The effect of pairing itself: each strategy against its
+            // unpaired control (same budget, same images, no pairs).
+            for s in &strategies {
+                let control = format!("{s}-unpaired");
+                if !strategies.contains(&control) {
+                    continue;
+                }
+                let sub: Vec<FitRow> = rows.iter().filter(|r| &r.test == t && (&r.strategy == s || r.strategy == control)).cloned().collect();
+                let cs = compare(&sub, &control, m);
+                if !cs.is_empty() {
+                    writeln!(md, "\nEffect of pairing: `{s}` minus its unpaired control `{control}` (same seeds), 95% CI:\n")?;
+                    writeln!(md, "| budget | difference | verdict |\n|---|---|---|")?;
+                    for c in cs {
+                        writeln!(md, "| {} | {} [{}, {}] | {} |", c.budget, fmt(c.diff.mean), fmt(c.diff.ci_low), fmt(c.diff.ci_high), c.verdict)?;
+                    }
+                }
+            }
             let cs: Vec<_> = comparisons.iter().filter(|c| &c.test == t && &c.metric == m).collect();
             if !cs.is_empty() {
                 writeln!(md, "\nPaired difference from `{}` (same seeds), 95% CI:\n", exp.report.baseline)?;

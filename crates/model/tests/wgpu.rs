@@ -43,5 +43,8 @@ fn wgpu_trains_and_matches_the_cpu_backend() {
         assert!((a - b).abs() < 1e-4);
     }
     let acc = (0..n).filter(|&i| (lg[i] > 0.0) == (y[i] > 0.5)).count();
-    assert!(acc >= 56, "wgpu-trained probe separates the data: {acc}/{n}");
+    let cpu_logits = on_cpu.heads[0].logits_host(&x);
+    let cpu_acc = (0..n).filter(|&i| (cpu_logits[i] > 0.0) == (y[i] > 0.5)).count();
+    assert!(acc >= 48, "wgpu-trained probe learns (chance is 32/64): {acc}/{n}");
+    assert!(acc.abs_diff(cpu_acc) <= 1, "wgpu {acc}/{n} vs cpu {cpu_acc}/{n}");
 }
