@@ -33,6 +33,8 @@ enum Command {
     Eval(EvalArgs),
     /// Score samples: JSON lines with scores, category scores and verdicts.
     Predict(PredictArgs),
+    /// Export a guard to ONNX: the head alone, or the whole pipeline with the encoder.
+    ExportOnnx(ExportArgs),
     /// Run a sample-efficiency sweep from an experiment file.
     Sweep(SweepArgs),
     /// List compute devices and say which one `--device auto` picks.
@@ -195,6 +197,26 @@ struct PredictArgs {
 }
 
 #[derive(Args, Debug)]
+struct ExportArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// Output .onnx file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Include the CLIP encoder: pixels in, probabilities out. The encoder
+    /// must be the one the guard was trained on (checked).
+    #[arg(long)]
+    pipeline: bool,
+    /// Encoder for --pipeline: a Hub repo id or a local checkpoint (default: the model card's).
+    #[arg(long)]
+    encoder: Option<String>,
+    #[arg(long)]
+    revision: Option<String>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct SweepArgs {
     /// Experiment file, e.g. experiments/demo.toml.
     experiment: PathBuf,
@@ -230,6 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train(a),
         Command::Eval(a) => eval(a),
         Command::Predict(a) => predict(a),
+        Command::ExportOnnx(a) => export_onnx(a),
         Command::Sweep(a) => sweep(a),
         Command::Devices => {
             let adapters = pairguard_model::device::wgpu_adapters();
@@ -312,13 +335,17 @@ fn stats(descriptor: &Path, split: Option<Vec<f64>>, seed: u64, skip_invalid: bo
     Ok(())
 }
 
-fn embed(a: EmbedArgs) -> anyhow::Result<()> {
+/// An encoder from a local checkpoint (file or folder) or a Hub repo id.
+fn load_encoder(
+    model: &str,
+    revision: &str,
+    config: Option<&Path>,
+    normalize: bool,
+    dev: &pairguard_model::Device,
+) -> anyhow::Result<pairguard_model::clip::Encoder> {
     use pairguard_model::clip::Encoder;
-    let dev = device(a.device.device)?;
-    let ds = load(&a.dataset, a.skip_invalid)?;
-    let local = Path::new(&a.model);
-    let normalize = !a.no_normalize;
-    let encoder = if local.exists() {
+    let local = Path::new(model);
+    if local.exists() {
         let weights = if local.is_dir() {
             ["model.safetensors", "open_clip_model.safetensors"]
                 .iter()
@@ -328,10 +355,33 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
         } else {
             local.to_path_buf()
         };
-        Encoder::load(&weights, a.config.as_deref(), normalize, &dev)?
+        Encoder::load(&weights, config, normalize, dev)
     } else {
-        Encoder::from_hub(&a.model, &a.revision, &pairguard_data::hub::HubOptions::from_env(), normalize, &dev)?
+        Encoder::from_hub(model, revision, &pairguard_data::hub::HubOptions::from_env(), normalize, dev)
+    }
+}
+
+fn export_onnx(a: ExportArgs) -> anyhow::Result<()> {
+    let model = GuardModel::load(&a.model)?;
+    let bytes = if a.pipeline {
+        let id = &model.card.encoder;
+        let name = a.encoder.clone().unwrap_or_else(|| id.model.clone());
+        let revision = a.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());
+        let enc = load_encoder(&name, &revision, a.config.as_deref(), id.normalized, &pairguard_model::Device::flex())?;
+        pairguard_model::onnx::export_pipeline(&enc, &model)?
+    } else {
+        pairguard_model::onnx::export_head(&model)
     };
+    pairguard_data::hash::write_atomic(&a.out, &bytes)?;
+    eprintln!("wrote {} ({} bytes, opset {})", a.out.display(), bytes.len(), pairguard_model::onnx::OPSET);
+    println!("{}", a.out.display());
+    Ok(())
+}
+
+fn embed(a: EmbedArgs) -> anyhow::Result<()> {
+    let dev = device(a.device.device)?;
+    let ds = load(&a.dataset, a.skip_invalid)?;
+    let encoder = load_encoder(&a.model, &a.revision, a.config.as_deref(), !a.no_normalize, &dev)?;
     eprintln!(
         "encoder: {} ({:?} layout, {} layers, dim {}, weights sha256 {})",
         encoder.id.model, encoder.layout, encoder.config.num_hidden_layers, encoder.id.dim, &encoder.id.weights_sha256[..12]

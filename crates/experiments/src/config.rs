@@ -33,9 +33,20 @@ pub struct DataSpec {
     pub coarse: Option<String>,
     #[serde(default)]
     pub pairs: Option<String>,
+    /// Embedding stores to use instead of the descriptors' own (one
+    /// descriptor, several encoders).
+    #[serde(default)]
+    pub coarse_embeddings: Option<String>,
+    #[serde(default)]
+    pub pairs_embeddings: Option<String>,
     /// Test sets by name.
     #[serde(default)]
     pub tests: Vec<TestSpec>,
+    /// How unsplit datasets are split (grouped, stratified, seeded). Pools
+    /// train on the `train` part; a test set may name the `test` part of the
+    /// same dataset. Default: everything is training data.
+    #[serde(default = "all_train")]
+    pub split: pairguard_data::SplitConfig,
     /// Drop invalid rows (reported) instead of failing.
     #[serde(default)]
     pub skip_invalid: bool,
@@ -46,6 +57,15 @@ pub struct DataSpec {
 pub struct TestSpec {
     pub name: String,
     pub dataset: String,
+    #[serde(default)]
+    pub embeddings: Option<String>,
+    /// Use only this split of the dataset (`test`, `validation` or `train`).
+    #[serde(default)]
+    pub split: Option<String>,
+}
+
+fn all_train() -> pairguard_data::SplitConfig {
+    pairguard_data::SplitConfig { train: 1.0, validation: 0.0, test: 0.0, seed: 0 }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

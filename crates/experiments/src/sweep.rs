@@ -72,28 +72,32 @@ pub struct SweepData {
     pub files: Vec<PathBuf>,
 }
 
-fn pool(ds: &Dataset, seed: u64) -> anyhow::Result<LabeledSet> {
-    // Pools keep only training samples: manifest splits are honoured, and
-    // unsplit data is split here so test-split samples never enter training.
+/// Gives every sample a split: manifest splits are kept, the rest are
+/// assigned by `cfg` (grouped, so pairs never straddle train and test).
+fn split(ds: &Dataset, cfg: &SplitConfig) -> anyhow::Result<Dataset> {
     let mut ds = ds.clone();
-    if ds.samples.iter().any(|s| s.split.is_some()) {
-        let unsplit = ds.samples.iter().filter(|s| s.split.is_none()).count();
-        anyhow::ensure!(unsplit == 0, "dataset {}: {unsplit} samples have no split while others do", ds.descriptor.name);
-    } else {
-        assign(&mut ds.samples, &SplitConfig { train: 1.0, validation: 0.0, test: 0.0, seed })?;
-    }
-    LabeledSet::from_dataset(&ds, Some(Split::Train), None)
+    assign(&mut ds.samples, cfg)?;
+    Ok(ds)
 }
 
-fn load(path: &Path, skip_invalid: bool) -> anyhow::Result<Dataset> {
+/// Pools keep only training samples, so test-split samples never enter training.
+fn pool(ds: &Dataset, cfg: &SplitConfig) -> anyhow::Result<LabeledSet> {
+    LabeledSet::from_dataset(&split(ds, cfg)?, Some(Split::Train), None)
+}
+
+fn load(path: &Path, embeddings: Option<&Path>, skip_invalid: bool) -> anyhow::Result<Dataset> {
     let opts = LoadOptions {
         skip_invalid,
         image_check: pairguard_data::images::ImageCheck::None,
         hub: pairguard_data::hub::HubOptions::from_env(),
     };
-    let ds = Dataset::load(path, &opts)?;
+    let mut ds = Dataset::load(path, &opts)?;
     for f in &ds.report.findings {
         eprintln!("warning: dropped: {f}");
+    }
+    if let Some(e) = embeddings {
+        ds.embeddings = Some(pairguard_data::EmbeddingStore::load(e)?);
+        ds.descriptor.embeddings = Some(e.display().to_string());
     }
     Ok(ds)
 }
@@ -103,6 +107,7 @@ fn dataset_files(ds: &Dataset) -> Vec<PathBuf> {
     files.extend(ds.manifest_files.iter().cloned());
     if let Some(e) = &ds.descriptor.embeddings {
         let p = ds.descriptor.base_dir().join(e);
+        let p = if p.is_file() { p } else { PathBuf::from(e) };
         files.push(pairguard_data::EmbeddingStore::index_path(&p));
         files.push(p);
     }
@@ -114,20 +119,22 @@ impl SweepData {
     /// every dataset and checks that all embeddings share one encoder.
     pub fn load(exp: &Experiment, base: &Path, data_dir: &Path) -> anyhow::Result<Self> {
         let mut files = Vec::new();
-        let (coarse_ds, pairs_ds, tests) = if let Some(cfg) = &exp.data.synthetic {
+        type Src = (PathBuf, Option<PathBuf>);
+        let (coarse_ds, pairs_ds, tests): (Option<Src>, Option<Src>, Vec<(String, Src)>) = if let Some(cfg) = &exp.data.synthetic {
             Benchmark::generate(cfg)?.write(data_dir)?;
             let tests = vec![
-                ("coarse".to_string(), data_dir.join("test-coarse.toml")),
-                ("shifted".to_string(), data_dir.join("test-shifted.toml")),
-                ("pairs".to_string(), data_dir.join("test-pairs.toml")),
+                ("coarse".to_string(), (data_dir.join("test-coarse.toml"), None)),
+                ("shifted".to_string(), (data_dir.join("test-shifted.toml"), None)),
+                ("pairs".to_string(), (data_dir.join("test-pairs.toml"), None)),
             ];
-            (Some(data_dir.join("coarse.toml")), Some(data_dir.join("pairs.toml")), tests)
+            (Some((data_dir.join("coarse.toml"), None)), Some((data_dir.join("pairs.toml"), None)), tests)
         } else {
             let r = |p: &String| base.join(p);
+            let d = &exp.data;
             (
-                exp.data.coarse.as_ref().map(r),
-                exp.data.pairs.as_ref().map(r),
-                exp.data.tests.iter().map(|t| (t.name.clone(), base.join(&t.dataset))).collect(),
+                d.coarse.as_ref().map(|c| (r(c), d.coarse_embeddings.as_ref().map(r))),
+                d.pairs.as_ref().map(|c| (r(c), d.pairs_embeddings.as_ref().map(r))),
+                d.tests.iter().map(|t| (t.name.clone(), (r(&t.dataset), t.embeddings.as_ref().map(r)))).collect(),
             )
         };
         let mut encoder: Option<EncoderId> = None;
@@ -142,23 +149,32 @@ impl SweepData {
             Ok(())
         };
         let mut sets = Vec::new();
-        for path in [&coarse_ds, &pairs_ds] {
-            match path {
-                Some(p) => {
-                    let ds = load(p, exp.data.skip_invalid)?;
+        for src in [&coarse_ds, &pairs_ds] {
+            match src {
+                Some((p, e)) => {
+                    let ds = load(p, e.as_deref(), exp.data.skip_invalid)?;
                     check(&ds)?;
                     files.extend(dataset_files(&ds));
-                    sets.push(Some(pool(&ds, 0)?));
+                    sets.push(Some(pool(&ds, &exp.data.split)?));
                 }
                 None => sets.push(None),
             }
         }
         let mut test_sets = Vec::new();
-        for (name, p) in tests {
-            let ds = load(&p, exp.data.skip_invalid)?;
+        for (name, (p, e)) in tests {
+            let ds = load(&p, e.as_deref(), exp.data.skip_invalid)?;
             check(&ds)?;
             files.extend(dataset_files(&ds));
-            test_sets.push((name, LabeledSet::from_dataset(&ds, None, None)?));
+            let wanted = exp.data.tests.iter().find(|t| t.name == name).and_then(|t| t.split.as_deref());
+            let set = match wanted {
+                None => LabeledSet::from_dataset(&ds, None, None)?,
+                Some(w) => {
+                    let which = Split::parse(w).ok_or_else(|| anyhow::anyhow!("test set {name}: unknown split {w:?}"))?;
+                    LabeledSet::from_dataset(&split(&ds, &exp.data.split)?, Some(which), None)?
+                }
+            };
+            anyhow::ensure!(!set.is_empty(), "test set {name} is empty");
+            test_sets.push((name, set));
         }
         let encoder = encoder.expect("at least one dataset");
         let empty = |like: &LabeledSet| like.subset(&[]);
@@ -170,8 +186,10 @@ impl SweepData {
             (None, Some(p)) => (empty(&p), p),
             (None, None) => unreachable!("checked by Experiment::check"),
         };
-        anyhow::ensure!(coarse.categories == pairs.categories || coarse.is_empty() || pairs.is_empty(),
-            "the coarse and pair pools use different taxonomies");
+        anyhow::ensure!(
+            !exp.train.multilabel || coarse.categories == pairs.categories || coarse.is_empty() || pairs.is_empty(),
+            "multi-label training needs the coarse and pair pools to share a taxonomy"
+        );
         Ok(SweepData { encoder, coarse, pairs, tests: test_sets, files })
     }
 }

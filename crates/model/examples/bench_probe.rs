@@ -15,7 +15,8 @@ use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::{bank_logits, fit_bank, metrics, BankJob, Device, FeatureNorm, NormKind, TrainConfig};
 
 fn main() -> anyhow::Result<()> {
-    let cfg = SyntheticConfig { dim: 512, categories: 4, coarse: 10_000, pairs: 10, test: 5_000, test_pairs: 10, ..SyntheticConfig::default() };
+    // Noise is raised so the problem is not trivially separable at 512 dimensions.
+    let cfg = SyntheticConfig { dim: 512, categories: 4, coarse: 10_000, pairs: 10, test: 5_000, test_pairs: 10, noise: 4.0, ..SyntheticConfig::default() };
     let b = Benchmark::generate(&cfg)?;
     let d = cfg.dim;
     let norm = FeatureNorm::fit(NormKind::Standardize, &b.coarse.vectors, d);

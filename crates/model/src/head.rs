@@ -1,8 +1,10 @@
 //! Guard heads on frozen embeddings, as a *bank*: H independent heads of the
 //! same shape stored in stacked parameters (`[H, D, O]`) and evaluated with
-//! one batched matmul. Because the heads share no parameters and Adam acts
-//! element-wise, training a bank is exactly training each head alone, but a
-//! weight-decay sweep or a whole sample-size curve costs one computation.
+//! one batched matmul. The heads share no parameters, so with AdamW (which
+//! acts element-wise) training a bank is exactly training each head alone;
+//! with L-BFGS the bank shares line searches and reaches the same optimum of
+//! each (convex) head's objective. Either way a weight-decay sweep or a whole
+//! sample-size curve costs one computation.
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::gelu;
@@ -198,10 +200,12 @@ impl HeadBank {
     /// Logits `[H, N, O]` for features `[N, D]`. `dropout_keep` is a
     /// pre-scaled keep mask `[H, N, hidden]` for MLP training.
     pub fn forward(&self, x: Tensor<2>, dropout_keep: Option<Tensor<3>>) -> Tensor<3> {
-        let [h, d, _] = self.w1.val().dims();
+        let [h, d, width] = self.w1.val().dims();
         let n = x.dims()[0];
-        let x3: Tensor<3> = x.unsqueeze_dim::<3>(0).expand([h, n, d]);
-        let z = x3.matmul(self.w1.val()) + self.b1.val();
+        // All heads' first layers as one [D, H * width] matrix: a single 2-D
+        // matmul reads the features once instead of once per head.
+        let w_flat = self.w1.val().permute([1, 0, 2]).reshape([d, h * width]);
+        let z = x.matmul(w_flat).reshape([n, h, width]).swap_dims(0, 1) + self.b1.val();
         match (&self.w2, &self.b2) {
             (Some(w2), Some(b2)) => {
                 let mut a = gelu(z);

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod head;
 pub mod metrics;
 pub mod normalize;
+pub mod onnx;
 pub mod train;
 
 pub use calibrate::ThresholdRule;
@@ -18,7 +19,7 @@ pub use features::LabeledSet;
 pub use guard::{evaluate_scores, Evaluation, GuardConfig, GuardModel, ModelCard, Prediction};
 pub use head::{HeadBank, HeadKind, HeadWeights};
 pub use normalize::{FeatureNorm, NormKind};
-pub use train::{bank_logits, fit_bank, BankJob, BankResult, TrainConfig};
+pub use train::{bank_logits, fit_bank, BankJob, BankResult, Optimizer, TrainConfig};
 
 /// Re-exported so downstream crates name devices without depending on burn.
 pub use burn::tensor::Device;

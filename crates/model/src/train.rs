@@ -8,7 +8,7 @@
 //! value would apply to all of them.
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, LBFGSConfig, LineSearchFn};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -18,15 +18,26 @@ use serde::{Deserialize, Serialize};
 use crate::head::{HeadBank, HeadKind, HeadWeights};
 use crate::normalize::NormKind;
 
+/// The optimiser. L-BFGS (with a strong-Wolfe line search, as scikit-learn
+/// uses for logistic regression) needs a deterministic full-batch objective:
+/// full batches and no dropout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    AdamW,
+    Lbfgs,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub head: HeadKind,
+    pub optimizer: Optimizer,
     pub normalization: NormKind,
     /// Also train one sigmoid output per category ("unsafe in category k").
     pub multilabel: bool,
     pub learning_rate: f64,
-    /// Maximum passes over the training data.
+    /// Maximum passes over the training data (AdamW) or iterations (L-BFGS).
     pub epochs: usize,
     /// Rows per optimiser step; at or above the training size, full batch.
     pub batch_size: usize,
@@ -39,7 +50,7 @@ pub struct TrainConfig {
     pub class_balance: bool,
     /// Evaluations without validation improvement before stopping (0: off).
     pub patience: usize,
-    /// Epochs between validation evaluations.
+    /// Epochs (or L-BFGS iterations) between validation evaluations.
     pub eval_every: usize,
     pub seed: u64,
 }
@@ -48,11 +59,12 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             head: HeadKind::Linear,
+            optimizer: Optimizer::Lbfgs,
             normalization: NormKind::Standardize,
             multilabel: false,
             learning_rate: 0.05,
-            epochs: 300,
-            batch_size: 8192,
+            epochs: 100,
+            batch_size: 16384,
             weight_decay: 1e-3,
             weight_decay_grid: Vec::new(),
             class_balance: true,
@@ -71,7 +83,9 @@ impl TrainConfig {
                 hidden: 256,
                 dropout: 0.2,
             },
+            optimizer: Optimizer::AdamW,
             learning_rate: 0.005,
+            epochs: 300,
             ..Self::default()
         }
     }
@@ -85,6 +99,10 @@ impl TrainConfig {
         );
         if let HeadKind::Mlp { hidden, dropout } = self.head {
             anyhow::ensure!(hidden > 0 && (0.0..1.0).contains(&dropout), "MLP needs hidden > 0 and dropout in [0, 1)");
+            anyhow::ensure!(
+                self.optimizer != Optimizer::Lbfgs || dropout == 0.0,
+                "L-BFGS needs a deterministic objective: use dropout = 0 or optimizer = \"adamw\""
+            );
         }
         Ok(())
     }
@@ -205,7 +223,6 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
     ad.seed(cfg.seed);
     let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
     let mut bank = HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad);
-    let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
     let full_batch = n <= cfg.batch_size;
     let (x_all, y_all, w_all) = (
         t2(xs.clone(), [n, d], &ad),
@@ -219,67 +236,97 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
     let mut best_loss = vec![f64::INFINITY; heads];
     let mut best_epoch = vec![0usize; heads];
     let mut since_improved = 0usize;
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut epochs_run = 0;
-    for epoch in 1..=epochs {
-        let batches: Vec<Vec<usize>> = if full_batch {
-            vec![Vec::new()]
-        } else {
-            order.shuffle(&mut rng);
-            order.chunks(cfg.batch_size).map(<[usize]>::to_vec).collect()
-        };
-        for batch in batches {
-            let (xb, yb, wb, frac) = if full_batch {
-                (x_all.clone(), y_all.clone(), w_all.clone(), 1.0)
-            } else {
-                let idx = Tensor::<1, burn::tensor::Int>::from_data(
-                    TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]),
-                    &ad,
-                );
-                let frac = batch.len() as f64 / n as f64;
-                (
-                    x_all.clone().select(0, idx.clone()),
-                    y_all.clone().select(1, idx.clone()),
-                    w_all.clone().select(1, idx).div_scalar(frac),
-                    frac,
-                )
-            };
-            let nb = xb.dims()[0];
-            let keep = match cfg.head {
-                HeadKind::Mlp { hidden, dropout } if dropout > 0.0 => Some(
-                    Tensor::<3>::random([heads, nb, hidden], Distribution::Bernoulli(1.0 - dropout), &ad)
-                        .div_scalar(1.0 - dropout),
-                ),
-                _ => None,
-            };
-            let logits = bank.forward(xb, keep);
-            let data = (bce_with_logits(logits, yb.expand([heads, nb, o])) * wb).sum().mul_scalar(frac);
-            let loss = data + bank.l2_penalty(lambdas.clone()).mul_scalar(frac);
-            let grads = GradientsParams::from_grads(loss.backward(), &bank);
-            bank = opt.step(cfg.learning_rate, bank, grads);
-        }
-        epochs_run = epoch;
-
-        let last = epoch == epochs;
-        if let Some((vx, vy)) = &val
-            && (epoch % cfg.eval_every == 0 || last)
-        {
-            let plain = bank.valid();
-            let logits = plain.forward(vx.clone(), None);
-            let host = logits.into_data().convert::<f32>();
-            let losses = validation_losses(host.as_slice::<f32>().expect("f32"), vy, heads, o);
-            let mut improved = false;
-            for h in 0..heads {
-                if losses[h] < best_loss[h] - 1e-6 {
-                    best_loss[h] = losses[h];
-                    best_epoch[h] = epoch;
-                    best[h] = Some(plain.head_weights(h, cfg.head));
-                    improved = true;
-                }
+    // Validation bookkeeping shared by both optimisers; true means stop.
+    let mut evaluate = |bank: &HeadBank, epoch: usize| -> bool {
+        let Some((vx, vy)) = &val else { return false };
+        let plain = bank.valid();
+        let logits = plain.forward(vx.clone(), None);
+        let host = logits.into_data().convert::<f32>();
+        let losses = validation_losses(host.as_slice::<f32>().expect("f32"), vy, heads, o);
+        let mut improved = false;
+        for h in 0..heads {
+            if losses[h] < best_loss[h] - 1e-6 {
+                best_loss[h] = losses[h];
+                best_epoch[h] = epoch;
+                best[h] = Some(plain.head_weights(h, cfg.head));
+                improved = true;
             }
-            since_improved = if improved { 0 } else { since_improved + 1 };
-            if cfg.patience > 0 && since_improved >= cfg.patience {
+        }
+        since_improved = if improved { 0 } else { since_improved + 1 };
+        cfg.patience > 0 && since_improved >= cfg.patience
+    };
+
+    if cfg.optimizer == Optimizer::Lbfgs {
+        anyhow::ensure!(full_batch, "L-BFGS needs full batches: raise batch_size above {n} or use optimizer = \"adamw\"");
+        let mut opt = LBFGSConfig::new()
+            .with_line_search_fn(LineSearchFn::StrongWolfe)
+            .with_history_size(20)
+            .with_max_iter(cfg.eval_every.min(epochs))
+            .with_tolerance_grad(1e-6)
+            .with_tolerance_change(1e-9)
+            .init();
+        let mut closure = |m: HeadBank| {
+            let logits = m.forward(x_all.clone(), None);
+            let data = (bce_with_logits(logits, y_all.clone().expand([heads, n, o])) * w_all.clone()).sum();
+            let loss = data + m.l2_penalty(lambdas.clone());
+            let value = loss.clone().into_scalar::<f64>();
+            (value, GradientsParams::from_grads(loss.backward(), &m))
+        };
+        let mut previous = f64::INFINITY;
+        while epochs_run < epochs {
+            let (next, loss) = opt.step(1.0, bank, &mut closure);
+            bank = next;
+            epochs_run = (epochs_run + cfg.eval_every).min(epochs);
+            let converged = (previous - loss).abs() <= 1e-9 * loss.abs().max(1.0);
+            previous = loss;
+            if evaluate(&bank, epochs_run) || converged {
+                break;
+            }
+        }
+    } else {
+        let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        for epoch in 1..=epochs {
+            let batches: Vec<Vec<usize>> = if full_batch {
+                vec![Vec::new()]
+            } else {
+                order.shuffle(&mut rng);
+                order.chunks(cfg.batch_size).map(<[usize]>::to_vec).collect()
+            };
+            for batch in batches {
+                let (xb, yb, wb, frac) = if full_batch {
+                    (x_all.clone(), y_all.clone(), w_all.clone(), 1.0)
+                } else {
+                    let idx = Tensor::<1, burn::tensor::Int>::from_data(
+                        TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]),
+                        &ad,
+                    );
+                    let frac = batch.len() as f64 / n as f64;
+                    (
+                        x_all.clone().select(0, idx.clone()),
+                        y_all.clone().select(1, idx.clone()),
+                        w_all.clone().select(1, idx).div_scalar(frac),
+                        frac,
+                    )
+                };
+                let nb = xb.dims()[0];
+                let keep = match cfg.head {
+                    HeadKind::Mlp { hidden, dropout } if dropout > 0.0 => Some(
+                        Tensor::<3>::random([heads, nb, hidden], Distribution::Bernoulli(1.0 - dropout), &ad)
+                            .div_scalar(1.0 - dropout),
+                    ),
+                    _ => None,
+                };
+                let logits = bank.forward(xb, keep);
+                let data = (bce_with_logits(logits, yb.expand([heads, nb, o])) * wb).sum().mul_scalar(frac);
+                let loss = data + bank.l2_penalty(lambdas.clone()).mul_scalar(frac);
+                let grads = GradientsParams::from_grads(loss.backward(), &bank);
+                bank = opt.step(cfg.learning_rate, bank, grads);
+            }
+            epochs_run = epoch;
+            if (epoch % cfg.eval_every == 0 || epoch == epochs) && evaluate(&bank, epoch) {
                 break;
             }
         }

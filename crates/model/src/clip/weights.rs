@@ -245,6 +245,8 @@ pub struct Encoder {
     pub id: EncoderId,
     pub layout: Layout,
     pub device: Device,
+    /// The checkpoint the model was loaded from (for exports).
+    pub weights_path: PathBuf,
 }
 
 impl Encoder {
@@ -289,7 +291,20 @@ impl Encoder {
             dim: cfg.projection_dim,
             normalized: normalize,
         };
-        Ok(Encoder { model: ClipVisionModelWithProjection::from_host(&cfg, host, device), config: cfg, preprocessor, id, layout, device: device.clone() })
+        Ok(Encoder {
+            model: ClipVisionModelWithProjection::from_host(&cfg, host, device),
+            config: cfg,
+            preprocessor,
+            id,
+            layout,
+            device: device.clone(),
+            weights_path: weights.to_path_buf(),
+        })
+    }
+
+    /// The weights again, on the host, in the model's own layout.
+    pub fn host_weights(&self) -> anyhow::Result<HostWeights> {
+        Ok(load_host(&self.weights_path, &self.config)?.0)
     }
 
     /// Embeddings `[b, dim]` (row-major) for preprocessed pixels `[b, 3, s, s]`.

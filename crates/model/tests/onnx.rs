@@ -1,0 +1,144 @@
+//! Exported ONNX graphs run in tract (pure Rust) and match burn's outputs to
+//! 1e-5; where Python with onnxruntime is available (PAIRGUARD_PYTHON), it
+//! is checked too.
+
+use std::path::Path;
+
+use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
+use pairguard_model::clip::Encoder;
+use pairguard_model::onnx::{export_head, export_pipeline};
+use pairguard_model::{Device, GuardConfig, GuardModel, HeadKind, LabeledSet, TrainConfig};
+use tract_onnx::prelude::*;
+
+fn run_tract(bytes: &[u8], input: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .unwrap()
+        .with_input_fact(0, f32::fact(shape).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let t = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), input).unwrap();
+    let out = model.run(tvec!(tract_onnx::prelude::Tensor::from(t).into())).unwrap();
+    out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+}
+
+/// Runs the model in onnxruntime through Python when available; returns
+/// None (and says so) when it is not.
+fn run_onnxruntime(bytes: &[u8], input: &[f32], shape: &[usize]) -> Option<Vec<f32>> {
+    let python = std::env::var("PAIRGUARD_PYTHON").ok()?;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, x, y) = (dir.path().join("m.onnx"), dir.path().join("x.bin"), dir.path().join("y.bin"));
+    std::fs::write(&m, bytes).unwrap();
+    std::fs::write(&x, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let script = format!(
+        "import numpy as np, onnxruntime as ort\ns = ort.InferenceSession({m:?}, providers=['CPUExecutionProvider'])\nx = np.fromfile({x:?}, dtype='<f4').reshape({shape:?})\nout = s.run(None, {{s.get_inputs()[0].name: x}})[0]\nout.astype('<f4').tofile({y:?})",
+        m = m.display().to_string(),
+        x = x.display().to_string(),
+        y = y.display().to_string(),
+        shape = shape
+    );
+    let out = std::process::Command::new(&python).args(["-c", &script]).output().ok()?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(std::env::var("PAIRGUARD_REQUIRE_ONNXRUNTIME").as_deref() != Ok("1"), "onnxruntime check failed: {msg}");
+        eprintln!("onnxruntime check not run: {}", msg.lines().last().unwrap_or(""));
+        return None;
+    }
+    Some(std::fs::read(&y).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    let worst = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - y).abs()).fold(0.0, f64::max);
+    assert!(worst <= tol, "{what}: max abs difference {worst}");
+}
+
+fn train(cfg: TrainConfig, set: &LabeledSet, encoder: pairguard_data::EncoderId) -> GuardModel {
+    let gc = GuardConfig { train: cfg, ..GuardConfig::default() };
+    GuardModel::train(set, Some(set), encoder, &gc, &Device::flex()).unwrap()
+}
+
+fn burn_probs(m: &GuardModel, x: &[f32]) -> Vec<f64> {
+    let (p, cats) = m.probabilities(x, &Device::flex()).unwrap();
+    let k = m.card.outputs.len() - 1;
+    (0..p.len()).flat_map(|i| std::iter::once(p[i]).chain(cats.as_ref().map(|c| c[i * k..(i + 1) * k].to_vec()).unwrap_or_default())).collect()
+}
+
+#[test]
+fn exported_heads_match_burn_in_tract_and_onnxruntime() {
+    let b = Benchmark::generate(&SyntheticConfig::tiny()).unwrap();
+    let cats: Vec<String> = b.taxonomy().names().into_iter().map(str::to_string).collect();
+    let d = b.config.dim;
+    let ids: std::collections::HashMap<&str, usize> = b.coarse.samples.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let set = LabeledSet::from_samples(b.coarse.samples.iter(), &cats, d, |id| ids.get(id).map(|&i| &b.coarse.vectors[i * d..(i + 1) * d])).unwrap();
+    let linear = train(TrainConfig { epochs: 60, ..TrainConfig::default() }, &set, b.config.encoder_id());
+    let mlp = train(
+        TrainConfig { head: HeadKind::Mlp { hidden: 24, dropout: 0.1 }, multilabel: true, epochs: 60, ..TrainConfig::mlp() },
+        &set,
+        b.config.encoder_id(),
+    );
+    let n = 9;
+    let x = set.x[..n * d].to_vec();
+    for (name, m) in [("linear", &linear), ("mlp", &mlp)] {
+        assert_ne!(m.card.temperature, 1.0, "a fitted temperature exercises the scaling");
+        let bytes = export_head(m);
+        let want = burn_probs(m, &x);
+        close(&run_tract(&bytes, x.clone(), &[n, d]), &want, 1e-5, &format!("{name} head in tract"));
+        if let Some(got) = run_onnxruntime(&bytes, &x, &[n, d]) {
+            close(&got, &want, 1e-5, &format!("{name} head in onnxruntime"));
+        }
+    }
+}
+
+#[test]
+fn exported_pipeline_matches_encoder_plus_head() {
+    let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/hf-quickgelu/model.safetensors");
+    let dev = Device::flex();
+    let enc = Encoder::load(&w, None, true, &dev).unwrap();
+    // Pixels of the fixture photos, embedded by the encoder, labelled by a rule.
+    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/reference.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor("pixels").unwrap();
+    let pixels: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let n = t.shape()[0];
+    let emb = enc.embed_pixels(pixels.clone(), n);
+    let dim = enc.config.projection_dim;
+    // A training set around these embeddings: jittered copies, labelled by one coordinate.
+    let mut xs = Vec::new();
+    for r in 0..40 {
+        for i in 0..n {
+            xs.extend(emb[i * dim..(i + 1) * dim].iter().enumerate().map(|(j, v)| v + 0.05 * (((r * 31 + i * 7 + j) % 17) as f32 / 17.0 - 0.5)));
+        }
+    }
+    let samples: Vec<pairguard_data::Sample> = (0..40 * n)
+        .map(|i| pairguard_data::Sample {
+            id: format!("s{i}"),
+            image: None,
+            label: if xs[i * dim] > emb[0] { pairguard_data::Label::Unsafe } else { pairguard_data::Label::Safe },
+            category: None,
+            pair: None,
+            group: None,
+            source: pairguard_data::Source::Unknown,
+            split: None,
+        })
+        .collect();
+    let set = LabeledSet::from_samples(samples.iter(), &[], dim, |id| {
+        let i: usize = id[1..].parse().ok()?;
+        Some(&xs[i * dim..(i + 1) * dim])
+    })
+    .unwrap();
+    let m = train(TrainConfig { epochs: 40, ..TrainConfig::default() }, &set, enc.id.clone());
+    let bytes = export_pipeline(&enc, &m).unwrap();
+    let want = burn_probs(&m, &emb);
+    let s = enc.config.image_size;
+    close(&run_tract(&bytes, pixels.clone(), &[n, 3, s, s]), &want, 1e-5, "pipeline in tract");
+    if let Some(got) = run_onnxruntime(&bytes, &pixels, &[n, 3, s, s]) {
+        close(&got, &want, 1e-5, "pipeline in onnxruntime");
+    }
+    // A model trained on another encoder's embeddings is refused.
+    let other = train(TrainConfig { epochs: 5, ..TrainConfig::default() }, &set, pairguard_data::EncoderId { model: "other".into(), ..enc.id.clone() });
+    assert!(export_pipeline(&enc, &other).unwrap_err().to_string().contains("encoder mismatch"));
+}
