@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let yte: Vec<bool> = b.test_coarse.samples.iter().map(|s| s.label.is_unsafe()).collect();
     let n = ytr.len();
     let lambda = 1e-3;
-    let tc = TrainConfig { epochs: 150, learning_rate: 0.05, patience: 0, ..TrainConfig::default() };
+    let tc = TrainConfig { patience: 0, ..TrainConfig::default() };
     let dev = Device::flex();
     println!("logistic probe, {n} x {d} training embeddings, {} test; lambda {lambda} (C = {:.4})", yte.len(), 1.0 / (lambda * n as f64));
 
@@ -37,14 +37,13 @@ fn main() -> anyhow::Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let logits = bank_logits(&[&fit.heads[0]], &xte, &dev);
     let auroc = metrics::auroc(&logits.iter().map(|&z| f64::from(z)).collect::<Vec<_>>(), &yte);
-    println!("pairguard (burn flex, AdamW full batch, {} epochs): {secs:.3} s, test AUROC {auroc:.4}", fit.epochs_run);
+    println!("pairguard (burn flex, {:?}, full batch, {} objective evaluations): {secs:.3} s, test AUROC {auroc:.4}", tc.optimizer, fit.evaluations);
 
     let grid = vec![1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0];
     let t = Instant::now();
     let bank = fit_bank(&job(grid.clone()), &tc, &dev)?;
     let bank_secs = t.elapsed().as_secs_f64();
-    println!("pairguard bank of {} heads (weight-decay sweep in one computation): {bank_secs:.3} s ({:.3} s per head)", grid.len(), bank_secs / grid.len() as f64);
-    let _ = bank;
+    println!("pairguard bank of {} heads (weight-decay sweep in one computation, {} evaluations): {bank_secs:.3} s ({:.3} s per head)", grid.len(), bank.evaluations, bank_secs / grid.len() as f64);
 
     // The peer: same standardised features and labels through a file.
     let dir = std::env::temp_dir().join(format!("pairguard-bench-{}", std::process::id()));

@@ -135,6 +135,8 @@ pub struct BankResult {
     /// Validation loss of the kept weights, per head (NaN without validation).
     pub validation_loss: Vec<f64>,
     pub epochs_run: usize,
+    /// Objective and gradient evaluations (optimiser steps for AdamW).
+    pub evaluations: usize,
 }
 
 fn t2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
@@ -203,20 +205,24 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
         anyhow::bail!("training features contain a non-finite value at row {}, dimension {}", j / d, j % d);
     }
 
-    // Only rows some head uses take part in the computation.
+    // Only rows some head uses take part in the computation (a sweep's
+    // union of nested sets can be much smaller than the pool).
     let mut used: Vec<usize> = job.members.iter().flatten().copied().collect();
     used.sort_unstable();
     used.dedup();
-    let remap: std::collections::HashMap<usize, usize> = used.iter().enumerate().map(|(j, &r)| (r, j)).collect();
-    let compact = BankJob {
-        x: &[],
-        members: job.members.iter().map(|rows| rows.iter().map(|r| remap[r]).collect()).collect(),
-        ..job.clone()
+    let all_rows = used.len() == n;
+    let (xs, ys, members): (Vec<f32>, Vec<f32>, Vec<Vec<usize>>) = if all_rows {
+        (job.x.to_vec(), job.targets.to_vec(), job.members.clone())
+    } else {
+        let remap: std::collections::HashMap<usize, usize> = used.iter().enumerate().map(|(j, &r)| (r, j)).collect();
+        (
+            used.iter().flat_map(|&r| job.x[r * d..(r + 1) * d].iter().copied()).collect(),
+            used.iter().flat_map(|&r| job.targets[r * o..(r + 1) * o].iter().copied()).collect(),
+            job.members.iter().map(|rows| rows.iter().map(|r| remap[r]).collect()).collect(),
+        )
     };
-    let xs: Vec<f32> = used.iter().flat_map(|&r| job.x[r * d..(r + 1) * d].iter().copied()).collect();
-    let ys: Vec<f32> = used.iter().flat_map(|&r| job.targets[r * o..(r + 1) * o].iter().copied()).collect();
     let n = used.len();
-    let weights = loss_weights(&BankJob { targets: &ys, ..compact.clone() }, cfg.class_balance, n);
+    let weights = loss_weights(&BankJob { x: &[], targets: &ys, members, ..job.clone() }, cfg.class_balance, n);
 
     let ad = device.clone().autodiff();
     device.seed(cfg.seed);
@@ -224,11 +230,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
     let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
     let mut bank = HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad);
     let full_batch = n <= cfg.batch_size;
-    let (x_all, y_all, w_all) = (
-        t2(xs.clone(), [n, d], &ad),
-        t3(ys.clone(), [1, n, o], &ad),
-        t3(weights.clone(), [heads, n, o], &ad),
-    );
+    let (x_all, y_all, w_all) = (t2(xs, [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad));
     let val = job.validation.map(|(vx, vy)| (t2(vx.to_vec(), [vx.len() / d, d], device), vy));
 
     let epochs = job.epochs.unwrap_or(cfg.epochs);
@@ -237,6 +239,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
     let mut best_epoch = vec![0usize; heads];
     let mut since_improved = 0usize;
     let mut epochs_run = 0;
+    let mut evaluations = 0;
     // Validation bookkeeping shared by both optimisers; true means stop.
     let mut evaluate = |bank: &HeadBank, epoch: usize| -> bool {
         let Some((vx, vy)) = &val else { return false };
@@ -259,14 +262,19 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
 
     if cfg.optimizer == Optimizer::Lbfgs {
         anyhow::ensure!(full_batch, "L-BFGS needs full batches: raise batch_size above {n} or use optimizer = \"adamw\"");
+        // Without validation there is nothing to look at between rounds, so
+        // one call runs all iterations (each call re-evaluates its start).
+        let per_call = if val.is_some() { cfg.eval_every.min(epochs) } else { epochs };
         let mut opt = LBFGSConfig::new()
             .with_line_search_fn(LineSearchFn::StrongWolfe)
             .with_history_size(20)
-            .with_max_iter(cfg.eval_every.min(epochs))
-            .with_tolerance_grad(1e-6)
+            .with_max_iter(per_call)
+            .with_tolerance_grad(1e-7)
             .with_tolerance_change(1e-9)
             .init();
+        let evals = std::cell::Cell::new(0usize);
         let mut closure = |m: HeadBank| {
+            evals.set(evals.get() + 1);
             let logits = m.forward(x_all.clone(), None);
             let data = (bce_with_logits(logits, y_all.clone().expand([heads, n, o])) * w_all.clone()).sum();
             let loss = data + m.l2_penalty(lambdas.clone());
@@ -277,13 +285,14 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
         while epochs_run < epochs {
             let (next, loss) = opt.step(1.0, bank, &mut closure);
             bank = next;
-            epochs_run = (epochs_run + cfg.eval_every).min(epochs);
+            epochs_run = (epochs_run + per_call).min(epochs);
             let converged = (previous - loss).abs() <= 1e-9 * loss.abs().max(1.0);
             previous = loss;
             if evaluate(&bank, epochs_run) || converged {
                 break;
             }
         }
+        evaluations = evals.get();
     } else {
         let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
         let mut order: Vec<usize> = (0..n).collect();
@@ -324,6 +333,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
                 let loss = data + bank.l2_penalty(lambdas.clone()).mul_scalar(frac);
                 let grads = GradientsParams::from_grads(loss.backward(), &bank);
                 bank = opt.step(cfg.learning_rate, bank, grads);
+                evaluations += 1;
             }
             epochs_run = epoch;
             if (epoch % cfg.eval_every == 0 || epoch == epochs) && evaluate(&bank, epoch) {
@@ -344,6 +354,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
         best_epoch,
         validation_loss: best_loss,
         epochs_run,
+        evaluations,
     })
 }
 
