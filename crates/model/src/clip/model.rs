@@ -18,8 +18,13 @@ pub struct Linear {
 
 impl Linear {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let w = self.weight.val().unsqueeze::<D>();
-        let y = x.matmul(w);
+        // Leading dimensions fold into rows: one large 2-D GEMM parallelises
+        // far better than a broadcast batched matmul.
+        let mut dims = x.dims();
+        let rows: usize = dims[..D - 1].iter().product();
+        let y2 = x.reshape([rows, dims[D - 1]]).matmul(self.weight.val());
+        dims[D - 1] = y2.dims()[1];
+        let y: Tensor<D> = y2.reshape(dims);
         match &self.bias {
             Some(b) => y + b.val().unsqueeze::<D>(),
             None => y,
@@ -60,8 +65,8 @@ impl ClipVisionEmbeddings {
             .reshape([b, c, gh, p, gw, p])
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([b, gh * gw, c * p * p]);
-        let x = patches.matmul(self.patch_embedding.val().unsqueeze::<3>());
-        let hidden = x.dims()[2];
+        let hidden = self.patch_embedding.val().dims()[1];
+        let x = patches.reshape([b * gh * gw, c * p * p]).matmul(self.patch_embedding.val()).reshape([b, gh * gw, hidden]);
         let cls = self.class_embedding.val().reshape([1, 1, hidden]).expand([b, 1, hidden]);
         Tensor::cat(vec![cls, x], 1) + self.position_embedding.val().unsqueeze::<3>()
     }
