@@ -285,6 +285,20 @@ fn single_images(model: &Model, name: &str, n: usize, shortcut: bool, seed: u64)
     part
 }
 
+/// One member of a generated pair; ids end in `-o` (original) or `-c`.
+fn pair_member(pair_id: &str, role: PairRole, unsafe_: bool, k: usize, source: Source, image: Option<ImageRef>) -> Sample {
+    Sample {
+        id: format!("{pair_id}-{}", if role == PairRole::Original { "o" } else { "c" }),
+        image,
+        label: if unsafe_ { Label::Unsafe } else { Label::Safe },
+        category: Some(format!("category-{k}")),
+        pair: Some(PairMember { pair_id: pair_id.to_string(), role }),
+        group: None,
+        source,
+        split: None,
+    }
+}
+
 fn pair_set(model: &Model, name: &str, n_pairs: usize, seed: u64) -> Part {
     let cfg = model.cfg;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, name));
@@ -308,19 +322,8 @@ fn pair_set(model: &Model, name: &str, n_pairs: usize, seed: u64) -> Part {
             let edit = model.noise(&mut rng, cfg.edit_noise);
             part.vectors.extend(model.finish(base.clone(), k, y, &edit));
             part.clusters.push(c);
-            part.samples.push(Sample {
-                id: format!("{pair_id}-{}", if role == PairRole::Original { "o" } else { "c" }),
-                image: None,
-                label: if y { Label::Unsafe } else { Label::Safe },
-                category: Some(format!("category-{k}")),
-                pair: Some(PairMember {
-                    pair_id: pair_id.clone(),
-                    role,
-                }),
-                group: None,
-                source: if ai { Source::AiGenerated } else { Source::Real },
-                split: None,
-            });
+            let source = if ai { Source::AiGenerated } else { Source::Real };
+            part.samples.push(pair_member(&pair_id, role, y, k, source, None));
         }
     }
     part
@@ -439,19 +442,8 @@ impl Benchmark {
                 let file = format!("{pair_id}-{suffix}.png");
                 img.save(img_dir.join(&file)).map_err(|e| DataError::Other(format!("{}: {e}", file)))?;
                 paths.push(format!("images/{file}"));
-                samples.push(Sample {
-                    id: format!("{pair_id}-{suffix}"),
-                    image: Some(ImageRef::Path(img_dir.join(&file))),
-                    label: if y { Label::Unsafe } else { Label::Safe },
-                    category: Some(format!("category-{k}")),
-                    pair: Some(PairMember {
-                        pair_id: pair_id.clone(),
-                        role,
-                    }),
-                    group: None,
-                    source: Source::AiGenerated,
-                    split: None,
-                });
+                let image = Some(ImageRef::Path(img_dir.join(&file)));
+                samples.push(pair_member(&pair_id, role, y, k, Source::AiGenerated, image));
             }
         }
         let manifest = manifest_jsonl(&samples, None, Some(&paths));

@@ -42,9 +42,9 @@ pub struct DataSpec {
     /// Test sets by name.
     #[serde(default)]
     pub tests: Vec<TestSpec>,
-    /// How unsplit datasets are split (grouped, stratified, seeded). Pools
-    /// train on the `train` part; a test set may name the `test` part of the
-    /// same dataset. Default: everything is training data.
+    /// How unsplit samples are split (grouped, stratified, seeded) when a
+    /// test set draws a split of a pool's dataset (`split = "test"`): the
+    /// pool then trains on the `train` part only. Default: all training.
     #[serde(default = "all_train")]
     pub split: pairguard_data::SplitConfig,
     /// Drop invalid rows (reported) instead of failing.

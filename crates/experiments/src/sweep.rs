@@ -80,9 +80,15 @@ fn split(ds: &Dataset, cfg: &SplitConfig) -> anyhow::Result<Dataset> {
     Ok(ds)
 }
 
-/// Pools keep only training samples, so test-split samples never enter training.
-fn pool(ds: &Dataset, cfg: &SplitConfig) -> anyhow::Result<LabeledSet> {
-    LabeledSet::from_dataset(&split(ds, cfg)?, Some(Split::Train), None)
+/// A pool's training samples. A dataset that a test set also draws a split
+/// from, or whose manifest fixes splits, contributes only its `train` part,
+/// so test samples never enter training; otherwise all of it.
+fn pool(ds: &Dataset, cfg: &SplitConfig, tested_here: bool) -> anyhow::Result<LabeledSet> {
+    if tested_here || ds.samples.iter().any(|s| s.split.is_some()) {
+        LabeledSet::from_dataset(&split(ds, cfg)?, Some(Split::Train), None)
+    } else {
+        LabeledSet::from_dataset(ds, None, None)
+    }
 }
 
 fn load(path: &Path, embeddings: Option<&Path>, skip_invalid: bool) -> anyhow::Result<Dataset> {
@@ -155,7 +161,8 @@ impl SweepData {
                     let ds = load(p, e.as_deref(), exp.data.skip_invalid)?;
                     check(&ds)?;
                     files.extend(dataset_files(&ds));
-                    sets.push(Some(pool(&ds, &exp.data.split)?));
+                    let tested_here = exp.data.tests.iter().any(|t| t.split.is_some() && base.join(&t.dataset) == *p);
+                    sets.push(Some(pool(&ds, &exp.data.split, tested_here)?));
                 }
                 None => sets.push(None),
             }

@@ -106,3 +106,32 @@ fn a_results_folder_refuses_a_changed_experiment() {
     let e = run_experiment(&cfg, &out, &opts(None)).unwrap_err().to_string();
     assert!(e.contains("different experiment"), "{e}");
 }
+
+#[test]
+fn a_test_split_of_a_pool_never_enters_training_and_other_pools_are_used_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = pairguard_data::synthetic::SyntheticConfig::tiny();
+    pairguard_data::synthetic::Benchmark::generate(&cfg).unwrap().write(&dir.path().join("bench")).unwrap();
+    let text = r#"
+name = "descriptors"
+[data]
+coarse = "bench/coarse.toml"
+pairs = "bench/pairs.toml"
+tests = [{ name = "heldout-pairs", dataset = "bench/pairs.toml", split = "test" }, { name = "shifted", dataset = "bench/test-shifted.toml" }]
+split = { train = 0.8, validation = 0.0, test = 0.2, seed = 3 }
+[sweep]
+budgets = [16]
+strategies = [{ kind = "coarse-only" }]
+seeds = [0]
+"#;
+    let path = dir.path().join("x.toml");
+    std::fs::write(&path, text).unwrap();
+    let (exp, _) = pairguard_experiments::Experiment::from_file(&path).unwrap();
+    let data = pairguard_experiments::sweep::SweepData::load(&exp, dir.path(), &dir.path().join("unused")).unwrap();
+    assert_eq!(data.coarse.len(), cfg.coarse, "a pool no test set splits is used whole");
+    let heldout = &data.tests[0].1;
+    assert_eq!(heldout.pairs.len() * 2, heldout.len(), "the held-out split keeps whole pairs");
+    assert_eq!(data.pairs.len() + heldout.len(), 2 * cfg.pairs);
+    let train: std::collections::HashSet<&String> = data.pairs.ids.iter().collect();
+    assert!(heldout.ids.iter().all(|id| !train.contains(id)), "held-out pairs leaked into the pool");
+}
