@@ -304,7 +304,6 @@ impl GuardModel {
     }
 
     pub fn evaluate(&self, set: &LabeledSet, threshold: Option<f64>, device: &Device) -> anyhow::Result<Evaluation> {
-        self.card.encoder.ensure_matches(&self.card.encoder, "evaluation")?;
         anyhow::ensure!(set.dim == self.card.input_dim, "embeddings have dimension {}, the model expects {}", set.dim, self.card.input_dim);
         let (p, cats) = self.probabilities(&set.x, device)?;
         Ok(evaluate_scores(set, &p, cats.as_deref(), threshold.unwrap_or(self.card.threshold), self.card.config.fpr_target))
