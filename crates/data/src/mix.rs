@@ -130,11 +130,16 @@ impl Mixer {
     /// `coarse` lists the eligible coarse-pool sample indices (e.g. the
     /// training split); `pairs` indexes the pair pool's samples.
     pub fn new(coarse: &[usize], pairs: &PairIndex, seed: u64) -> Self {
+        let members: Vec<(usize, usize)> = pairs.pairs.iter().map(|p| (p.unsafe_member, p.safe_member)).collect();
+        Self::from_members(coarse, &members, seed)
+    }
+
+    /// As [`Mixer::new`], with each pair given as (unsafe member, safe member).
+    pub fn from_members(coarse: &[usize], pairs: &[(usize, usize)], seed: u64) -> Self {
         let mut coarse_order = coarse.to_vec();
         coarse_order.sort_unstable();
         coarse_order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(seed, "mix/coarse")));
-        let mut pair_order: Vec<(usize, usize)> =
-            pairs.pairs.iter().map(|p| (p.unsafe_member, p.safe_member)).collect();
+        let mut pair_order = pairs.to_vec();
         pair_order.sort_unstable();
         pair_order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(seed, "mix/pairs")));
         Mixer {

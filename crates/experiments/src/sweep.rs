@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
 use pairguard_data::split::{assign, SplitConfig};
 use pairguard_data::synthetic::Benchmark;
-use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, PairIndex, Split, Strategy};
+use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Split, Strategy};
 use pairguard_model::{bank_logits, evaluate_scores, fit_bank, BankJob, Device, FeatureNorm, LabeledSet};
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +103,8 @@ fn load(path: &Path, embeddings: Option<&Path>, skip_invalid: bool) -> anyhow::R
     }
     if let Some(e) = embeddings {
         ds.embeddings = Some(pairguard_data::EmbeddingStore::load(e)?);
-        ds.descriptor.embeddings = Some(e.display().to_string());
+        // Absolute, so it resolves the same against the descriptor's folder.
+        ds.descriptor.embeddings = Some(std::path::absolute(e)?.display().to_string());
     }
     Ok(ds)
 }
@@ -113,7 +114,6 @@ fn dataset_files(ds: &Dataset) -> Vec<PathBuf> {
     files.extend(ds.manifest_files.iter().cloned());
     if let Some(e) = &ds.descriptor.embeddings {
         let p = ds.descriptor.base_dir().join(e);
-        let p = if p.is_file() { p } else { PathBuf::from(e) };
         files.push(pairguard_data::EmbeddingStore::index_path(&p));
         files.push(p);
     }
@@ -261,24 +261,6 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions) -> anyh
             (n.clone(), s.clone(), tx)
         })
         .collect();
-    // The pair pool's pairs as row indices, in the shape the mixer takes.
-    let pair_index = PairIndex {
-        pairs: data
-            .pairs
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(k, &(u, s))| pairguard_data::Pair {
-                id: format!("{k}"),
-                original: u,
-                counterfactual: s,
-                unsafe_member: u,
-                safe_member: s,
-                category: None,
-            })
-            .collect(),
-        incomplete: Vec::new(),
-    };
     let coarse_rows: Vec<usize> = (0..data.coarse.len()).collect();
     let nc = data.coarse.len();
 
@@ -300,7 +282,7 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions) -> anyh
             break;
         }
         bar.set_message(format!("{} seed {seed}", strategy.name()));
-        let mixer = Mixer::new(&coarse_rows, &pair_index, *seed);
+        let mixer = Mixer::from_members(&coarse_rows, &data.pairs.pairs, *seed);
         let mut sets = Vec::new();
         for &b in &budgets {
             match mixer.build(strategy, b) {
