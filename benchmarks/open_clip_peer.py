@@ -21,5 +21,5 @@ with torch.inference_mode():
         model(x)
     dt = time.perf_counter() - t
 ips = batch * batches / dt
-print(f"open_clip {open_clip.__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads) batch {batch:>3}: {ips:7.2} images/s")
+print(f"open_clip {open_clip.__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads) batch {batch:>3}: {ips:7.2f} images/s")
 print(f"images_per_s={ips}")

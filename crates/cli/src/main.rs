@@ -1,5 +1,14 @@
 //! The `pairguard` command-line tool.
 
+/// mimalloc instead of the system allocator. The CPU encoder allocates a
+/// fresh multi-megabyte buffer for nearly every operation (a ViT-B/32 layer's
+/// fc1 output at batch 32 is 20 MB); glibc serves each from a new `mmap` and
+/// returns it on free, so every buffer page-faults in again. On the 2-core
+/// reference machine that cost the encoder a fifth of its time (12.2 against
+/// 15.7 images/s); mimalloc keeps freed pages for reuse.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;

@@ -3,66 +3,146 @@
 //! same machine in the same run when Python with torch and open_clip is
 //! available (`PAIRGUARD_PYTHON`, default `python3`).
 //!
-//!     cargo run -p pairguard-model --example bench_encoder -- [batch] [batches] [--wgpu]
+//!     cargo run -p pairguard-model --example bench_encoder -- [batch] [batches] [--rounds R] [--wgpu]
+//!
+//! The CPU backend and open_clip take turns for R rounds (default 3), and the
+//! ratio is reported per round and between the medians: on a shared 2-core
+//! VM either side's figure moves by a fifth from one minute to the next, so
+//! one back-to-back pair of figures is not a comparison.
+
+// The allocator of the `pairguard` binary, so these figures are its figures
+// (see crates/cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use pairguard_model::clip::model::{ClipVisionModelWithProjection, HostWeights};
 use pairguard_model::clip::VisionConfig;
 use pairguard_model::device::{select, DeviceChoice};
 
-fn bench(name: &str, device: &burn::tensor::Device, batch: usize, batches: usize) -> f64 {
-    let cfg = VisionConfig::vit_b_32();
-    let model = ClipVisionModelWithProjection::from_host(&cfg, HostWeights::random(&cfg, 0), device);
-    let s = cfg.image_size;
-    let px: Vec<f32> = (0..batch * 3 * s * s).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
-    let run = || {
-        let x: Tensor<4> = Tensor::from_data(TensorData::new(px.clone(), [batch, 3, s, s]), device);
-        let y = model.forward(x);
-        let _ = y.into_data();
-    };
-    run(); // warm-up (allocations, kernel compilation)
-    let t = Instant::now();
-    for _ in 0..batches {
-        run();
+/// The encoder on one device with a fixed input batch.
+struct Bench {
+    model: ClipVisionModelWithProjection,
+    device: Device,
+    pixels: Vec<f32>,
+    batch: usize,
+    size: usize,
+}
+
+impl Bench {
+    fn new(device: &Device, batch: usize) -> Self {
+        let cfg = VisionConfig::vit_b_32();
+        let model = ClipVisionModelWithProjection::from_host(&cfg, HostWeights::random(&cfg, 0), device);
+        let size = cfg.image_size;
+        let pixels = (0..batch * 3 * size * size).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+        let bench = Self { model, device: device.clone(), pixels, batch, size };
+        bench.run(); // warm-up (allocations, kernel compilation)
+        bench
     }
-    let ips = (batch * batches) as f64 / t.elapsed().as_secs_f64();
-    println!("pairguard {name:<28} batch {batch:>3}: {ips:7.2} images/s");
-    ips
+
+    /// One batch from host pixels to host embeddings.
+    fn run(&self) {
+        let s = self.size;
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(self.pixels.clone(), [self.batch, 3, s, s]), &self.device);
+        let _ = self.model.forward(x).into_data();
+    }
+
+    /// Images per second over `batches` batches.
+    fn images_per_s(&self, batches: usize) -> f64 {
+        let t = Instant::now();
+        for _ in 0..batches {
+            self.run();
+        }
+        (self.batch * batches) as f64 / t.elapsed().as_secs_f64()
+    }
+}
+
+/// open_clip's images per second, and its description line.
+fn open_clip(python: &str, batch: usize, batches: usize) -> Result<(f64, String), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/open_clip_peer.py");
+    let out = std::process::Command::new(python)
+        .args([script, &batch.to_string(), &batches.to_string()])
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ips = text
+        .lines()
+        .find_map(|l| l.strip_prefix("images_per_s="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no images_per_s line in: {text}"))?;
+    Ok((ips, text.lines().next().unwrap_or("open_clip").to_string()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).map_or(3, |r| {
+        r.parse::<usize>().ok().filter(|&r| r > 0).unwrap_or_else(|| panic!("--rounds takes a positive number, not {r:?}"))
+    });
+    let nums: Vec<usize> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || args[i - 1] != "--rounds")
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     let batch = nums.first().copied().unwrap_or(32);
     let batches = nums.get(1).copied().unwrap_or(3);
-    println!("CLIP ViT-B/32 image encoder, fp32, random weights; {} threads available", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let cpu = bench("cpu (burn flex)", &burn::tensor::Device::flex(), batch, batches);
-    let want_wgpu = args.iter().any(|a| a == "--wgpu");
-    match select(DeviceChoice::Auto) {
-        Ok(sel) if sel.is_wgpu => {
-            bench(&sel.description, &sel.device, batch, batches);
-        }
-        _ if want_wgpu => match select(DeviceChoice::Wgpu) {
-            Ok(sel) => {
-                bench(&sel.description, &sel.device, batch, batches);
-            }
-            Err(e) => println!("wgpu: not available ({e})"),
-        },
-        _ => println!("wgpu: no hardware adapter (software adapters skipped; pass --wgpu to include them)"),
-    }
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/open_clip_peer.py");
-    match std::process::Command::new(&python).args([script, &batch.to_string(), &batches.to_string()]).output() {
-        Ok(out) if out.status.success() => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            print!("{text}");
-            if let Some(peer) = text.lines().find_map(|l| l.strip_prefix("images_per_s=")).and_then(|v| v.trim().parse::<f64>().ok()) {
-                println!("ratio pairguard cpu / open_clip: {:.2}x", cpu / peer);
+    println!(
+        "CLIP ViT-B/32 image encoder, fp32, random weights, batch {batch} x {batches} per figure, {rounds} rounds; {} threads available",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+
+    let cpu = Bench::new(&Device::flex(), batch);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let ips = cpu.images_per_s(batches);
+        println!("round {round}: pairguard cpu (burn flex) {ips:7.2} images/s");
+        ours.push(ips);
+        match open_clip(&python, batch, batches) {
+            Ok((peer, line)) => {
+                println!("round {round}: {line}  (ratio {:.2}x)", ips / peer);
+                theirs.push(peer);
+            }
+            Err(e) => {
+                println!("open_clip peer not run: {e}");
+                break;
             }
         }
-        Ok(out) => println!("open_clip peer not run: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")),
-        Err(e) => println!("open_clip peer not run: {python}: {e}"),
+    }
+    let ours_median = median(ours);
+    println!("median pairguard cpu (burn flex): {ours_median:7.2} images/s");
+    if !theirs.is_empty() {
+        let peer = median(theirs);
+        println!("median open_clip:                 {peer:7.2} images/s");
+        println!("ratio of medians pairguard cpu / open_clip: {:.2}x", ours_median / peer);
+    }
+
+    let want_wgpu = args.iter().any(|a| a == "--wgpu");
+    let gpu = match select(DeviceChoice::Auto) {
+        Ok(sel) if sel.is_wgpu => Some(sel),
+        _ if want_wgpu => select(DeviceChoice::Wgpu).map_err(|e| println!("wgpu: not available ({e})")).ok(),
+        _ => {
+            println!("wgpu: no hardware adapter (software adapters skipped; pass --wgpu to include them)");
+            None
+        }
+    };
+    if let Some(sel) = gpu {
+        let ips = Bench::new(&sel.device, batch).images_per_s(batches);
+        println!("pairguard {}: {ips:7.2} images/s", sel.description);
     }
 }

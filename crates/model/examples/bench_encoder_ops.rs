@@ -8,10 +8,16 @@
 //!
 //!     cargo run -p pairguard-model --example bench_encoder_ops
 
+// The allocator of the `pairguard` binary, so these figures are its figures
+// (see crates/cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
+use pairguard_model::clip::activation::quick_gelu;
 
 const ROWS: usize = 32 * 50;
 const HIDDEN: usize = 768;
@@ -62,9 +68,14 @@ fn main() {
         report(name, ms, gemm(ROWS, k, n));
         total += ms;
     }
-    let ms = time_ms(|| h.clone() * sigmoid(h.clone().mul_scalar(1.702)));
+    // The encoder's QuickGELU takes its input by value, as here (a fresh copy
+    // each time, so the in-place host pass applies); burn's composition is
+    // shown for comparison.
+    let ms = time_ms(|| quick_gelu(h.clone().add_scalar(0.0)));
     report("quick_gelu 1600x3072", ms, 0.0);
     total += ms;
+    let ms = time_ms(|| h.clone() * sigmoid(h.clone().mul_scalar(1.702)));
+    report("(burn ops x*sigmoid(1.702x))", ms, 0.0);
     let ms = time_ms(|| h.clone() + bias.clone());
     report("bias add 1600x3072", ms, 0.0);
     let ms = time_ms(|| {
@@ -85,6 +96,24 @@ fn main() {
     });
     report("attention core (12 heads)", ms, 0.0);
     total += ms;
+    let ms = time_ms(|| {
+        let (b, t, heads, hd) = (32, 50, 12, 64);
+        let qkv = qkv.clone().reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
+        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, heads, t, hd]);
+        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
+        let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, heads, t, hd]);
+        burn::tensor::module::attention(q, k, v, None, None, Default::default()).swap_dims(1, 2).reshape([b * t, HIDDEN])
+    });
+    report("attention op (12 heads)", ms, 0.0);
+    let ms = time_ms(|| {
+        let (b, t, heads, hd) = (32, 50, 12, 64);
+        let qkv = qkv.clone().reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
+        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, heads, t, hd]);
+        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
+        let scores = q.mul_scalar(0.125).matmul(k.swap_dims(2, 3));
+        softmax(scores, 3).reshape([b * heads * t, t])
+    });
+    report("  scores+softmax only", ms, 0.0);
     println!("flex  layer (main operations)      {total:8.2} ms  -> about {:.2} images/s for 12 layers", 32.0 / (12.0 * total / 1e3));
 
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -9,6 +9,11 @@
 //! The peer runs when `PAIRGUARD_PYTHON` (default `python3`) has numpy,
 //! scikit-learn and safetensors.
 
+// The allocator of the `pairguard` binary, so these figures are its figures
+// (see crates/cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};

@@ -146,3 +146,20 @@ fn hub_loading_works_offline_from_a_hub_laid_out_cache() {
     let e = Encoder::from_hub("acme/other", sha, &opts, false, &Device::flex()).unwrap_err().to_string();
     assert!(e.contains("offline mode"), "{e}");
 }
+
+/// The same references on wgpu (lavapipe in CI), where QuickGELU and
+/// LayerNorm are composed from burn ops instead of flex's host kernels.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_encoder_matches_the_reference() {
+    if std::env::var("PAIRGUARD_TEST_WGPU").as_deref() != Ok("1") {
+        eprintln!("wgpu encoder test not run: set PAIRGUARD_TEST_WGPU=1 on a machine with a wgpu adapter");
+        return;
+    }
+    let sel = pairguard_model::device::select(pairguard_model::DeviceChoice::Wgpu).unwrap();
+    assert!(sel.is_wgpu, "{}", sel.description);
+    for (dir, reference_name) in [("hf-quickgelu", "embeds_quickgelu"), ("hf-gelu", "embeds_gelu")] {
+        let enc = Encoder::load(&fixtures().join(dir).join("model.safetensors"), None, false, &sel.device).unwrap();
+        check(&enc, reference_name);
+    }
+}

@@ -3,6 +3,7 @@
 //! Module and field names follow the Hugging Face implementation
 //! (`CLIPVisionModelWithProjection`), so its checkpoint keys map one to one.
 
+pub mod activation;
 pub mod config;
 pub mod model;
 pub mod preprocess;

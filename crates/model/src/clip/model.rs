@@ -4,9 +4,11 @@
 //! `post_layernorm(CLS) @ visual_projection`.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::module::layer_norm;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::activation::quick_gelu;
 use super::config::{Activation, VisionConfig};
 
 /// `x @ weight + bias`, weight stored `[in, out]`.
@@ -40,10 +42,11 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
+    /// burn's layer-norm op: one fused pass per row on flex (the composition
+    /// of mean, variance and affine ops took five passes over the tensor),
+    /// the same composition as before on backends without their own kernel.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let (var, mean) = x.clone().var_mean_bias(D - 1);
-        let y = (x - mean) / var.add_scalar(self.eps).sqrt();
-        y * self.weight.val().unsqueeze::<D>() + self.bias.val().unsqueeze::<D>()
+        layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps)
     }
 }
 
@@ -114,8 +117,7 @@ pub struct ClipMlp {
 impl ClipMlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.fc1.forward(x);
-        // burn has no QuickGELU: x * sigmoid(1.702 x).
-        let h = if self.quick_gelu { h.clone() * sigmoid(h.mul_scalar(1.702)) } else { gelu(h) };
+        let h = if self.quick_gelu { quick_gelu(h) } else { gelu(h) };
         self.fc2.forward(h)
     }
 }
