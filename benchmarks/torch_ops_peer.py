@@ -41,7 +41,8 @@ with torch.inference_mode():
     total += ms
     bias = torch.randn(MLP)
     report("bias add 1600x3072", time_ms(lambda: h + bias))
-    ms = time_ms(lambda: torch.nn.functional.layer_norm(x, (HIDDEN,)))
+    gamma, beta = torch.randn(HIDDEN), torch.randn(HIDDEN)
+    ms = time_ms(lambda: torch.nn.functional.layer_norm(x, (HIDDEN,), gamma, beta))
     report("layer_norm 1600x768", ms)
     total += 2 * ms
     qkv = torch.randn(32, 50, 3, 12, 64)

@@ -467,7 +467,7 @@ fn draw(c: usize, k: usize, unsafe_: bool, texture: u64, clusters: usize, catego
     image::RgbImage::from_fn(32, 32, |x, y| {
         let jitter: i16 = rng.random_range(-12..=12);
         let (dx, dy) = (x as f64 - 16.0, y as f64 - 16.0);
-        let px = if unsafe_ && (x as i32 - y as i32).abs() <= 1 || unsafe_ && (x as i32 + y as i32 - 31).abs() <= 1 {
+        let px = if unsafe_ && ((x as i32 - y as i32).abs() <= 1 || (x as i32 + y as i32 - 31).abs() <= 1) {
             [20, 20, 20]
         } else if dx * dx + dy * dy < 64.0 {
             fg

@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::module::layer_norm;
 use burn::tensor::{Device, Tensor, TensorData};
 use pairguard_model::clip::activation::quick_gelu;
 
@@ -78,10 +79,8 @@ fn main() {
     report("(burn ops x*sigmoid(1.702x))", ms, 0.0);
     let ms = time_ms(|| h.clone() + bias.clone());
     report("bias add 1600x3072", ms, 0.0);
-    let ms = time_ms(|| {
-        let (var, mean) = x.clone().var_mean_bias(1);
-        (x.clone() - mean) / var.add_scalar(1e-5).sqrt()
-    });
+    let (gamma, beta) = (filled(&d, 1, HIDDEN).reshape([HIDDEN]), filled(&d, 1, HIDDEN).reshape([HIDDEN]));
+    let ms = time_ms(|| layer_norm(x.clone(), gamma.clone(), Some(beta.clone()), 1e-5));
     report("layer_norm 1600x768", ms, 0.0);
     total += 2.0 * ms;
     let qkv = x.clone().matmul(w_qkv.clone());
@@ -96,24 +95,6 @@ fn main() {
     });
     report("attention core (12 heads)", ms, 0.0);
     total += ms;
-    let ms = time_ms(|| {
-        let (b, t, heads, hd) = (32, 50, 12, 64);
-        let qkv = qkv.clone().reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
-        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, heads, t, hd]);
-        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
-        let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, heads, t, hd]);
-        burn::tensor::module::attention(q, k, v, None, None, Default::default()).swap_dims(1, 2).reshape([b * t, HIDDEN])
-    });
-    report("attention op (12 heads)", ms, 0.0);
-    let ms = time_ms(|| {
-        let (b, t, heads, hd) = (32, 50, 12, 64);
-        let qkv = qkv.clone().reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
-        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, heads, t, hd]);
-        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
-        let scores = q.mul_scalar(0.125).matmul(k.swap_dims(2, 3));
-        softmax(scores, 3).reshape([b * heads * t, t])
-    });
-    report("  scores+softmax only", ms, 0.0);
     println!("flex  layer (main operations)      {total:8.2} ms  -> about {:.2} images/s for 12 layers", 32.0 / (12.0 * total / 1e3));
 
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());

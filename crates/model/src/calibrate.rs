@@ -44,20 +44,15 @@ pub fn fit_temperature(logits: &[f64], labels: &[bool]) -> f64 {
 }
 
 /// How the decision threshold is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ThresholdRule {
     Fixed { threshold: f64 },
     /// The lowest threshold whose validation FPR does not exceed the target.
     TargetFpr { fpr: f64 },
     /// The threshold with the best validation F1.
+    #[default]
     BestF1,
-}
-
-impl Default for ThresholdRule {
-    fn default() -> Self {
-        ThresholdRule::BestF1
-    }
 }
 
 /// Applies the rule to calibrated validation probabilities.

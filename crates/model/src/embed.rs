@@ -67,6 +67,7 @@ pub fn failures_path(out: &Path) -> PathBuf {
     out.with_extension("failures.json")
 }
 
+/// A decoded batch on its way from the workers to the encoder.
 struct Batch {
     chunk: usize,
     index: usize,
@@ -74,6 +75,9 @@ struct Batch {
     pixels: Vec<f32>,
     failures: Vec<Failure>,
 }
+
+/// An encoded batch waiting for the rest of its chunk: ids, vectors, failures.
+type Encoded = (Vec<String>, Vec<f32>, Vec<Failure>);
 
 /// Embeds every sample with an image into the store at `out`.
 pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &EmbedOptions) -> anyhow::Result<EmbedReport> {
@@ -154,7 +158,8 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
                 (c, len.div_ceil(opts.batch))
             })
             .collect();
-        let mut got: BTreeMap<usize, BTreeMap<usize, (Vec<String>, Vec<f32>, Vec<Failure>)>> = BTreeMap::new();
+        // Encoded batches per chunk, by batch index, until the chunk is complete.
+        let mut got: BTreeMap<usize, BTreeMap<usize, Encoded>> = BTreeMap::new();
         for b in rx {
             let n = b.ids.len();
             let vectors = if n > 0 { encoder.embed_pixels(b.pixels, n) } else { Vec::new() };

@@ -261,7 +261,7 @@ impl GuardModel {
     /// Raw logits `[n, outputs]` for row-major embeddings.
     pub fn logits(&self, x: &[f32], device: &Device) -> anyhow::Result<Vec<f32>> {
         let d = self.card.input_dim;
-        anyhow::ensure!(x.len() % d == 0, "embeddings have {} values, not a multiple of dimension {d}", x.len());
+        anyhow::ensure!(x.len().is_multiple_of(d), "embeddings have {} values, not a multiple of dimension {d}", x.len());
         if let Some(j) = x.iter().position(|v| !v.is_finite()) {
             anyhow::bail!("embedding row {} has a non-finite value at dimension {}", j / d, j % d);
         }

@@ -15,20 +15,16 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 /// The architecture of a head.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum HeadKind {
     /// A linear probe: logistic regression on the embedding.
+    #[default]
     Linear,
     /// An adapter: one hidden layer with GELU and dropout.
     Mlp { hidden: usize, dropout: f64 },
 }
 
-impl Default for HeadKind {
-    fn default() -> Self {
-        HeadKind::Linear
-    }
-}
 
 impl HeadKind {
     pub fn name(&self) -> String {

@@ -2,7 +2,7 @@
 //!
 //! burn has no QuickGELU op, and composed from burn ops on the flex CPU
 //! backend it costs 29 ms of a ViT-B/32 layer at batch 32 on a 2-core
-//! machine (as much as the attention block's output projection and core
+//! machine (more than the attention block's output projection and core
 //! together): flex evaluates `sigmoid` in a scalar loop on one thread, after
 //! a separate pass for the scaling. Flex tensors already live in host memory,
 //! and a uniquely owned one moves out of a tensor and back without a copy, so

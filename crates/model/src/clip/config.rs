@@ -73,8 +73,8 @@ impl VisionConfig {
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.patch_size > 0 && self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size");
-        anyhow::ensure!(self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads == 0, "hidden_size must be a multiple of num_attention_heads");
+        anyhow::ensure!(self.patch_size > 0 && self.image_size.is_multiple_of(self.patch_size), "image_size must be a multiple of patch_size");
+        anyhow::ensure!(self.num_attention_heads > 0 && self.hidden_size.is_multiple_of(self.num_attention_heads), "hidden_size must be a multiple of num_attention_heads");
         Ok(())
     }
 

@@ -7,7 +7,10 @@
 
 use image::{DynamicImage, RgbImage};
 
+// CLIP's published constants, digit for digit, though f32 cannot hold them all.
+#[allow(clippy::excessive_precision)]
 pub const CLIP_MEAN: [f32; 3] = [0.48145466, 0.4578275, 0.40821073];
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 #[derive(Debug, Clone, PartialEq)]
