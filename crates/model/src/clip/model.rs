@@ -107,6 +107,7 @@ impl ClipAttention {
     }
 }
 
+/// The feed-forward block: fc1, QuickGELU (OpenAI's models) or GELU, fc2.
 #[derive(Module, Debug)]
 pub struct ClipMlp {
     pub fc1: Linear,
