@@ -9,16 +9,22 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod progress;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use pairguard_data::hub::HubOptions;
 use pairguard_data::images::ImageCheck;
 use pairguard_data::split::{assign, SplitConfig};
 use pairguard_data::stats::Stats;
-use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
-use pairguard_data::{Dataset, LoadOptions, Split};
-use pairguard_model::{DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, ThresholdRule};
+use pairguard_data::synthetic::{self, Benchmark, SyntheticConfig};
+use pairguard_data::{Dataset, LoadOptions};
+use pairguard_model::clip::{Encoder, DEFAULT_MODEL, DEFAULT_REVISION};
+use pairguard_model::{DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, ThresholdRule, TrainConfig};
+
+use progress::Bar;
 
 #[derive(Parser, Debug)]
 #[command(name = "pairguard", version, about = "Train lightweight image-safety guards on frozen CLIP embeddings, with counterfactual SafetyPairs mixed into the training data.")]
@@ -55,9 +61,9 @@ struct SynthArgs {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Preset: default or tiny.
+    /// Benchmark size: default or tiny.
     #[arg(long, default_value = "default")]
-    preset: String,
+    preset: synthetic::Preset,
     #[arg(long)]
     seed: Option<u64>,
     /// Also write this many small images (pairs) for pixel-level tests.
@@ -105,15 +111,16 @@ struct EmbedArgs {
     /// Dataset descriptor whose samples have images.
     dataset: PathBuf,
     /// A Hugging Face repo id, or a local safetensors file or folder.
-    #[arg(long, default_value = pairguard_model::clip::weights::DEFAULT_MODEL)]
+    #[arg(long, default_value = DEFAULT_MODEL)]
     model: String,
     /// Hub revision (a commit hash pins the weights).
-    #[arg(long, default_value = pairguard_model::clip::weights::DEFAULT_REVISION)]
+    #[arg(long, default_value = DEFAULT_REVISION)]
     revision: String,
     /// Config for a local checkpoint (default: config.json or open_clip_config.json beside it).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Output store (default: <dataset folder>/<dataset name>.embeddings.safetensors).
+    /// Output store (default: the descriptor's `embeddings`, else
+    /// <name>.embeddings.safetensors beside the descriptor, where `train` finds it).
     #[arg(long)]
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
@@ -147,24 +154,29 @@ struct TrainArgs {
     /// Where to write the model (`.safetensors`, with a `.json` card beside it).
     #[arg(long)]
     out: PathBuf,
-    /// A TOML file with a full [`GuardConfig`]; flags below override it.
+    /// A TOML file with a guard config (`[train]`, `[calibration]`, `refit`);
+    /// flags below override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// linear or mlp.
+    /// linear (an L-BFGS probe) or mlp (an AdamW adapter); each comes with
+    /// its optimiser's defaults.
     #[arg(long)]
-    head: Option<String>,
-    /// Hidden width of the MLP adapter.
-    #[arg(long, default_value_t = 256)]
-    hidden: usize,
+    head: Option<HeadKind>,
+    /// Hidden width of the MLP adapter (default 256).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Dropout of the MLP adapter (default 0.2).
+    #[arg(long)]
+    dropout: Option<f64>,
     /// Also train one output per category.
     #[arg(long)]
     multilabel: bool,
     /// Weight-decay values to select from on validation, then refit.
     #[arg(long, value_delimiter = ',')]
     wd_grid: Option<Vec<f64>>,
-    /// Threshold rule: best-f1, fpr:<target> or a fixed value.
+    /// Threshold rule: best-f1, fpr:<target> or a fixed value in [0, 1].
     #[arg(long)]
-    threshold: Option<String>,
+    threshold: Option<ThresholdRule>,
     #[arg(long)]
     seed: Option<u64>,
     #[arg(long)]
@@ -237,9 +249,16 @@ struct SweepArgs {
 }
 
 fn device(choice: DeviceChoice) -> anyhow::Result<pairguard_model::Device> {
-    let sel = pairguard_model::device::select(choice).map_err(anyhow::Error::msg)?;
+    let sel = pairguard_model::device::select(choice)?;
     eprintln!("device: {}", sel.description);
     Ok(sel.device)
+}
+
+/// Hub options from the environment: `HF_HUB_OFFLINE` (1, true, yes, on)
+/// resolves from the cache only; `HF_TOKEN` authorises gated repositories.
+fn hub_options() -> HubOptions {
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+    HubOptions { offline, cache_dir: None, token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()) }
 }
 
 fn main() {
@@ -271,7 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for (name, kind, backend) in adapters {
                 println!("wgpu adapter: {name} ({kind}, {backend})");
             }
-            let sel = pairguard_model::device::select(DeviceChoice::Auto).map_err(anyhow::Error::msg)?;
+            let sel = pairguard_model::device::select(DeviceChoice::Auto)?;
             println!("auto picks: {}", sel.description);
             Ok(())
         }
@@ -279,7 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn synth(a: SynthArgs) -> anyhow::Result<()> {
-    let mut cfg = SyntheticConfig::preset(&a.preset).with_context(|| format!("unknown preset {:?} (default, tiny)", a.preset))?;
+    let mut cfg = SyntheticConfig::preset(a.preset);
     if let Some(s) = a.seed {
         cfg.seed = s;
     }
@@ -294,11 +313,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
 }
 
 fn validate(descriptor: &Path, decode: bool, json: bool) -> anyhow::Result<()> {
-    let opts = LoadOptions {
-        image_check: if decode { ImageCheck::Decode } else { ImageCheck::Header },
-        hub: pairguard_data::hub::HubOptions::from_env(),
-        ..Default::default()
-    };
+    let opts = LoadOptions { image_check: if decode { ImageCheck::Decode } else { ImageCheck::Header }, hub: hub_options(), ..Default::default() };
     let ds = Dataset::load_with_report(descriptor, &opts)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&ds.report)?);
@@ -315,12 +330,9 @@ fn validate(descriptor: &Path, decode: bool, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load(path: &Path, skip_invalid: bool) -> anyhow::Result<Dataset> {
-    let opts = LoadOptions {
-        skip_invalid,
-        image_check: ImageCheck::Header,
-        hub: pairguard_data::hub::HubOptions::from_env(),
-    };
+/// Loads a dataset, with its embedding store when `embeddings` is set.
+fn load(path: &Path, skip_invalid: bool, embeddings: bool) -> anyhow::Result<Dataset> {
+    let opts = LoadOptions { skip_invalid, image_check: ImageCheck::Header, hub: hub_options(), embeddings };
     let ds = Dataset::load(path, &opts)?;
     for f in &ds.report.findings {
         eprintln!("dropped: {f}");
@@ -329,7 +341,7 @@ fn load(path: &Path, skip_invalid: bool) -> anyhow::Result<Dataset> {
 }
 
 fn stats(descriptor: &Path, split: Option<Vec<f64>>, seed: u64, skip_invalid: bool, json: bool) -> anyhow::Result<()> {
-    let mut ds = load(descriptor, skip_invalid)?;
+    let mut ds = load(descriptor, skip_invalid, true)?;
     if let Some(f) = split {
         anyhow::ensure!(f.len() == 3, "--split takes three fractions: train,validation,test");
         assign(&mut ds.samples, &SplitConfig { train: f[0], validation: f[1], test: f[2], seed })?;
@@ -344,39 +356,13 @@ fn stats(descriptor: &Path, split: Option<Vec<f64>>, seed: u64, skip_invalid: bo
     Ok(())
 }
 
-/// An encoder from a local checkpoint (file or folder) or a Hub repo id.
-fn load_encoder(
-    model: &str,
-    revision: &str,
-    config: Option<&Path>,
-    normalize: bool,
-    dev: &pairguard_model::Device,
-) -> anyhow::Result<pairguard_model::clip::Encoder> {
-    use pairguard_model::clip::Encoder;
-    let local = Path::new(model);
-    if local.exists() {
-        let weights = if local.is_dir() {
-            ["model.safetensors", "open_clip_model.safetensors"]
-                .iter()
-                .map(|f| local.join(f))
-                .find(|p| p.is_file())
-                .with_context(|| format!("{}: no model.safetensors or open_clip_model.safetensors", local.display()))?
-        } else {
-            local.to_path_buf()
-        };
-        Encoder::load(&weights, config, normalize, dev)
-    } else {
-        Encoder::from_hub(model, revision, &pairguard_data::hub::HubOptions::from_env(), normalize, dev)
-    }
-}
-
 fn export_onnx(a: ExportArgs) -> anyhow::Result<()> {
     let model = GuardModel::load(&a.model)?;
     let bytes = if a.pipeline {
         let id = &model.card.encoder;
         let name = a.encoder.clone().unwrap_or_else(|| id.model.clone());
         let revision = a.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());
-        let enc = load_encoder(&name, &revision, a.config.as_deref(), id.normalized, &pairguard_model::Device::flex())?;
+        let enc = Encoder::resolve(&name, &revision, a.config.as_deref(), &hub_options(), id.normalized, &pairguard_model::Device::flex())?;
         pairguard_model::onnx::export_pipeline(&enc, &model)?
     } else {
         pairguard_model::onnx::export_head(&model)
@@ -389,22 +375,26 @@ fn export_onnx(a: ExportArgs) -> anyhow::Result<()> {
 
 fn embed(a: EmbedArgs) -> anyhow::Result<()> {
     let dev = device(a.device.device)?;
-    let ds = load(&a.dataset, a.skip_invalid)?;
-    let encoder = load_encoder(&a.model, &a.revision, a.config.as_deref(), !a.no_normalize, &dev)?;
+    // The store is what this command makes, so it is not loaded.
+    let ds = load(&a.dataset, a.skip_invalid, false)?;
+    let encoder = Encoder::resolve(&a.model, &a.revision, a.config.as_deref(), &hub_options(), !a.no_normalize, &dev)?;
     eprintln!(
         "encoder: {} ({:?} layout, {} layers, dim {}, weights sha256 {})",
-        encoder.id.model, encoder.layout, encoder.config.num_hidden_layers, encoder.id.dim, &encoder.id.weights_sha256[..12]
+        encoder.id.model,
+        encoder.layout,
+        encoder.config.num_hidden_layers,
+        encoder.id.dim,
+        &encoder.id.weights_sha256[..12]
     );
-    let out = a.out.unwrap_or_else(|| ds.descriptor.base_dir().join(format!("{}.embeddings.safetensors", ds.descriptor.name)));
+    let out = a.out.unwrap_or_else(|| ds.descriptor.default_store_path());
     let opts = pairguard_model::embed::EmbedOptions {
         batch: a.batch,
         chunk: a.chunk,
         workers: a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
-        progress: true,
         max_pixels: ds.descriptor.max_pixels,
         max_chunks: None,
     };
-    let r = pairguard_model::embed::embed_samples(&ds.samples, &encoder, &out, &opts)?;
+    let r = pairguard_model::embed::embed_samples(&ds.samples, &encoder, &out, &opts, &Bar::new())?;
     for f in &r.failures {
         eprintln!("not embedded: {} ({})", f.id, f.error);
     }
@@ -416,35 +406,33 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
         r.failures.len(),
         pairguard_model::embed::failures_path(&out).display()
     );
+    if out != ds.descriptor.default_store_path() {
+        eprintln!("note: {} is not where {} looks for its store; pass it to `sweep` as an embeddings override or set `embeddings` in the descriptor", out.display(), a.dataset.display());
+    }
     println!("{}", out.display());
     Ok(())
 }
 
-fn parse_threshold(s: &str) -> anyhow::Result<ThresholdRule> {
-    if s == "best-f1" {
-        return Ok(ThresholdRule::BestF1);
-    }
-    if let Some(f) = s.strip_prefix("fpr:") {
-        return Ok(ThresholdRule::TargetFpr { fpr: f.parse().context("fpr:<target> needs a number")? });
-    }
-    Ok(ThresholdRule::Fixed { threshold: s.parse().with_context(|| format!("threshold {s:?}: best-f1, fpr:<x> or a number"))? })
-}
-
 fn train(a: TrainArgs) -> anyhow::Result<()> {
     let mut cfg = match &a.config {
-        Some(p) => toml::from_str::<GuardConfig>(&std::fs::read_to_string(p).with_context(|| p.display().to_string())?)
-            .with_context(|| p.display().to_string())?,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+            toml::from_str::<GuardConfig>(&text).with_context(|| p.display().to_string())?
+        }
         None => GuardConfig::default(),
     };
-    match a.head.as_deref() {
-        None => {}
-        Some("linear") => cfg.train.head = HeadKind::Linear,
-        Some("mlp") => {
-            let base = pairguard_model::TrainConfig::mlp();
-            cfg.train.head = HeadKind::Mlp { hidden: a.hidden, dropout: 0.2 };
-            cfg.train.learning_rate = base.learning_rate;
-        }
-        Some(other) => anyhow::bail!("unknown head {other:?} (linear or mlp)"),
+    if let Some(head) = a.head {
+        // A head kind brings its optimiser's defaults; the other options stay.
+        let defaults = TrainConfig::for_head(head);
+        cfg.train.head = head;
+        cfg.train.optimizer = defaults.optimizer;
+    }
+    if a.hidden.is_some() || a.dropout.is_some() {
+        let HeadKind::Mlp { hidden, dropout } = &mut cfg.train.head else {
+            anyhow::bail!("--hidden and --dropout apply to the MLP head; add --head mlp");
+        };
+        *hidden = a.hidden.unwrap_or(*hidden);
+        *dropout = a.dropout.unwrap_or(*dropout);
     }
     if a.multilabel {
         cfg.train.multilabel = true;
@@ -452,36 +440,32 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(g) = a.wd_grid {
         cfg.train.weight_decay_grid = g;
     }
-    if let Some(t) = &a.threshold {
-        cfg.threshold = parse_threshold(t)?;
+    if let Some(t) = a.threshold {
+        cfg.calibration.threshold = t;
     }
     if let Some(s) = a.seed {
         cfg.train.seed = s;
     }
     let dev = device(a.device.device)?;
-    let ds = load(&a.train, a.skip_invalid)?;
-    let encoder = ds.embeddings.as_ref().context("the training dataset has no embedding store")?.encoder.clone();
+    let ds = load(&a.train, a.skip_invalid, true)?;
+    // Fails, saying which command makes it, when the dataset has no store.
+    let all = LabeledSet::from_dataset(&ds, None, None)?;
+    let encoder = ds.embeddings.as_ref().map(|s| s.encoder.clone()).context("a dataset with vectors has a store")?;
     let (train_set, val_set) = match &a.validation {
         Some(v) => {
-            let vds = load(v, a.skip_invalid)?;
-            (LabeledSet::from_dataset(&ds, None, None)?, LabeledSet::from_dataset(&vds, None, Some(&encoder))?)
+            let vds = load(v, a.skip_invalid, true)?;
+            (all, LabeledSet::from_dataset(&vds, None, Some(&encoder))?)
         }
-        None => {
-            let mut split = ds.clone();
-            split.samples.iter_mut().for_each(|s| s.split = None);
-            let f = a.validation_fraction;
-            assign(&mut split.samples, &SplitConfig { train: 1.0 - f, validation: f, test: 0.0, seed: cfg.train.seed })?;
-            (
-                LabeledSet::from_dataset(&split, Some(Split::Train), None)?,
-                LabeledSet::from_dataset(&split, Some(Split::Validation), None)?,
-            )
-        }
+        None => LabeledSet::train_validation(&ds, a.validation_fraction, cfg.train.seed)?,
     };
     eprintln!("training on {} samples, validating on {}", train_set.len(), val_set.len());
     let t0 = std::time::Instant::now();
     let model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, &dev)?;
     model.save(&a.out)?;
     let c = &model.card;
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
     eprintln!(
         "trained in {:.1}s: weight decay {}, {} epochs, temperature {:.3}, threshold {:.4}",
         t0.elapsed().as_secs_f64(),
@@ -500,7 +484,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
 fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let model = GuardModel::load(&a.model)?;
     let dev = device(a.device.device)?;
-    let ds = load(&a.data, false)?;
+    let ds = load(&a.data, false, true)?;
     let set = LabeledSet::from_dataset(&ds, None, Some(&model.card.encoder))?;
     let ev = model.evaluate(&set, a.threshold, &dev)?;
     if let Some(p) = &a.json {
@@ -533,7 +517,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
 fn predict(a: PredictArgs) -> anyhow::Result<()> {
     let model = GuardModel::load(&a.model)?;
     let dev = device(a.device.device)?;
-    let ds = load(&a.data, false)?;
+    let ds = load(&a.data, false, true)?;
     let set = LabeledSet::from_dataset(&ds, None, Some(&model.card.encoder))?;
     let preds = model.predict(&set.ids, &set.x, a.threshold, &dev)?;
     let mut out = String::new();
@@ -552,9 +536,9 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
     let (exp, _) = pairguard_experiments::Experiment::from_file(&a.experiment)?;
     let out = a.out.unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let dev = device(a.device.device)?;
-    let opts = pairguard_experiments::RunOptions { device: dev, progress: true, max_groups: None };
+    let opts = pairguard_experiments::RunOptions { device: dev, hub: hub_options(), max_groups: None };
     let t0 = std::time::Instant::now();
-    let report = pairguard_experiments::run_experiment(&a.experiment, &out, &opts)?;
+    let report = pairguard_experiments::run_experiment(&a.experiment, &out, &opts, &Bar::new())?;
     eprintln!("sweep finished in {:.1}s", t0.elapsed().as_secs_f64());
     println!("{}", report.display());
     Ok(())

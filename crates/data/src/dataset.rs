@@ -16,12 +16,21 @@ use crate::taxonomy::Taxonomy;
 use crate::validate::{Finding, Report};
 use crate::{DataError, Result};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Drop invalid rows (each one reported) instead of failing.
     pub skip_invalid: bool,
     pub image_check: ImageCheck,
     pub hub: HubOptions,
+    /// Load the embedding store ([`Descriptor::default_store_path`]); off
+    /// when the store is what is about to be made.
+    pub embeddings: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { skip_invalid: false, image_check: ImageCheck::default(), hub: HubOptions::default(), embeddings: true }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -68,9 +77,14 @@ impl Dataset {
             Some(r) => descriptor.base_dir().join(r),
             None => manifest_files[0].parent().map(Path::to_path_buf).unwrap_or_default(),
         };
-        let embeddings = match &descriptor.embeddings {
-            Some(e) => Some(EmbeddingStore::load(&descriptor.base_dir().join(e))?),
-            None => None,
+        let store = descriptor.default_store_path();
+        let embeddings = match (opts.embeddings, &descriptor.embeddings) {
+            (false, _) => None,
+            (true, Some(_)) if !store.exists() => {
+                return Err(DataError::MissingStore { store, descriptor: descriptor.path.clone() });
+            }
+            (true, _) if store.exists() => Some(EmbeddingStore::load(&store)?),
+            (true, _) => None,
         };
 
         let mut findings = Vec::new();
@@ -207,31 +221,15 @@ fn pair_problem(samples: &[Sample], members: &[usize]) -> Option<String> {
 }
 
 fn check_images(samples: &[Sample], level: ImageCheck, max_pixels: u64) -> Vec<(usize, String)> {
+    use rayon::prelude::*;
     if level == ImageCheck::None {
         return Vec::new();
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let chunk = samples.len().div_ceil(threads).max(1);
-    let mut out: Vec<(usize, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = samples
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                scope.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .filter_map(|(k, s)| {
-                            let img = s.image.as_ref()?;
-                            images::check(img, level, max_pixels).err().map(|m| (c * chunk + k, m))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("image check thread")).collect()
-    });
-    out.sort_by_key(|(i, _)| *i);
-    out
+    samples
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, s)| images::check(s.image.as_ref()?, level, max_pixels).err().map(|m| (i, m)))
+        .collect()
 }
 
 fn manifest_files(d: &Descriptor, hub_opts: &HubOptions) -> Result<Vec<PathBuf>> {

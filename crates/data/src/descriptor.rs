@@ -188,6 +188,16 @@ impl Descriptor {
         Ok(())
     }
 
+    /// Where the embedding store lives: the `embeddings` path, else
+    /// `<name>.embeddings.safetensors` beside the descriptor, which is where
+    /// `pairguard embed` writes by default, so embed -> train needs no edit.
+    pub fn default_store_path(&self) -> PathBuf {
+        match &self.embeddings {
+            Some(e) => self.base_dir().join(e),
+            None => self.base_dir().join(format!("{}.embeddings.safetensors", self.name)),
+        }
+    }
+
     /// The folder that relative paths in the descriptor are resolved against.
     pub fn base_dir(&self) -> PathBuf {
         self.path.parent().map(Path::to_path_buf).unwrap_or_default()

@@ -17,15 +17,21 @@ use crate::{DataError, Result};
 /// Tensor name inside the safetensors file.
 pub const TENSOR_NAME: &str = "embeddings";
 
-/// What produced a set of embeddings. Two stores are comparable only when
-/// these are equal.
+/// What produced a set of embeddings. The model name and revision say where
+/// the weights came from; identity is what determines the vectors: the
+/// weights' hash, the architecture, the preprocessing, the dimension and the
+/// normalisation. The same weights named by another path are the same encoder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EncoderId {
     /// Hub repo id, local path, or `synthetic`.
     pub model: String,
     pub revision: Option<String>,
     /// SHA-256 of the weights file (or of the generator config).
     pub weights_sha256: String,
+    /// The architecture's config, serialised.
+    #[serde(default)]
+    pub architecture: String,
     /// Version tag of the preprocessing pipeline.
     pub preprocess: String,
     pub dim: usize,
@@ -34,25 +40,30 @@ pub struct EncoderId {
 }
 
 impl EncoderId {
-    /// Fails with both identities spelled out when they differ.
+    /// Whether two identities produce the same vectors (see the type's docs).
+    pub fn same_vectors(&self, other: &EncoderId) -> bool {
+        (&self.weights_sha256, &self.architecture, &self.preprocess, self.dim, self.normalized)
+            == (&other.weights_sha256, &other.architecture, &other.preprocess, other.dim, other.normalized)
+    }
+
+    /// Fails with both identities spelled out when they would give different vectors.
     pub fn ensure_matches(&self, other: &EncoderId, what: &str) -> Result<()> {
-        if self == other {
+        if self.same_vectors(other) {
             return Ok(());
         }
-        Err(DataError::Other(format!(
-            "encoder mismatch for {what}: expected {} (rev {:?}, weights {}, preprocess {}, dim {}, normalized {}), found {} (rev {:?}, weights {}, preprocess {}, dim {}, normalized {})",
+        Err(DataError::EncoderMismatch(format!(
+            "encoder mismatch for {what}: expected {} (weights {}, preprocess {}, dim {}, normalized {}), found {} (weights {}, preprocess {}, dim {}, normalized {}){}",
             self.model,
-            self.revision,
             short(&self.weights_sha256),
             self.preprocess,
             self.dim,
             self.normalized,
             other.model,
-            other.revision,
             short(&other.weights_sha256),
             other.preprocess,
             other.dim,
-            other.normalized
+            other.normalized,
+            if self.architecture != other.architecture { "; the architectures differ" } else { "" }
         )))
     }
 }
@@ -85,8 +96,8 @@ impl EmbeddingStore {
     pub fn new(encoder: EncoderId, ids: Vec<String>, vectors: Vec<f32>) -> Result<Self> {
         let dim = encoder.dim;
         if dim == 0 || vectors.len() != ids.len() * dim {
-            return Err(DataError::Other(format!(
-                "embedding store: {} ids and {} values do not form [n, {dim}]",
+            return Err(DataError::Store(format!(
+                "{} ids and {} values do not form [n, {dim}]",
                 ids.len(),
                 vectors.len()
             )));
@@ -94,13 +105,13 @@ impl EmbeddingStore {
         let mut position = HashMap::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
             if position.insert(id.clone(), i).is_some() {
-                return Err(DataError::Other(format!("embedding store: duplicate id {id:?}")));
+                return Err(DataError::Store(format!("duplicate id {id:?}")));
             }
         }
         for (i, row) in vectors.chunks(dim).enumerate() {
             if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                return Err(DataError::Other(format!(
-                    "embedding store: sample {:?} has a non-finite value ({}) at dimension {j}",
+                return Err(DataError::Store(format!(
+                    "sample {:?} has a non-finite value ({}) at dimension {j}",
                     ids[i], row[j]
                 )));
             }
@@ -140,11 +151,11 @@ impl EmbeddingStore {
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes: Vec<u8> = self.vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
         let view = TensorView::new(Dtype::F32, vec![self.len(), self.dim()], &bytes)
-            .map_err(|e| DataError::Other(format!("{}: {e}", path.display())))?;
+            .map_err(|e| DataError::parse(path, e))?;
         let meta: HashMap<String, String> =
             [("encoder".to_string(), serde_json::to_string(&self.encoder).expect("serialisable"))].into();
         let file = safetensors::serialize([(TENSOR_NAME, view)], Some(meta))
-            .map_err(|e| DataError::Other(format!("{}: {e}", path.display())))?;
+            .map_err(|e| DataError::parse(path, e))?;
         write_atomic(path, &file)?;
         let index = Index {
             encoder: self.encoder.clone(),
@@ -205,6 +216,7 @@ mod tests {
             model: "test".into(),
             revision: None,
             weights_sha256: "abc".into(),
+            architecture: String::new(),
             preprocess: "none".into(),
             dim,
             normalized: false,
@@ -240,5 +252,10 @@ mod tests {
         other.weights_sha256 = "def".into();
         let e = enc(2).ensure_matches(&other, "store x").unwrap_err();
         assert!(e.to_string().contains("encoder mismatch for store x"), "{e}");
+        // The same weights under another name or path are the same encoder.
+        let renamed = EncoderId { model: "/abs/path/model.safetensors".into(), revision: Some("r".into()), ..enc(2) };
+        enc(2).ensure_matches(&renamed, "store y").unwrap();
+        let other_arch = EncoderId { architecture: "{\"layers\":3}".into(), ..enc(2) };
+        assert!(enc(2).ensure_matches(&other_arch, "z").unwrap_err().to_string().contains("architectures differ"));
     }
 }

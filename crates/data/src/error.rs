@@ -30,10 +30,20 @@ pub enum DataError {
         count: usize,
         first: String,
     },
+    #[error("{descriptor}: the embedding store {store} does not exist yet; run `pairguard embed {descriptor}` to make it")]
+    MissingStore { store: PathBuf, descriptor: PathBuf },
     #[error("Hugging Face Hub: {0}")]
     Hub(String),
     #[error("{0}")]
-    Other(String),
+    EncoderMismatch(String),
+    #[error("embedding store: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Mix(String),
+    #[error("{0}")]
+    Split(String),
+    #[error("synthetic config: {0}")]
+    SyntheticConfig(String),
 }
 
 impl DataError {

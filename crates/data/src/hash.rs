@@ -37,13 +37,14 @@ pub fn derive_seed(seed: u64, label: &str) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().expect("sha256 has 32 bytes"))
 }
 
-/// Writes a file atomically: to a sibling temporary file, then renamed over
-/// the target, so an interrupted run never leaves a half-written file behind.
+/// Writes a file atomically: to a temporary file beside the target, then
+/// renamed over it, so an interrupted run never leaves a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(dir, e))?;
+    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_data()).map_err(|e| DataError::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| DataError::io(path, e.error))?;
+    Ok(())
 }

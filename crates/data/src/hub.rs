@@ -1,9 +1,10 @@
 //! Fetching dataset and model files from the Hugging Face Hub at a pinned
 //! revision. Files land in (and are served from) the standard Hub cache
-//! (`HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`), so
-//! anything fetched by Python's `huggingface_hub` is reused. Offline mode
-//! (`HF_HUB_OFFLINE=1` or [`HubOptions::offline`]) never touches the network
-//! and fails clearly on a cache miss. `HF_TOKEN` authorises gated repos.
+//! (`HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`, as
+//! the `hf-hub` client resolves it), so anything fetched by Python's
+//! `huggingface_hub` is reused. Offline mode ([`HubOptions::offline`], which
+//! the command-line tool sets from `HF_HUB_OFFLINE`) never touches the
+//! network and fails clearly on a cache miss.
 
 use std::path::{Path, PathBuf};
 
@@ -19,19 +20,6 @@ pub struct HubOptions {
     pub cache_dir: Option<PathBuf>,
     /// Overrides `HF_TOKEN`.
     pub token: Option<String>,
-}
-
-impl HubOptions {
-    /// Options from the environment: `HF_HUB_OFFLINE` in `1`/`true`/`yes`/`on`.
-    pub fn from_env() -> Self {
-        let offline = std::env::var("HF_HUB_OFFLINE")
-            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
-            .unwrap_or(false);
-        HubOptions {
-            offline,
-            ..Default::default()
-        }
-    }
 }
 
 /// Kind of Hub repository.

@@ -77,10 +77,32 @@ pub fn dimensions(image: &ImageRef, max_pixels: u64) -> Result<(u32, u32), Strin
     Ok((w, h))
 }
 
-/// Decodes an image after the pixel-limit check.
+/// Whether JPEG data ends: an end-of-image marker after the first scan.
+/// The decoder fills the rows of a truncated JPEG with grey and reports no
+/// error, so truncation is checked here, as Pillow's "image file is
+/// truncated" does. In entropy-coded data a 0xFF byte is always followed by
+/// 0x00 or a restart marker, so 0xFF 0xD9 after a start-of-scan is the end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else { return false };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+fn read_all(image: &ImageRef) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    match image {
+        ImageRef::Path(p) => std::fs::read(p).map(std::borrow::Cow::Owned).map_err(|e| format!("cannot read {}: {e}", p.display())),
+        ImageRef::Bytes { bytes, .. } => Ok(std::borrow::Cow::Borrowed(bytes.as_ref())),
+    }
+}
+
+/// Decodes an image after the pixel-limit check; truncated JPEG data is an
+/// error, not an image with grey rows.
 pub fn decode(image: &ImageRef, max_pixels: u64) -> Result<DynamicImage, String> {
     dimensions(image, max_pixels)?;
-    let mut r = reader(image)?;
+    let bytes = read_all(image)?;
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) && !jpeg_is_complete(&bytes) {
+        return Err(format!("not a decodable image ({}): JPEG data is truncated (no end-of-image marker after the scan)", image.describe()));
+    }
+    let mut r = ImageReader::new(Cursor::new(bytes.as_ref())).with_guessed_format().map_err(|e| format!("cannot read {}: {e}", image.describe()))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(16));
     r.limits(limits);
@@ -99,6 +121,18 @@ pub fn check(image: &ImageRef, level: ImageCheck, max_pixels: u64) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_jpegs_are_refused() {
+        let img = image::RgbImage::from_fn(256, 192, |x, y| image::Rgb([(x * 7 ^ y * 3) as u8, (x * y) as u8, 128]));
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        let whole = ImageRef::Bytes { bytes: jpeg.clone().into(), name: Some("whole.jpg".into()) };
+        assert_eq!(decode(&whole, 1 << 20).unwrap().width(), 256);
+        let cut = ImageRef::Bytes { bytes: jpeg[..jpeg.len() / 3].to_vec().into(), name: Some("cut.jpg".into()) };
+        let e = decode(&cut, 1 << 20).unwrap_err();
+        assert!(e.contains("cut.jpg") && e.contains("truncated"), "{e}");
+    }
 
     #[test]
     fn parent_and_absolute_paths_are_refused() {

@@ -56,7 +56,7 @@ impl Strategy {
     pub fn allocation(&self, budget: usize) -> Result<(usize, usize, usize)> {
         let need = |k: usize| -> Result<()> {
             if 2 * k > budget {
-                return Err(DataError::Other(format!(
+                return Err(DataError::Mix(format!(
                     "strategy {} needs a budget of at least {} (2 x {k}), got {budget}",
                     self.name(),
                     2 * k
@@ -69,7 +69,7 @@ impl Strategy {
             Strategy::PairsOnly => (0, budget / 2, 0),
             Strategy::Ratio { pair_fraction } | Strategy::RatioUnpaired { pair_fraction } => {
                 if !(0.0..=1.0).contains(&pair_fraction) {
-                    return Err(DataError::Other(format!("pair_fraction must be in [0, 1], got {pair_fraction}")));
+                    return Err(DataError::Mix(format!("pair_fraction must be in [0, 1], got {pair_fraction}")));
                 }
                 let pairs = ((pair_fraction * budget as f64) / 2.0).floor() as usize;
                 if matches!(self, Strategy::Ratio { .. }) {
@@ -148,10 +148,6 @@ impl Mixer {
         }
     }
 
-    pub fn coarse_available(&self) -> usize {
-        self.coarse_order.len()
-    }
-
     pub fn pairs_available(&self) -> usize {
         self.pair_order.len()
     }
@@ -159,7 +155,7 @@ impl Mixer {
     pub fn build(&self, strategy: &Strategy, budget: usize) -> Result<TrainingSet> {
         let (n_coarse, n_pairs, n_unpaired) = strategy.allocation(budget)?;
         if n_coarse > self.coarse_order.len() {
-            return Err(DataError::Other(format!(
+            return Err(DataError::Mix(format!(
                 "{} at budget {budget} needs {n_coarse} coarse samples, the pool has {}",
                 strategy.name(),
                 self.coarse_order.len()
@@ -167,7 +163,7 @@ impl Mixer {
         }
         let pairs_needed = n_pairs.max(n_unpaired);
         if pairs_needed > self.pair_order.len() {
-            return Err(DataError::Other(format!(
+            return Err(DataError::Mix(format!(
                 "{} at budget {budget} needs {pairs_needed} pairs, the pool has {}",
                 strategy.name(),
                 self.pair_order.len()

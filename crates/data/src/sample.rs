@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Safety verdict. "Unsafe" is the positive class everywhere in pairguard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Label {
     Safe,
     Unsafe,
@@ -20,24 +21,17 @@ impl Label {
     pub fn as_f32(self) -> f32 {
         if self.is_unsafe() { 1.0 } else { 0.0 }
     }
-    pub fn opposite(self) -> Label {
-        match self {
-            Label::Safe => Label::Unsafe,
-            Label::Unsafe => Label::Safe,
-        }
-    }
+    /// The name manifests and reports use (the serde name).
     pub fn name(self) -> &'static str {
-        match self {
-            Label::Safe => "safe",
-            Label::Unsafe => "unsafe",
-        }
+        self.into()
     }
 }
 
 /// Where an image came from. UnsafeBench reports scores separately for real
 /// (LAION) and AI-generated (Lexica) images, so the source is kept per sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Source {
     Real,
     AiGenerated,
@@ -46,12 +40,9 @@ pub enum Source {
 }
 
 impl Source {
+    /// The name manifests and reports use (the serde name).
     pub fn name(self) -> &'static str {
-        match self {
-            Source::Real => "real",
-            Source::AiGenerated => "ai-generated",
-            Source::Unknown => "unknown",
-        }
+        self.into()
     }
     pub fn parse(s: &str) -> Option<Source> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -64,8 +55,9 @@ impl Source {
 }
 
 /// Which side of a counterfactual edit a sample is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum PairRole {
     /// The unedited image.
     Original,
@@ -81,11 +73,9 @@ impl PairRole {
             _ => None,
         }
     }
+    /// The name manifests and reports use (the serde name).
     pub fn name(self) -> &'static str {
-        match self {
-            PairRole::Original => "original",
-            PairRole::Counterfactual => "counterfactual",
-        }
+        self.into()
     }
 }
 
@@ -96,8 +86,9 @@ pub struct PairMember {
 }
 
 /// Dataset split. Assigned by [`crate::split`] unless the manifest fixes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Split {
     Train,
     Validation,
@@ -114,12 +105,9 @@ impl Split {
             _ => None,
         }
     }
+    /// The name manifests and reports use (the serde name).
     pub fn name(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Validation => "validation",
-            Split::Test => "test",
-        }
+        self.into()
     }
 }
 

@@ -39,7 +39,7 @@ impl SplitConfig {
     fn check(&self) -> Result<()> {
         let parts = [self.train, self.validation, self.test];
         if parts.iter().any(|p| !(0.0..=1.0).contains(p)) || ((parts.iter().sum::<f64>()) - 1.0).abs() > 1e-9 {
-            return Err(DataError::Other(format!(
+            return Err(DataError::Split(format!(
                 "split fractions must be in [0, 1] and sum to 1, got train {} validation {} test {}",
                 self.train, self.validation, self.test
             )));
@@ -83,7 +83,7 @@ pub fn assign(samples: &mut [Sample], config: &SplitConfig) -> Result<()> {
             }
             [one] => fixed.push((key, *one)),
             many => {
-                return Err(DataError::Other(format!(
+                return Err(DataError::Split(format!(
                     "group {key:?} has members fixed to different splits ({:?}); related samples must share a split",
                     many
                 )));

@@ -76,6 +76,27 @@ pub struct SyntheticConfig {
     pub seed: u64,
 }
 
+/// The named benchmark sizes, as `--preset` spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The demo's benchmark.
+    Default,
+    /// A small one for tests.
+    Tiny,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = DataError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "default" => Ok(Preset::Default),
+            "tiny" => Ok(Preset::Tiny),
+            other => Err(DataError::SyntheticConfig(format!("unknown preset {other:?} (default, tiny)"))),
+        }
+    }
+}
+
 impl Default for SyntheticConfig {
     /// The demo benchmark: strong scene shortcut, weak harm signal.
     fn default() -> Self {
@@ -117,16 +138,15 @@ impl SyntheticConfig {
         }
     }
 
-    pub fn preset(name: &str) -> Option<Self> {
-        match name {
-            "default" => Some(Self::default()),
-            "tiny" => Some(Self::tiny()),
-            _ => None,
+    pub fn preset(preset: Preset) -> Self {
+        match preset {
+            Preset::Default => Self::default(),
+            Preset::Tiny => Self::tiny(),
         }
     }
 
     pub fn check(&self) -> Result<()> {
-        let bad = |m: &str| Err(DataError::Other(format!("synthetic config: {m}")));
+        let bad = |m: &str| Err(DataError::SyntheticConfig(m.to_string()));
         if self.dim < 2 * self.categories + 2 {
             return bad("dim must be at least 2 x categories + 2 so harm directions can be orthogonal");
         }
@@ -152,6 +172,7 @@ impl SyntheticConfig {
             model: "synthetic".into(),
             revision: None,
             weights_sha256: sha256_bytes(serde_json::to_string(self).expect("serialisable").as_bytes()),
+            architecture: "synthetic".into(),
             preprocess: "synthetic-v1".into(),
             dim: self.dim,
             normalized: true,
@@ -440,7 +461,7 @@ impl Benchmark {
                 let img = draw(c, k, y, texture, self.config.clusters, self.config.categories);
                 let suffix = if role == PairRole::Original { "o" } else { "c" };
                 let file = format!("{pair_id}-{suffix}.png");
-                img.save(img_dir.join(&file)).map_err(|e| DataError::Other(format!("{}: {e}", file)))?;
+                img.save(img_dir.join(&file)).map_err(|e| DataError::parse(img_dir.join(&file), e))?;
                 paths.push(format!("images/{file}"));
                 let image = Some(ImageRef::Path(img_dir.join(&file)));
                 samples.push(pair_member(&pair_id, role, y, k, Source::AiGenerated, image));

@@ -1,12 +1,14 @@
 //! Experiment files (`experiments/*.toml`): which data, which head, which
 //! budgets, mixing strategies and seeds, and what the report targets.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pairguard_data::synthetic::SyntheticConfig;
 use pairguard_data::Strategy;
-use pairguard_model::TrainConfig;
+use pairguard_model::{CalibrationConfig, GuardConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +19,10 @@ pub struct Experiment {
     pub data: DataSpec,
     #[serde(default)]
     pub train: TrainConfig,
+    /// How each trained head is calibrated. Without validation data, only a
+    /// fixed threshold and no temperature (the default).
+    #[serde(default = "uncalibrated")]
+    pub calibration: CalibrationConfig,
     pub sweep: SweepSpec,
     #[serde(default)]
     pub report: ReportSpec,
@@ -42,6 +48,10 @@ pub struct DataSpec {
     /// Test sets by name.
     #[serde(default)]
     pub tests: Vec<TestSpec>,
+    /// Validation data for weight-decay selection, early stopping and
+    /// calibration (`name` is informational).
+    #[serde(default)]
+    pub validation: Option<TestSpec>,
     /// How unsplit samples are split (grouped, stratified, seeded) when a
     /// test set draws a split of a pool's dataset (`split = "test"`): the
     /// pool then trains on the `train` part only. Default: all training.
@@ -64,6 +74,10 @@ pub struct TestSpec {
     pub split: Option<String>,
 }
 
+fn uncalibrated() -> CalibrationConfig {
+    CalibrationConfig::fixed(0.5)
+}
+
 fn all_train() -> pairguard_data::SplitConfig {
     pairguard_data::SplitConfig { train: 1.0, validation: 0.0, test: 0.0, seed: 0 }
 }
@@ -79,19 +93,6 @@ pub struct SweepSpec {
     pub budget_range: Option<[usize; 3]>,
     pub strategies: Vec<Strategy>,
     pub seeds: Vec<u64>,
-    /// Decision threshold for thresholded metrics (heads are class-balanced,
-    /// so 0.5 is the neutral choice).
-    #[serde(default = "half")]
-    pub threshold: f64,
-    #[serde(default = "fpr")]
-    pub fpr_target: f64,
-}
-
-fn half() -> f64 {
-    0.5
-}
-fn fpr() -> f64 {
-    0.05
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,10 +142,12 @@ pub const METRICS: [&str; 11] = [
 
 impl SweepSpec {
     /// The budgets, sorted and deduplicated.
-    pub fn budgets(&self) -> anyhow::Result<Vec<usize>> {
+    pub fn budgets(&self) -> Result<Vec<usize>> {
         let mut b = self.budgets.clone();
         if let Some([lo, hi, points]) = self.budget_range {
-            anyhow::ensure!(lo >= 2 && hi >= lo && points >= 2, "budget_range must be [min >= 2, max >= min, points >= 2]");
+            if !(lo >= 2 && hi >= lo && points >= 2) {
+                return Err(Error::Config("budget_range must be [min >= 2, max >= min, points >= 2]".into()));
+            }
             let (l, h) = ((lo as f64).ln(), (hi as f64).ln());
             for i in 0..points {
                 let v = (l + (h - l) * i as f64 / (points - 1) as f64).exp().round() as usize;
@@ -153,60 +156,75 @@ impl SweepSpec {
         }
         b.sort_unstable();
         b.dedup();
-        anyhow::ensure!(!b.is_empty(), "the sweep lists no budgets");
-        anyhow::ensure!(b[0] >= 2, "budgets must be at least 2");
+        if b.is_empty() {
+            return Err(Error::Config("the sweep lists no budgets".into()));
+        }
+        if b[0] < 2 {
+            return Err(Error::Config("budgets must be at least 2".into()));
+        }
         Ok(b)
     }
 }
 
 impl Experiment {
-    pub fn from_file(path: &Path) -> anyhow::Result<(Self, String)> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let exp: Experiment = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        exp.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    pub fn from_file(path: &Path) -> Result<(Self, String)> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let exp: Experiment = toml::from_str(&text).map_err(|e| Error::File { path: path.to_path_buf(), message: e.to_string() })?;
+        exp.check().map_err(|e| Error::File { path: path.to_path_buf(), message: e.to_string() })?;
         Ok((exp, text))
     }
 
-    pub fn check(&self) -> anyhow::Result<()> {
-        self.train.check()?;
+    /// The guard configuration every head of the sweep trains with.
+    pub fn guard(&self) -> GuardConfig {
+        GuardConfig { train: self.train.clone(), calibration: self.calibration.clone(), refit: true }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        self.guard().check(self.data.validation.is_some())?;
         self.sweep.budgets()?;
-        anyhow::ensure!(!self.sweep.strategies.is_empty(), "the sweep lists no strategies");
-        anyhow::ensure!(!self.sweep.seeds.is_empty(), "the sweep lists no seeds");
+        if self.sweep.strategies.is_empty() {
+            return bad("the sweep lists no strategies".into());
+        }
+        if self.sweep.seeds.is_empty() {
+            return bad("the sweep lists no seeds".into());
+        }
         let mut names: Vec<String> = self.sweep.strategies.iter().map(Strategy::name).collect();
         names.sort();
         names.dedup();
-        anyhow::ensure!(names.len() == self.sweep.strategies.len(), "two strategies have the same name");
-        anyhow::ensure!(
-            self.sweep.strategies.iter().any(|s| s.name() == self.report.baseline),
-            "report.baseline {:?} is not one of the strategies ({})",
-            self.report.baseline,
-            names.join(", ")
-        );
+        if names.len() != self.sweep.strategies.len() {
+            return bad("two strategies have the same name".into());
+        }
+        if !self.sweep.strategies.iter().any(|s| s.name() == self.report.baseline) {
+            return bad(format!("report.baseline {:?} is not one of the strategies ({})", self.report.baseline, names.join(", ")));
+        }
         for m in &self.report.metrics {
-            anyhow::ensure!(METRICS.contains(&m.as_str()), "unknown metric {m:?} (known: {})", METRICS.join(", "));
+            if !METRICS.contains(&m.as_str()) {
+                return bad(format!("unknown metric {m:?} (known: {})", METRICS.join(", ")));
+            }
         }
         match &self.data.synthetic {
             Some(s) => {
                 s.check()?;
-                anyhow::ensure!(
-                    self.data.coarse.is_none() && self.data.pairs.is_none() && self.data.tests.is_empty(),
-                    "[data] has both `synthetic` and dataset paths; use one"
-                );
+                if self.data.coarse.is_some() || self.data.pairs.is_some() || !self.data.tests.is_empty() || self.data.validation.is_some() {
+                    return bad("[data] has both `synthetic` and dataset paths; use one".into());
+                }
             }
             None => {
-                anyhow::ensure!(self.data.coarse.is_some() || self.data.pairs.is_some(), "[data] needs `coarse` and/or `pairs`");
-                anyhow::ensure!(!self.data.tests.is_empty(), "[data] needs at least one [[data.tests]] entry");
+                if self.data.coarse.is_none() && self.data.pairs.is_none() {
+                    return bad("[data] needs `coarse` and/or `pairs`".into());
+                }
+                if self.data.tests.is_empty() {
+                    return bad("[data] needs at least one entry in `tests`".into());
+                }
             }
         }
         if let Some(t) = &self.report.target {
-            anyhow::ensure!(METRICS.contains(&t.metric.as_str()), "unknown target metric {:?}", t.metric);
+            if !METRICS.contains(&t.metric.as_str()) {
+                return bad(format!("unknown target metric {:?}", t.metric));
+            }
         }
         Ok(())
-    }
-
-    /// Resolves a dataset path relative to the experiment file.
-    pub fn resolve(base: &Path, rel: &str) -> PathBuf {
-        base.join(rel)
     }
 }
 
@@ -221,8 +239,6 @@ mod tests {
             budget_range: Some([16, 4096, 9]),
             strategies: vec![],
             seeds: vec![],
-            threshold: 0.5,
-            fpr_target: 0.05,
         };
         assert_eq!(s.budgets().unwrap(), vec![16, 32, 64, 128, 256, 512, 1024, 2048, 4096]);
     }

@@ -13,13 +13,12 @@ use crate::summary::SummaryRow;
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
+/// The bitmap backend renders text with ab_glyph and needs a font; one is
+/// embedded so plots look the same on every machine.
 fn register_font() {
     REGISTER.call_once(|| {
-        // The bitmap backend renders text with ab_glyph and needs a font;
-        // one is embedded so plots look the same on every machine.
-        if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
-            eprintln!("warning: embedded font could not be registered; PNG text may be missing");
-        }
+        // The font is a compile-time constant known to parse.
+        assert!(plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok(), "the embedded font parses");
     });
 }
 
@@ -34,11 +33,11 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str) -> anyhow::Result<()>
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    root.fill(&WHITE).map_err(|e| format!("{e:?}"))?;
     // The x axis is log2(budget) on a linear scale, so every doubling gets a
     // tick labelled with the budget itself.
     let lx = |b: usize| (b as f64).log2();
@@ -53,7 +52,7 @@ where
         .x_label_area_size(48)
         .y_label_area_size(64)
         .build_cartesian_2d((bmin - 0.2)..(bmax + 0.2), (lo - pad)..(hi + pad))
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| format!("{e:?}"))?;
     chart
         .configure_mesh()
         .x_desc("training budget (samples, log scale)")
@@ -66,7 +65,7 @@ where
         .axis_desc_style(("sans-serif", 17))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| format!("{e:?}"))?;
     for (k, s) in strategies.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
         let mut pts: Vec<&&SummaryRow> = rows.iter().filter(|r| &r.strategy == s).collect();
@@ -81,17 +80,17 @@ where
             .chain(pts.iter().rev().filter(|r| r.ci_low.is_finite()).map(|r| (lx(r.budget), r.ci_low)))
             .collect();
         if band.len() >= 4 {
-            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18)))).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18)))).map_err(|e| format!("{e:?}"))?;
         }
         let line: Vec<(f64, f64)> = pts.iter().map(|r| (lx(r.budget), r.mean)).collect();
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .map_err(|e| format!("{e:?}"))?
             .label(s.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
         chart
             .draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| format!("{e:?}"))?;
     }
     chart
         .configure_series_labels()
@@ -100,19 +99,20 @@ where
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        .map_err(|e| format!("{e:?}"))?;
+    root.present().map_err(|e| format!("{e:?}"))?;
     Ok(())
 }
 
 /// Writes `<stem>.png` and `<stem>.svg` for one (test, metric).
-pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str, stem: &Path) -> anyhow::Result<()> {
+pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str, stem: &Path) -> crate::Result<()> {
+    let plot_error = |message: String| crate::Error::Plot { path: stem.to_path_buf(), message };
     register_font();
     let (w, h) = (900u32, 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(root, rows, strategies, title, metric)?;
+        draw(root, rows, strategies, title, metric).map_err(plot_error)?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
     let png = stem.with_extension("png");
@@ -122,7 +122,7 @@ pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, met
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        draw(root, rows, strategies, title, metric)?;
+        draw(root, rows, strategies, title, metric).map_err(plot_error)?;
     }
     pairguard_data::hash::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())

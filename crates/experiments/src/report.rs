@@ -5,31 +5,66 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use pairguard_data::hash::write_atomic;
+use pairguard_model::{NormKind, Optimizer};
 
 use crate::config::Experiment;
+use crate::error::{Error, Result};
 use crate::plot::plot_metric;
 use crate::summary::{budget_to_reach, compare, summarize, SummaryRow};
 use crate::sweep::{to_csv, FitRow, RunIdentity, SweepData};
 
-/// The code that produced a result: crate version and, when run inside a
-/// git checkout, the commit (with `-dirty` for uncommitted changes).
-pub fn code_version(dir: &Path) -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown commit".into());
-    let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
-    format!("pairguard {} ({commit}{})", env!("CARGO_PKG_VERSION"), if dirty { "-dirty" } else { "" })
-}
+/// The code that produced a result: the crate version and the commit the
+/// binary was built from (`-dirty` when the work tree had changes), as the
+/// build script found them.
+pub const CODE_VERSION: &str = concat!("pairguard ", env!("CARGO_PKG_VERSION"), " (", env!("PAIRGUARD_COMMIT"), ")");
 
 fn fmt(v: f64) -> String {
     if v.is_finite() { format!("{v:.3}") } else { "n/a".into() }
+}
+
+/// One row of `comparisons.csv`: a strategy minus the baseline at one
+/// budget, paired by seed.
+#[derive(Debug, serde::Serialize)]
+struct ComparisonRow<'a> {
+    test: &'a str,
+    strategy: &'a str,
+    baseline: &'a str,
+    budget: usize,
+    metric: &'a str,
+    n: usize,
+    mean_diff: f64,
+    ci_low: f64,
+    ci_high: f64,
+    verdict: &'a str,
+}
+
+/// The training options that took effect, in words.
+fn describe_training(exp: &Experiment) -> String {
+    let t = &exp.train;
+    let optimizer = match t.optimizer {
+        Optimizer::Lbfgs { iterations } => format!("L-BFGS, at most {iterations} iterations"),
+        Optimizer::Adamw { learning_rate, epochs, batch_size } => format!("AdamW, learning rate {learning_rate}, {epochs} epochs, batches of {batch_size}"),
+    };
+    let norm = match t.normalization {
+        NormKind::Standardize => "features L2-normalised, then standardised with each training set's own mean and deviation",
+        NormKind::L2 => "features L2-normalised",
+        NormKind::None => "raw features",
+    };
+    let decay = if t.weight_decay_grid.is_empty() { format!("weight decay {}", t.weight_decay) } else { format!("weight decay selected on validation from {:?}", t.weight_decay_grid) };
+    let stop = t.early_stopping.map(|e| format!("; early stopping after {} evaluations without improvement, one every {}", e.patience, e.every)).unwrap_or_default();
+    format!("{optimizer}; {norm}; {decay}{stop}; class balance {}", t.class_balance)
+}
+
+fn describe_calibration(exp: &Experiment, validation: Option<usize>) -> String {
+    let c = &exp.calibration;
+    match validation {
+        None => format!("no validation data: temperature 1, decision threshold {} (fixed)", c.threshold.name()),
+        Some(n) => format!(
+            "calibrated on {n} validation samples: threshold rule {}, temperature {}",
+            c.threshold.name(),
+            if c.temperature { "fitted" } else { "1" }
+        ),
+    }
 }
 
 #[derive(Debug)]
@@ -44,7 +79,7 @@ pub struct ReportInputs<'a> {
 
 /// Writes fits.csv, summary.csv, comparisons.csv, plots/, report.md and
 /// manifest.json into `out`. Returns the report's path.
-pub fn write(out: &Path, inp: &ReportInputs) -> anyhow::Result<std::path::PathBuf> {
+pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
     let exp = inp.exp;
     let mut rows = inp.rows.to_vec();
     rows.sort_by(|a, b| (&a.test, &a.strategy, a.budget, a.seed).cmp(&(&b.test, &b.strategy, b.budget, b.seed)));
@@ -56,31 +91,26 @@ pub fn write(out: &Path, inp: &ReportInputs) -> anyhow::Result<std::path::PathBu
     for m in &exp.report.metrics {
         comparisons.extend(compare(&rows, &exp.report.baseline, m));
     }
-    let flat: Vec<_> = comparisons
+    let flat: Vec<ComparisonRow> = comparisons
         .iter()
-        .map(|c| {
-            serde_json::json!({"test": c.test, "strategy": c.strategy, "baseline": exp.report.baseline, "budget": c.budget,
-                "metric": c.metric, "n": c.diff.n, "mean_diff": c.diff.mean, "ci_low": c.diff.ci_low, "ci_high": c.diff.ci_high,
-                "verdict": c.verdict})
+        .map(|c| ComparisonRow {
+            test: &c.test,
+            strategy: &c.strategy,
+            baseline: &exp.report.baseline,
+            budget: c.budget,
+            metric: &c.metric,
+            n: c.diff.n,
+            mean_diff: c.diff.mean,
+            ci_low: c.diff.ci_low,
+            ci_high: c.diff.ci_high,
+            verdict: c.verdict,
         })
         .collect();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["test", "strategy", "baseline", "budget", "metric", "n", "mean_diff", "ci_low", "ci_high", "verdict"])?;
-    for c in &flat {
-        let rec: Vec<String> = ["test", "strategy", "baseline", "budget", "metric", "n", "mean_diff", "ci_low", "ci_high", "verdict"]
-            .iter()
-            .map(|k| match &c[k] {
-                serde_json::Value::String(s) => s.clone(),
-                v => v.to_string(),
-            })
-            .collect();
-        w.write_record(rec)?;
-    }
-    write_atomic(&out.join("comparisons.csv"), &w.into_inner()?)?;
+    write_atomic(&out.join("comparisons.csv"), &to_csv(&flat)?)?;
 
     let strategies: Vec<String> = exp.sweep.strategies.iter().map(|s| s.name()).collect();
     let tests: Vec<String> = inp.data.tests.iter().map(|(n, _)| n.clone()).collect();
-    std::fs::create_dir_all(out.join("plots"))?;
+    std::fs::create_dir_all(out.join("plots")).map_err(|e| Error::io(out.join("plots"), e))?;
     let mut plots = Vec::new();
     for t in &tests {
         for m in &exp.report.metrics {
@@ -94,7 +124,7 @@ pub fn write(out: &Path, inp: &ReportInputs) -> anyhow::Result<std::path::PathBu
         }
     }
 
-    let version = code_version(inp.config_path.parent().unwrap_or(Path::new(".")));
+    let version = CODE_VERSION;
     let mut md = String::new();
     writeln!(md, "# Sweep report: {}\n", exp.name)?;
     if !exp.description.is_empty() {
@@ -107,11 +137,8 @@ pub fn write(out: &Path, inp: &ReportInputs) -> anyhow::Result<std::path::PathBu
         "- encoder: {} (rev {:?}, weights sha256 {}, preprocess {}, dim {})",
         inp.data.encoder.model, inp.data.encoder.revision, inp.data.encoder.weights_sha256, inp.data.encoder.preprocess, inp.data.encoder.dim
     )?;
-    writeln!(
-        md,
-        "- head: {}, normalisation {:?}, weight decay {}, {} epochs max, learning rate {}",
-        exp.train.head.name(), exp.train.normalization, exp.train.weight_decay, exp.train.epochs, exp.train.learning_rate
-    )?;
+    writeln!(md, "- head: {}; {}", exp.train.head.name(), describe_training(exp))?;
+    writeln!(md, "- {}", describe_calibration(exp, inp.data.validation.as_ref().map(|v| v.len())))?;
     writeln!(md, "- pools: {} coarse samples, {} pair-pool samples ({} pairs)", inp.data.coarse.len(), inp.data.pairs.len(), inp.data.pairs.pairs.len())?;
     writeln!(md, "- seeds: {:?}; budgets: {:?}", exp.sweep.seeds, exp.sweep.budgets()?)?;
     writeln!(md, "- fits: {} rows in `fits.csv` (one per head and test set)\n", rows.len())?;

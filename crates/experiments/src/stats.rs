@@ -3,20 +3,12 @@
 
 use serde::Serialize;
 
-/// Two-sided 97.5% quantiles of Student's t for 1..=30 degrees of freedom.
-const T975: [f64; 30] = [
-    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604, 2.1448,
-    2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484,
-    2.0452, 2.0423,
-];
-
-/// t quantile for `df` degrees of freedom (normal approximation with a
-/// first-order correction beyond the table).
+/// The 97.5% quantile of Student's t with `df` degrees of freedom.
 pub fn t975(df: usize) -> f64 {
-    match df {
-        0 => f64::NAN,
-        1..=30 => T975[df - 1],
-        _ => 1.959964 + 2.37 / df as f64,
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    match StudentsT::new(0.0, 1.0, df as f64) {
+        Ok(t) => t.inverse_cdf(0.975),
+        Err(_) => f64::NAN,
     }
 }
 
@@ -52,13 +44,21 @@ mod tests {
 
     #[test]
     fn known_interval() {
-        // mean 3, sd sqrt(2.5), se sqrt(0.5), t(4) = 2.7764
+        // mean 3, sd sqrt(2.5), se sqrt(0.5), t(4) = 2.7764451
         let m = mean_ci(&[1.0, 2.0, 3.0, 4.0, 5.0]);
         assert_eq!(m.n, 5);
         assert!((m.mean - 3.0).abs() < 1e-12);
         assert!((m.sd - 2.5f64.sqrt()).abs() < 1e-12);
-        assert!((m.ci_low - (3.0 - 2.7764 * 0.5f64.sqrt())).abs() < 1e-9, "{m:?}");
-        assert!((m.ci_high - 4.963_217).abs() < 1e-5, "{m:?}");
+        assert!((m.ci_low - (3.0 - 2.776_445_1 * 0.5f64.sqrt())).abs() < 1e-6, "{m:?}");
+        assert!((m.ci_high - 4.963_243).abs() < 1e-5, "{m:?}");
+    }
+
+    #[test]
+    fn t_quantiles_match_tables() {
+        for (df, q) in [(1, 12.7062), (4, 2.7764), (9, 2.2622), (30, 2.0423), (120, 1.9799)] {
+            assert!((t975(df) - q).abs() < 1e-4, "t975({df}) = {}", t975(df));
+        }
+        assert!(t975(0).is_nan());
     }
 
     #[test]

@@ -7,15 +7,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
+use pairguard_data::hub::HubOptions;
 use pairguard_data::split::{assign, SplitConfig};
 use pairguard_data::synthetic::Benchmark;
-use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Split, Strategy};
-use pairguard_model::{bank_logits, evaluate_scores, fit_bank, BankJob, Device, FeatureNorm, LabeledSet};
+use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Progress, Split, Strategy};
+use pairguard_model::guard::probabilities_of;
+use pairguard_model::{evaluate_scores, train_guards, Device, LabeledSet};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Experiment;
+use crate::config::{Experiment, TestSpec};
+use crate::error::{Error, Result};
 
 /// One trained head scored on one test set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,10 @@ pub struct FitRow {
     pub n_pair_pool: usize,
     pub whole_pairs: usize,
     pub epochs: usize,
+    /// The head's weight decay, temperature and decision threshold.
+    pub weight_decay: f64,
+    pub temperature: f64,
+    pub threshold: f64,
     pub auroc: f64,
     pub auprc: f64,
     pub f1: f64,
@@ -69,12 +75,15 @@ pub struct SweepData {
     pub coarse: LabeledSet,
     pub pairs: LabeledSet,
     pub tests: Vec<(String, LabeledSet)>,
+    pub validation: Option<LabeledSet>,
     pub files: Vec<PathBuf>,
+    /// Rows dropped as invalid (with `skip_invalid`), one line each.
+    pub dropped: Vec<String>,
 }
 
 /// Gives every sample a split: manifest splits are kept, the rest are
 /// assigned by `cfg` (grouped, so pairs never straddle train and test).
-fn split(ds: &Dataset, cfg: &SplitConfig) -> anyhow::Result<Dataset> {
+fn split(ds: &Dataset, cfg: &SplitConfig) -> Result<Dataset> {
     let mut ds = ds.clone();
     assign(&mut ds.samples, cfg)?;
     Ok(ds)
@@ -83,28 +92,27 @@ fn split(ds: &Dataset, cfg: &SplitConfig) -> anyhow::Result<Dataset> {
 /// A pool's training samples. A dataset that a test set also draws a split
 /// from, or whose manifest fixes splits, contributes only its `train` part,
 /// so test samples never enter training; otherwise all of it.
-fn pool(ds: &Dataset, cfg: &SplitConfig, tested_here: bool) -> anyhow::Result<LabeledSet> {
-    if tested_here || ds.samples.iter().any(|s| s.split.is_some()) {
-        LabeledSet::from_dataset(&split(ds, cfg)?, Some(Split::Train), None)
+fn pool(ds: &Dataset, cfg: &SplitConfig, tested_here: bool) -> Result<LabeledSet> {
+    Ok(if tested_here || ds.samples.iter().any(|s| s.split.is_some()) {
+        LabeledSet::from_dataset(&split(ds, cfg)?, Some(Split::Train), None)?
     } else {
-        LabeledSet::from_dataset(ds, None, None)
-    }
+        LabeledSet::from_dataset(ds, None, None)?
+    })
 }
 
-fn load(path: &Path, embeddings: Option<&Path>, skip_invalid: bool) -> anyhow::Result<Dataset> {
+fn load(path: &Path, embeddings: Option<&Path>, skip_invalid: bool, hub: &HubOptions, dropped: &mut Vec<String>) -> Result<Dataset> {
     let opts = LoadOptions {
         skip_invalid,
         image_check: pairguard_data::images::ImageCheck::None,
-        hub: pairguard_data::hub::HubOptions::from_env(),
+        hub: hub.clone(),
+        embeddings: embeddings.is_none(),
     };
     let mut ds = Dataset::load(path, &opts)?;
-    for f in &ds.report.findings {
-        eprintln!("warning: dropped: {f}");
-    }
+    dropped.extend(ds.report.findings.iter().map(ToString::to_string));
     if let Some(e) = embeddings {
         ds.embeddings = Some(pairguard_data::EmbeddingStore::load(e)?);
         // Absolute, so it resolves the same against the descriptor's folder.
-        ds.descriptor.embeddings = Some(std::path::absolute(e)?.display().to_string());
+        ds.descriptor.embeddings = Some(std::path::absolute(e).map_err(|err| Error::io(e, err))?.display().to_string());
     }
     Ok(ds)
 }
@@ -120,33 +128,53 @@ fn dataset_files(ds: &Dataset) -> Vec<PathBuf> {
     files
 }
 
+/// A test or validation set: a dataset, or one split of it.
+fn held_out(spec_split: Option<&str>, name: &str, ds: &Dataset, cfg: &SplitConfig) -> Result<LabeledSet> {
+    let set = match spec_split {
+        None => LabeledSet::from_dataset(ds, None, None)?,
+        Some(w) => {
+            let which = Split::parse(w).ok_or_else(|| Error::Config(format!("{name}: unknown split {w:?} (train, validation or test)")))?;
+            LabeledSet::from_dataset(&split(ds, cfg)?, Some(which), None)?
+        }
+    };
+    if set.is_empty() {
+        return Err(Error::Config(format!("{name} is empty")));
+    }
+    Ok(set)
+}
+
 impl SweepData {
     /// Loads (or, for the synthetic benchmark, generates into `data_dir`)
     /// every dataset and checks that all embeddings share one encoder.
-    pub fn load(exp: &Experiment, base: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn load(exp: &Experiment, base: &Path, data_dir: &Path, hub: &HubOptions) -> Result<Self> {
         let mut files = Vec::new();
+        let mut dropped = Vec::new();
         type Src = (PathBuf, Option<PathBuf>);
-        let (coarse_ds, pairs_ds, tests): (Option<Src>, Option<Src>, Vec<(String, Src)>) = if let Some(cfg) = &exp.data.synthetic {
+        let r = |p: &String| base.join(p);
+        let (coarse_ds, pairs_ds, tests): (Option<Src>, Option<Src>, Vec<(TestSpec, Src)>) = if let Some(cfg) = &exp.data.synthetic {
             Benchmark::generate(cfg)?.write(data_dir)?;
-            let tests = vec![
-                ("coarse".to_string(), (data_dir.join("test-coarse.toml"), None)),
-                ("shifted".to_string(), (data_dir.join("test-shifted.toml"), None)),
-                ("pairs".to_string(), (data_dir.join("test-pairs.toml"), None)),
-            ];
+            let tests = ["coarse", "shifted", "pairs"]
+                .iter()
+                .map(|t| {
+                    let spec = TestSpec { name: t.to_string(), dataset: format!("test-{t}.toml"), embeddings: None, split: None };
+                    (spec, (data_dir.join(format!("test-{t}.toml")), None))
+                })
+                .collect();
             (Some((data_dir.join("coarse.toml"), None)), Some((data_dir.join("pairs.toml"), None)), tests)
         } else {
-            let r = |p: &String| base.join(p);
             let d = &exp.data;
             (
                 d.coarse.as_ref().map(|c| (r(c), d.coarse_embeddings.as_ref().map(r))),
                 d.pairs.as_ref().map(|c| (r(c), d.pairs_embeddings.as_ref().map(r))),
-                d.tests.iter().map(|t| (t.name.clone(), (r(&t.dataset), t.embeddings.as_ref().map(r)))).collect(),
+                d.tests.iter().map(|t| (t.clone(), (r(&t.dataset), t.embeddings.as_ref().map(r)))).collect(),
             )
         };
         let mut encoder: Option<EncoderId> = None;
-        let mut check = |ds: &Dataset| -> anyhow::Result<()> {
-            let store = ds.embeddings.as_ref().ok_or_else(|| {
-                anyhow::anyhow!("dataset {} has no embedding store (run `pairguard embed` first)", ds.descriptor.name)
+        let mut check = |ds: &Dataset| -> Result<()> {
+            let store = ds.embeddings.as_ref().ok_or_else(|| pairguard_model::Error::NoStore {
+                dataset: ds.descriptor.name.clone(),
+                descriptor: ds.descriptor.path.clone(),
+                default_store: ds.descriptor.default_store_path(),
             })?;
             match &encoder {
                 None => encoder = Some(store.encoder.clone()),
@@ -154,35 +182,38 @@ impl SweepData {
             }
             Ok(())
         };
+        // A pool that a held-out set splits trains on its `train` part only.
+        let held_out_specs: Vec<&TestSpec> = exp.data.tests.iter().chain(&exp.data.validation).collect();
         let mut sets = Vec::new();
         for src in [&coarse_ds, &pairs_ds] {
             match src {
                 Some((p, e)) => {
-                    let ds = load(p, e.as_deref(), exp.data.skip_invalid)?;
+                    let ds = load(p, e.as_deref(), exp.data.skip_invalid, hub, &mut dropped)?;
                     check(&ds)?;
                     files.extend(dataset_files(&ds));
-                    let tested_here = exp.data.tests.iter().any(|t| t.split.is_some() && base.join(&t.dataset) == *p);
+                    let tested_here = held_out_specs.iter().any(|t| t.split.is_some() && base.join(&t.dataset) == *p);
                     sets.push(Some(pool(&ds, &exp.data.split, tested_here)?));
                 }
                 None => sets.push(None),
             }
         }
         let mut test_sets = Vec::new();
-        for (name, (p, e)) in tests {
-            let ds = load(&p, e.as_deref(), exp.data.skip_invalid)?;
+        for (spec, (p, e)) in tests {
+            let ds = load(&p, e.as_deref(), exp.data.skip_invalid, hub, &mut dropped)?;
             check(&ds)?;
             files.extend(dataset_files(&ds));
-            let wanted = exp.data.tests.iter().find(|t| t.name == name).and_then(|t| t.split.as_deref());
-            let set = match wanted {
-                None => LabeledSet::from_dataset(&ds, None, None)?,
-                Some(w) => {
-                    let which = Split::parse(w).ok_or_else(|| anyhow::anyhow!("test set {name}: unknown split {w:?}"))?;
-                    LabeledSet::from_dataset(&split(&ds, &exp.data.split)?, Some(which), None)?
-                }
-            };
-            anyhow::ensure!(!set.is_empty(), "test set {name} is empty");
-            test_sets.push((name, set));
+            let name = format!("test set {}", spec.name);
+            test_sets.push((spec.name.clone(), held_out(spec.split.as_deref(), &name, &ds, &exp.data.split)?));
         }
+        let validation = match &exp.data.validation {
+            Some(spec) => {
+                let ds = load(&r(&spec.dataset), spec.embeddings.as_ref().map(r).as_deref(), exp.data.skip_invalid, hub, &mut dropped)?;
+                check(&ds)?;
+                files.extend(dataset_files(&ds));
+                Some(held_out(spec.split.as_deref(), &format!("validation set {}", spec.name), &ds, &exp.data.split)?)
+            }
+            None => None,
+        };
         let encoder = encoder.expect("at least one dataset");
         let empty = |like: &LabeledSet| like.subset(&[]);
         let pairs = sets.pop().flatten();
@@ -193,11 +224,10 @@ impl SweepData {
             (None, Some(p)) => (empty(&p), p),
             (None, None) => unreachable!("checked by Experiment::check"),
         };
-        anyhow::ensure!(
-            !exp.train.multilabel || coarse.categories == pairs.categories || coarse.is_empty() || pairs.is_empty(),
-            "multi-label training needs the coarse and pair pools to share a taxonomy"
-        );
-        Ok(SweepData { encoder, coarse, pairs, tests: test_sets, files })
+        if exp.train.multilabel && coarse.categories != pairs.categories && !coarse.is_empty() && !pairs.is_empty() {
+            return Err(Error::Config("multi-label training needs the coarse and pair pools to share a taxonomy".into()));
+        }
+        Ok(SweepData { encoder, coarse, pairs, tests: test_sets, validation, files, dropped })
     }
 }
 
@@ -205,7 +235,7 @@ impl SweepData {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub device: Device,
-    pub progress: bool,
+    pub hub: HubOptions,
     /// Stop after this many (strategy, seed) groups (for tests of resuming).
     pub max_groups: Option<usize>,
 }
@@ -223,105 +253,64 @@ fn group_file(out: &Path, strategy: &Strategy, seed: u64) -> PathBuf {
 }
 
 /// Runs (or resumes) the sweep into `out`; returns every fit row.
-pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions) -> anyhow::Result<(Vec<FitRow>, SweepData, RunIdentity)> {
-    std::fs::create_dir_all(out.join("fits"))?;
-    let data = SweepData::load(exp, base, &out.join("data"))?;
+pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progress: &dyn Progress) -> Result<(Vec<FitRow>, SweepData, RunIdentity)> {
+    let fits = out.join("fits");
+    std::fs::create_dir_all(&fits).map_err(|e| Error::io(&fits, e))?;
+    let data = SweepData::load(exp, base, &out.join("data"), &opts.hub)?;
     let mut data_sha256 = BTreeMap::new();
     for f in &data.files {
         data_sha256.insert(f.display().to_string(), sha256_file(f)?);
     }
-    let identity = RunIdentity {
-        experiment_sha256: sha256_bytes(serde_json::to_string(exp)?.as_bytes()),
-        data_sha256,
-    };
+    let identity = RunIdentity { experiment_sha256: sha256_bytes(serde_json::to_string(exp)?.as_bytes()), data_sha256 };
     let id_path = out.join("identity.json");
     if id_path.exists() {
-        let old: RunIdentity = serde_json::from_str(&std::fs::read_to_string(&id_path)?)?;
-        anyhow::ensure!(
-            old == identity,
-            "{} holds results of a different experiment or different data; choose another --out or delete it",
-            out.display()
-        );
+        let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
+        let old: RunIdentity = serde_json::from_str(&text)?;
+        if old != identity {
+            return Err(Error::Results(format!("{} holds results of a different experiment or different data; choose another --out or delete it", out.display())));
+        }
     } else {
         write_atomic(&id_path, &serde_json::to_vec_pretty(&identity)?)?;
     }
 
     let budgets = exp.sweep.budgets()?;
-    let norm = FeatureNorm::fit(exp.train.normalization, &data.coarse.concat(&data.pairs).x, data.coarse.dim);
     let pool = data.coarse.concat(&data.pairs);
-    let mut x = pool.x.clone();
-    norm.apply(&mut x);
-    let (targets, outputs) = pool.targets(exp.train.multilabel);
-    let tests: Vec<(String, LabeledSet, Vec<f32>)> = data
-        .tests
-        .iter()
-        .map(|(n, s)| {
-            let mut tx = s.x.clone();
-            norm.apply(&mut tx);
-            (n.clone(), s.clone(), tx)
-        })
-        .collect();
     let coarse_rows: Vec<usize> = (0..data.coarse.len()).collect();
     let nc = data.coarse.len();
 
-    let groups: Vec<(Strategy, u64)> =
-        exp.sweep.strategies.iter().flat_map(|s| exp.sweep.seeds.iter().map(move |&k| (*s, k))).collect();
-    let bar = if opts.progress { ProgressBar::new((groups.len() * budgets.len()) as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} fits  {per_sec}  ETA {eta}  {msg}")
-            .expect("valid template"),
-    );
+    let groups: Vec<(Strategy, u64)> = exp.sweep.strategies.iter().flat_map(|s| exp.sweep.seeds.iter().map(move |&k| (*s, k))).collect();
+    progress.start((groups.len() * budgets.len()) as u64, "fits");
     let mut done_now = 0;
     for (strategy, seed) in &groups {
         let file = group_file(out, strategy, *seed);
         if file.exists() {
-            bar.inc(budgets.len() as u64);
+            progress.advance(budgets.len() as u64);
             continue;
         }
         if opts.max_groups.is_some_and(|m| done_now >= m) {
             break;
         }
-        bar.set_message(format!("{} seed {seed}", strategy.name()));
+        progress.stage(&format!("{} seed {seed}", strategy.name()));
         let mixer = Mixer::from_members(&coarse_rows, &data.pairs.pairs, *seed);
         let mut sets = Vec::new();
         for &b in &budgets {
             match mixer.build(strategy, b) {
                 Ok(set) => sets.push(set),
                 // A budget a strategy cannot fill is left out of the curve, and said so.
-                Err(e) => bar.println(format!("skipping {} at budget {b}: {e}", strategy.name())),
+                Err(e) => progress.note(&format!("skipping {} at budget {b}: {e}", strategy.name())),
             }
         }
         let mut rows = Vec::new();
         if !sets.is_empty() {
-            let members: Vec<Vec<usize>> = sets
-                .iter()
-                .map(|s| s.coarse.iter().copied().chain(s.pair_pool.iter().map(|&i| nc + i)).collect())
-                .collect();
-            let tc = pairguard_model::TrainConfig { seed: *seed, ..exp.train.clone() };
-            let fit = fit_bank(
-                &BankJob {
-                    x: &x,
-                    dim: pool.dim,
-                    targets: &targets,
-                    outputs,
-                    members,
-                    lambdas: vec![exp.train.weight_decay; sets.len()],
-                    validation: None,
-                    epochs: None,
-                },
-                &tc,
-                &opts.device,
-            )?;
-            let heads: Vec<&pairguard_model::HeadWeights> = fit.heads.iter().collect();
-            for (name, set, tx) in &tests {
-                let logits = bank_logits(&heads, tx, &opts.device);
-                let n = set.len();
-                for (h, ts) in sets.iter().enumerate() {
-                    let probs: Vec<f64> = (0..n)
-                        .map(|i| pairguard_model::calibrate::sigmoid(f64::from(logits[(h * n + i) * outputs])))
-                        .collect();
-                    let ev = evaluate_scores(set, &probs, None, exp.sweep.threshold, exp.sweep.fpr_target);
-                    let p = ev.pairs.clone().unwrap_or_default();
+            let members: Vec<Vec<usize>> = sets.iter().map(|s| s.coarse.iter().copied().chain(s.pair_pool.iter().map(|&i| nc + i)).collect()).collect();
+            let mut guard = exp.guard();
+            guard.train.seed = *seed;
+            let guards = train_guards(&pool, &members, data.validation.as_ref(), &data.encoder, &guard, &opts.device)?;
+            for (name, set) in &data.tests {
+                let probs = probabilities_of(&guards, &set.x, &opts.device)?;
+                for ((ts, g), p) in sets.iter().zip(&guards).zip(&probs) {
+                    let ev = evaluate_scores(set, p, None, g.card.threshold, exp.calibration.fpr_target);
+                    let pm = ev.pairs.clone().unwrap_or_default();
                     let nan_if_no_pairs = |v: f64| if ev.pairs.is_some() { v } else { f64::NAN };
                     rows.push(FitRow {
                         strategy: strategy.name(),
@@ -332,7 +321,10 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions) -> anyh
                         n_coarse: ts.coarse.len(),
                         n_pair_pool: ts.pair_pool.len(),
                         whole_pairs: ts.whole_pairs,
-                        epochs: fit.epochs_run,
+                        epochs: g.card.epochs,
+                        weight_decay: g.card.weight_decay,
+                        temperature: g.card.temperature,
+                        threshold: g.card.threshold,
                         auroc: ev.overall.auroc,
                         auprc: ev.overall.auprc,
                         f1: ev.overall.f1,
@@ -340,19 +332,19 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions) -> anyh
                         balanced_accuracy: ev.overall.balanced_accuracy,
                         ece: ev.overall.ece,
                         tpr_at_fpr: ev.overall.tpr_at_fpr,
-                        pair_accuracy: nan_if_no_pairs(p.pair_accuracy),
-                        ordering_accuracy: nan_if_no_pairs(p.ordering_accuracy),
-                        flip_rate: nan_if_no_pairs(p.flip_rate),
+                        pair_accuracy: nan_if_no_pairs(pm.pair_accuracy),
+                        ordering_accuracy: nan_if_no_pairs(pm.ordering_accuracy),
+                        flip_rate: nan_if_no_pairs(pm.flip_rate),
                         precision: ev.overall.precision,
                     });
                 }
             }
         }
         write_atomic(&file, &to_csv(&rows)?)?;
-        bar.inc(budgets.len() as u64);
+        progress.advance(budgets.len() as u64);
         done_now += 1;
     }
-    bar.finish_and_clear();
+    progress.finish();
 
     let mut all = Vec::new();
     for (strategy, seed) in &groups {
@@ -362,16 +354,16 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions) -> anyh
         }
         let mut r = csv::Reader::from_path(&file)?;
         for row in r.deserialize() {
-            all.push(row.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?);
+            all.push(row.map_err(|e| Error::File { path: file.clone(), message: e.to_string() })?);
         }
     }
     Ok((all, data, identity))
 }
 
-pub fn to_csv<T: Serialize>(rows: &[T]) -> anyhow::Result<Vec<u8>> {
+pub fn to_csv<T: Serialize>(rows: &[T]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r)?;
     }
-    Ok(w.into_inner()?)
+    w.into_inner().map_err(|e| Error::Results(format!("writing CSV: {e}")))
 }

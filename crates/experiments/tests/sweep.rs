@@ -18,8 +18,7 @@ test_pairs = 40
 seed = 1
 
 [train]
-epochs = 30
-patience = 0
+optimizer = { kind = "lbfgs", iterations = 30 }
 
 [sweep]
 budgets = [16, 32, 64]
@@ -40,7 +39,11 @@ fn setup(text: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn opts(max_groups: Option<usize>) -> RunOptions {
-    RunOptions { device: pairguard_model::Device::flex(), progress: false, max_groups }
+    RunOptions { device: pairguard_model::Device::flex(), hub: Default::default(), max_groups }
+}
+
+fn run(cfg: &Path, out: &Path, max_groups: Option<usize>) -> pairguard_experiments::Result<PathBuf> {
+    run_experiment(cfg, out, &opts(max_groups), &pairguard_data::Silent)
 }
 
 fn read(p: &Path) -> String {
@@ -51,7 +54,7 @@ fn read(p: &Path) -> String {
 fn tiny_sweep_writes_every_output_and_is_deterministic() {
     let (dir, cfg) = setup(TINY);
     let out1 = dir.path().join("r1");
-    let report = run_experiment(&cfg, &out1, &opts(None)).unwrap();
+    let report = run(&cfg, &out1, None).unwrap();
     let fits = read(&out1.join("fits.csv"));
     // 3 strategies x 3 seeds x 3 budgets x 3 test sets, plus the header.
     assert_eq!(fits.lines().count(), 1 + 3 * 3 * 3 * 3);
@@ -73,7 +76,7 @@ fn tiny_sweep_writes_every_output_and_is_deterministic() {
     assert!(md.contains("## Sample efficiency") && md.contains("name = \"tiny\""));
     // Same seed, same CSV.
     let out2 = dir.path().join("r2");
-    run_experiment(&cfg, &out2, &opts(None)).unwrap();
+    run(&cfg, &out2, None).unwrap();
     assert_eq!(fits, read(&out2.join("fits.csv")));
 }
 
@@ -81,9 +84,9 @@ fn tiny_sweep_writes_every_output_and_is_deterministic() {
 fn an_interrupted_sweep_resumes_to_identical_results() {
     let (dir, cfg) = setup(TINY);
     let full = dir.path().join("full");
-    run_experiment(&cfg, &full, &opts(None)).unwrap();
+    run(&cfg, &full, None).unwrap();
     let part = dir.path().join("part");
-    run_experiment(&cfg, &part, &opts(Some(2))).unwrap();
+    run(&cfg, &part, Some(2)).unwrap();
     let groups = std::fs::read_dir(part.join("fits")).unwrap().count();
     assert_eq!(groups, 2, "stopped after two (strategy, seed) groups");
     let partial_rows = read(&part.join("fits.csv")).lines().count();
@@ -91,7 +94,7 @@ fn an_interrupted_sweep_resumes_to_identical_results() {
     // Finished groups are not redone: their files keep their modification time.
     let first = std::fs::read_dir(part.join("fits")).unwrap().next().unwrap().unwrap().path();
     let before = std::fs::metadata(&first).unwrap().modified().unwrap();
-    run_experiment(&cfg, &part, &opts(None)).unwrap();
+    run(&cfg, &part, None).unwrap();
     assert_eq!(std::fs::metadata(&first).unwrap().modified().unwrap(), before);
     assert_eq!(read(&full.join("fits.csv")), read(&part.join("fits.csv")));
     assert_eq!(read(&full.join("summary.csv")), read(&part.join("summary.csv")));
@@ -101,9 +104,9 @@ fn an_interrupted_sweep_resumes_to_identical_results() {
 fn a_results_folder_refuses_a_changed_experiment() {
     let (dir, cfg) = setup(TINY);
     let out = dir.path().join("r");
-    run_experiment(&cfg, &out, &opts(Some(1))).unwrap();
-    std::fs::write(&cfg, TINY.replace("epochs = 30", "epochs = 31")).unwrap();
-    let e = run_experiment(&cfg, &out, &opts(None)).unwrap_err().to_string();
+    run(&cfg, &out, Some(1)).unwrap();
+    std::fs::write(&cfg, TINY.replace("iterations = 30", "iterations = 31")).unwrap();
+    let e = run(&cfg, &out, None).unwrap_err().to_string();
     assert!(e.contains("different experiment"), "{e}");
 }
 
@@ -127,11 +130,49 @@ seeds = [0]
     let path = dir.path().join("x.toml");
     std::fs::write(&path, text).unwrap();
     let (exp, _) = pairguard_experiments::Experiment::from_file(&path).unwrap();
-    let data = pairguard_experiments::sweep::SweepData::load(&exp, dir.path(), &dir.path().join("unused")).unwrap();
+    let data = pairguard_experiments::sweep::SweepData::load(&exp, dir.path(), &dir.path().join("unused"), &Default::default()).unwrap();
     assert_eq!(data.coarse.len(), cfg.coarse, "a pool no test set splits is used whole");
     let heldout = &data.tests[0].1;
     assert_eq!(heldout.pairs.len() * 2, heldout.len(), "the held-out split keeps whole pairs");
     assert_eq!(data.pairs.len() + heldout.len(), 2 * cfg.pairs);
     let train: std::collections::HashSet<&String> = data.pairs.ids.iter().collect();
     assert!(heldout.ids.iter().all(|id| !train.contains(id)), "held-out pairs leaked into the pool");
+}
+
+/// A probe trained on N samples is standardised with those N samples'
+/// statistics, whatever else is in the pool.
+#[test]
+fn each_head_is_standardised_on_its_own_training_set() {
+    let (dir, cfg) = setup(TINY);
+    let (exp, _) = pairguard_experiments::Experiment::from_file(&cfg).unwrap();
+    let data = pairguard_experiments::sweep::SweepData::load(&exp, dir.path(), &dir.path().join("data"), &Default::default()).unwrap();
+    let pool = data.coarse.concat(&data.pairs);
+    let rows: Vec<usize> = (0..16).collect();
+    let guards = pairguard_model::train_guards(&pool, &[rows.clone(), (0..pool.len()).collect()], None, &data.encoder, &exp.guard(), &pairguard_model::Device::flex()).unwrap();
+    let own = pairguard_model::FeatureNorm::fit_rows(pairguard_model::NormKind::Standardize, &pool.x, pool.dim, &rows);
+    assert_eq!(guards[0].norm, own);
+    assert_ne!(guards[0].norm, guards[1].norm);
+    assert_eq!(guards[0].card.training_samples, 16);
+}
+
+#[test]
+fn options_a_sweep_cannot_honour_are_errors() {
+    for (option, needle) in [
+        ("weight_decay_grid = [0.001, 0.01]", "weight_decay_grid"),
+        ("early_stopping = { patience = 3 }", "early_stopping"),
+        ("learning_rate = 0.1", "unknown field `learning_rate`"),
+        ("optimizer = { kind = \"lbfgs\", learning_rate = 0.1 }", "unknown field `learning_rate`"),
+    ] {
+        let text = if option.starts_with("optimizer") {
+            TINY.replace("optimizer = { kind = \"lbfgs\", iterations = 30 }", option)
+        } else {
+            TINY.replace("[train]\n", &format!("[train]\n{option}\n"))
+        };
+        let (_dir, cfg) = setup(&text);
+        let e = pairguard_experiments::Experiment::from_file(&cfg).unwrap_err().to_string();
+        assert!(e.contains(needle), "{option}: {e}");
+    }
+    let (_dir, cfg) = setup(&format!("{TINY}\n[calibration]\nthreshold = {{ rule = \"best-f1\" }}\n"));
+    let e = pairguard_experiments::Experiment::from_file(&cfg).unwrap_err().to_string();
+    assert!(e.contains("needs validation data"), "{e}");
 }

@@ -18,8 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use pairguard_model::clip::model::{ClipVisionModelWithProjection, HostWeights};
-use pairguard_model::clip::VisionConfig;
+use pairguard_model::clip::{ClipVisionModelWithProjection, VisionConfig};
 use pairguard_model::device::{select, DeviceChoice};
 
 /// The encoder on one device with a fixed input batch.
@@ -34,7 +33,8 @@ struct Bench {
 impl Bench {
     fn new(device: &Device, batch: usize) -> Self {
         let cfg = VisionConfig::vit_b_32();
-        let model = ClipVisionModelWithProjection::from_host(&cfg, HostWeights::random(&cfg, 0), device);
+        device.seed(0);
+        let model = cfg.init(device);
         let size = cfg.image_size;
         let pixels = (0..batch * 3 * size * size).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
         let bench = Self { model, device: device.clone(), pixels, batch, size };

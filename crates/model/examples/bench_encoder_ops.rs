@@ -97,6 +97,24 @@ fn main() {
     total += ms;
     println!("flex  layer (main operations)      {total:8.2} ms  -> about {:.2} images/s for 12 layers", 32.0 / (12.0 * total / 1e3));
 
+    // The encoder's layers are burn::nn modules; these rows show what the
+    // module forms cost against the bare operations above.
+    let linear = burn::nn::LinearConfig::new(HIDDEN, MLP).init(&d);
+    let x3: Tensor<3> = x.clone().reshape([32, 50, HIDDEN]);
+    let ms = time_ms(|| linear.forward(x3.clone()).reshape([ROWS, MLP]));
+    report("nn::Linear fc1 [32,50,768] (+bias)", ms, gemm(ROWS, HIDDEN, MLP));
+    let conv = burn::nn::conv::Conv2dConfig::new([3, HIDDEN], [32, 32]).with_stride([32, 32]).with_bias(false).init(&d);
+    let pixels: Tensor<4> = filled(&d, 32 * 3 * 224, 224).reshape([32, 3, 224, 224]);
+    let patches = 32 * 49;
+    let ms = time_ms(|| conv.forward(pixels.clone()).reshape([32, HIDDEN, 49]).swap_dims(1, 2).reshape([patches, HIDDEN]));
+    report("nn::Conv2d patch embedding", ms, gemm(patches, 3 * 32 * 32, HIDDEN));
+    let kernel = conv.weight.val().reshape([HIDDEN, 3 * 32 * 32]).transpose();
+    let ms = time_ms(|| {
+        let p = pixels.clone().reshape([32, 3, 7, 32, 7, 32]).permute([0, 2, 4, 1, 3, 5]).reshape([patches, 3 * 32 * 32]);
+        p.matmul(kernel.clone())
+    });
+    report("patchify + matmul (same result)", ms, gemm(patches, 3 * 32 * 32, HIDDEN));
+
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/torch_ops_peer.py");
     match std::process::Command::new(&python).arg(script).output() {

@@ -32,15 +32,16 @@ fn main() -> anyhow::Result<()> {
     let yte: Vec<bool> = b.test_coarse.samples.iter().map(|s| s.label.is_unsafe()).collect();
     let n = ytr.len();
     let lambda = 1e-3;
-    let tc = TrainConfig { patience: 0, ..TrainConfig::default() };
+    let tc = TrainConfig::default();
+    let identity = FeatureNorm::identity(d);
     let dev = Device::flex();
     println!("logistic probe, {n} x {d} training embeddings, {} test; lambda {lambda} (C = {:.4})", yte.len(), 1.0 / (lambda * n as f64));
 
-    let job = |lambdas: Vec<f64>| BankJob { x: &xtr, dim: d, targets: &ytr, outputs: 1, members: vec![(0..n).collect(); lambdas.len()], lambdas, validation: None, epochs: None };
+    let job = |lambdas: Vec<f64>| BankJob { x: &xtr, dim: d, targets: &ytr, outputs: 1, members: vec![(0..n).collect(); lambdas.len()], norms: vec![identity.clone(); lambdas.len()], lambdas, validation: None };
     let t = Instant::now();
     let fit = fit_bank(&job(vec![lambda]), &tc, &dev)?;
     let secs = t.elapsed().as_secs_f64();
-    let logits = bank_logits(&[&fit.heads[0]], &xte, &dev);
+    let logits = bank_logits(&[&fit.heads[0]], &[&identity], &xte, &dev);
     let auroc = metrics::auroc(&logits.iter().map(|&z| f64::from(z)).collect::<Vec<_>>(), &yte);
     println!("pairguard (burn flex, {:?}, full batch, {} objective evaluations): {secs:.3} s, test AUROC {auroc:.4}", tc.optimizer, fit.evaluations);
 

@@ -21,14 +21,24 @@ fn nll(logits: &[f64], labels: &[bool], t: f64) -> f64 {
         / logits.len().max(1) as f64
 }
 
-/// The temperature minimising validation NLL, by golden-section search on
-/// log T in [-4, 4] (NLL is unimodal in T for a fixed logit vector).
-pub fn fit_temperature(logits: &[f64], labels: &[bool]) -> f64 {
+/// The range a fitted temperature is kept in. A temperature far below 1
+/// means the validation logits separate perfectly (typically because
+/// validation overlaps training), and scaling by it would give scores like
+/// 1e-84; one far above 1 flattens every score towards 0.5.
+pub const TEMPERATURE_MIN: f64 = 0.2;
+pub const TEMPERATURE_MAX: f64 = 5.0;
+
+/// The temperature minimising validation NLL within
+/// [`TEMPERATURE_MIN`, `TEMPERATURE_MAX`], by golden-section search on log T
+/// (NLL is unimodal in T for a fixed logit vector), and whether it lies at
+/// an edge of that range.
+pub fn fit_temperature(logits: &[f64], labels: &[bool]) -> (f64, bool) {
     if logits.is_empty() || labels.iter().all(|&l| l) || labels.iter().all(|&l| !l) {
-        return 1.0;
+        return (1.0, false);
     }
     let f = |lt: f64| nll(logits, labels, lt.exp());
-    let (mut a, mut b) = (-4.0f64, 4.0f64);
+    let (lo, hi) = (TEMPERATURE_MIN.ln(), TEMPERATURE_MAX.ln());
+    let (mut a, mut b) = (lo, hi);
     let g = (5f64.sqrt() - 1.0) / 2.0;
     let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
     for _ in 0..100 {
@@ -40,7 +50,9 @@ pub fn fit_temperature(logits: &[f64], labels: &[bool]) -> f64 {
         c = b - g * (b - a);
         d = a + g * (b - a);
     }
-    ((a + b) / 2.0).exp()
+    let lt = (a + b) / 2.0;
+    let edge = (lt - lo).abs() < 1e-3 || (hi - lt).abs() < 1e-3;
+    (lt.exp(), edge)
 }
 
 /// How the decision threshold is chosen.
@@ -53,6 +65,33 @@ pub enum ThresholdRule {
     /// The threshold with the best validation F1.
     #[default]
     BestF1,
+}
+
+impl ThresholdRule {
+    pub fn name(&self) -> String {
+        match self {
+            ThresholdRule::Fixed { threshold } => threshold.to_string(),
+            ThresholdRule::TargetFpr { fpr } => format!("fpr:{fpr}"),
+            ThresholdRule::BestF1 => "best-f1".into(),
+        }
+    }
+}
+
+impl std::str::FromStr for ThresholdRule {
+    type Err = crate::Error;
+
+    /// `best-f1`, `fpr:<target>` or a fixed threshold in [0, 1].
+    fn from_str(s: &str) -> crate::Result<Self> {
+        let bad = || crate::Error::UnknownName { kind: "threshold rule", name: s.into(), known: "best-f1, fpr:<target>, or a number in [0, 1]".into() };
+        let unit = |v: &str| v.parse::<f64>().ok().filter(|x| (0.0..=1.0).contains(x));
+        if s == "best-f1" {
+            Ok(ThresholdRule::BestF1)
+        } else if let Some(f) = s.strip_prefix("fpr:") {
+            unit(f).map(|fpr| ThresholdRule::TargetFpr { fpr }).ok_or_else(bad)
+        } else {
+            unit(s).map(|threshold| ThresholdRule::Fixed { threshold }).ok_or_else(bad)
+        }
+    }
 }
 
 /// Applies the rule to calibrated validation probabilities.
@@ -95,8 +134,22 @@ mod tests {
             .enumerate()
             .map(|(i, &z)| ((i * 7919 % 1000) as f64 / 1000.0) < sigmoid(z / 2.0))
             .collect();
-        let t = fit_temperature(&logits, &labels);
-        assert!((t - 2.0).abs() < 0.2, "T = {t}");
+        let (t, edge) = fit_temperature(&logits, &labels);
+        assert!((t - 2.0).abs() < 0.2 && !edge, "T = {t}");
+        // Perfectly separated logits push T down to the bound, and say so.
+        let labels: Vec<bool> = logits.iter().map(|&z| z > 0.0).collect();
+        let (t, edge) = fit_temperature(&logits, &labels);
+        assert!((t - TEMPERATURE_MIN).abs() < 1e-3 && edge, "T = {t}");
+    }
+
+    #[test]
+    fn threshold_rules_parse_and_reject_nonsense() {
+        assert_eq!("best-f1".parse::<ThresholdRule>().unwrap(), ThresholdRule::BestF1);
+        assert_eq!("fpr:0.05".parse::<ThresholdRule>().unwrap(), ThresholdRule::TargetFpr { fpr: 0.05 });
+        assert_eq!("0.3".parse::<ThresholdRule>().unwrap(), ThresholdRule::Fixed { threshold: 0.3 });
+        for bad in ["f1", "fpr:2", "1.5", ""] {
+            assert!(bad.parse::<ThresholdRule>().is_err(), "{bad:?} parsed");
+        }
     }
 
     #[test]

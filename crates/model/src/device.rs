@@ -5,8 +5,9 @@
 
 use burn::tensor::Device;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// A hardware wgpu adapter if one exists, else the CPU backend.
     #[default]
@@ -18,13 +19,13 @@ pub enum DeviceChoice {
 }
 
 impl std::str::FromStr for DeviceChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "auto" => Ok(DeviceChoice::Auto),
-            "cpu" | "flex" => Ok(DeviceChoice::Cpu),
-            "wgpu" | "gpu" => Ok(DeviceChoice::Wgpu),
-            _ => Err(format!("unknown device {s:?} (auto, cpu or wgpu)")),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "wgpu" => Ok(DeviceChoice::Wgpu),
+            _ => Err(Error::UnknownName { kind: "device", name: s.into(), known: "auto, cpu, wgpu".into() }),
         }
     }
 }
@@ -64,7 +65,7 @@ fn cpu(reason: &str) -> Selected {
     }
 }
 
-pub fn select(choice: DeviceChoice) -> Result<Selected, String> {
+pub fn select(choice: DeviceChoice) -> Result<Selected> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu("")),
         DeviceChoice::Wgpu => wgpu_device(true),
@@ -76,17 +77,17 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, String> {
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu_device(allow_software: bool) -> Result<Selected, String> {
+fn wgpu_device(allow_software: bool) -> Result<Selected> {
     let adapters = wgpu_adapters();
     if adapters.is_empty() {
-        return Err("no wgpu adapter found".into());
+        return Err(Error::Device("no wgpu adapter found".into()));
     }
     let hardware = adapters.iter().find(|(_, kind, _)| kind != "Cpu");
     let chosen = match (hardware, allow_software) {
         (Some(a), _) => a,
         (None, true) => &adapters[0],
         (None, false) => {
-            return Err(format!("wgpu adapter {:?} is a software renderer, not a GPU", adapters[0].0));
+            return Err(Error::Device(format!("wgpu adapter {:?} is a software renderer, not a GPU", adapters[0].0)));
         }
     };
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
@@ -98,6 +99,6 @@ fn wgpu_device(allow_software: bool) -> Result<Selected, String> {
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu_device(_allow_software: bool) -> Result<Selected, String> {
-    Err("this build has no wgpu support (feature `wgpu`)".into())
+fn wgpu_device(_allow_software: bool) -> Result<Selected> {
+    Err(Error::Device("this build has no wgpu support (feature `wgpu`)".into()))
 }

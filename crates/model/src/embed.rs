@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use pairguard_data::hash::write_atomic;
-use pairguard_data::{images, EmbeddingStore, Sample};
+use pairguard_data::{images, EmbeddingStore, Progress, Sample};
 use serde::{Deserialize, Serialize};
 
 use crate::clip::Encoder;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct EmbedOptions {
@@ -23,7 +23,6 @@ pub struct EmbedOptions {
     /// Samples per resumable chunk (a multiple of `batch` works best).
     pub chunk: usize,
     pub workers: usize,
-    pub progress: bool,
     pub max_pixels: u64,
     /// Stop after writing this many new chunks (simulates an interruption in tests).
     pub max_chunks: Option<usize>,
@@ -35,7 +34,6 @@ impl Default for EmbedOptions {
             batch: 32,
             chunk: 1024,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            progress: true,
             max_pixels: pairguard_data::descriptor::DEFAULT_MAX_PIXELS,
             max_chunks: None,
         }
@@ -80,18 +78,23 @@ struct Batch {
 type Encoded = (Vec<String>, Vec<f32>, Vec<Failure>);
 
 /// Embeds every sample with an image into the store at `out`.
-pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &EmbedOptions) -> anyhow::Result<EmbedReport> {
-    anyhow::ensure!(opts.batch > 0 && opts.chunk > 0 && opts.workers > 0, "batch, chunk and workers must be positive");
+pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &EmbedOptions, progress: &dyn Progress) -> Result<EmbedReport> {
+    if opts.batch == 0 || opts.chunk == 0 || opts.workers == 0 {
+        return Err(Error::EmbedOption("batch, chunk and workers must be positive".into()));
+    }
     let t0 = std::time::Instant::now();
     let parts = parts_dir(out);
-    std::fs::create_dir_all(&parts)?;
-    // The parts folder belongs to one encoder; a different one starts over.
+    std::fs::create_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+    // The parts folder belongs to one encoder: work of another is refused.
     let id_file = parts.join("encoder.json");
-    let id_json = serde_json::to_string(&encoder.id)?;
     match std::fs::read_to_string(&id_file) {
-        Ok(prev) if prev == id_json => {}
-        Ok(_) => anyhow::bail!("{} holds partial work of another encoder; remove it or choose another output", parts.display()),
-        Err(_) => write_atomic(&id_file, id_json.as_bytes())?,
+        Ok(prev) => {
+            let prev: pairguard_data::EncoderId = serde_json::from_str(&prev)?;
+            if !prev.same_vectors(&encoder.id) {
+                return Err(Error::ForeignParts { path: parts });
+            }
+        }
+        Err(_) => write_atomic(&id_file, &serde_json::to_vec(&encoder.id)?)?,
     }
     let n_chunks = samples.len().div_ceil(opts.chunk);
     let chunk_store = |c: usize| parts.join(format!("chunk-{c:06}.safetensors"));
@@ -113,13 +116,12 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
         }
     }
     let total: usize = to_run.iter().map(|&c| ((c + 1) * opts.chunk).min(samples.len()) - c * opts.chunk).sum();
-    let bar = if opts.progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images  {per_sec}  ETA {eta}").expect("template"));
+    progress.start(total as u64, "images");
 
     let next = AtomicUsize::new(0);
     let pre = &encoder.preprocessor;
     let s = encoder.config.image_size;
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = mpsc::sync_channel::<Batch>(2 * opts.workers);
         for _ in 0..opts.workers {
             let tx = tx.clone();
@@ -132,7 +134,7 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
                     for sample in &samples[lo..hi] {
                         let result = match &sample.image {
                             Some(img) => images::decode(img, opts.max_pixels).map(|d| pre.pixels(&d)),
-                            None => Err("sample has no image".into()),
+                            None => Err("sample has no image".to_string()),
                         };
                         match result {
                             Ok(px) => {
@@ -163,9 +165,9 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
         for b in rx {
             let n = b.ids.len();
             let vectors = if n > 0 { encoder.embed_pixels(b.pixels, n) } else { Vec::new() };
-            bar.inc((n + b.failures.len()) as u64);
+            progress.advance((n + b.failures.len()) as u64);
             for f in &b.failures {
-                bar.println(format!("skipped {}: {}", f.id, f.error));
+                progress.note(&format!("skipped {}: {}", f.id, f.error));
             }
             let entry = got.entry(b.chunk).or_default();
             entry.insert(b.index, (b.ids, vectors, b.failures));
@@ -183,7 +185,7 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
         }
         Ok(())
     })?;
-    bar.finish_and_clear();
+    progress.finish();
 
     let finished = (0..n_chunks).all(done);
     let mut failures = Vec::new();
@@ -195,13 +197,14 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
             encoder.id.ensure_matches(&st.encoder, &format!("chunk {c}"))?;
             ids.extend(st.ids.iter().cloned());
             vecs.extend(st.vectors.iter().copied());
-            let f: Vec<Failure> = serde_json::from_str(&std::fs::read_to_string(chunk_fail(c))?)?;
+            let path = chunk_fail(c);
+            let f: Vec<Failure> = serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)?;
             failures.extend(f);
         }
         embedded = ids.len();
         EmbeddingStore::new(encoder.id.clone(), ids, vecs)?.save(out)?;
         write_atomic(&failures_path(out), &serde_json::to_vec_pretty(&failures)?)?;
-        std::fs::remove_dir_all(&parts)?;
+        std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
     }
     Ok(EmbedReport { embedded, failures, chunks_reused, finished, seconds: t0.elapsed().as_secs_f64() })
 }

@@ -3,6 +3,8 @@
 
 use pairguard_data::{Dataset, EncoderId, Label, PairIndex, Sample, Source, Split};
 
+use crate::error::{Error, Result};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabeledSet {
     pub dim: usize,
@@ -38,7 +40,7 @@ impl LabeledSet {
         categories: &[String],
         dim: usize,
         vector: impl Fn(&str) -> Option<&'a [f32]>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let samples: Vec<&Sample> = samples.into_iter().collect();
         let mut set = LabeledSet {
             dim,
@@ -51,8 +53,10 @@ impl LabeledSet {
             pairs: Vec::new(),
         };
         for s in &samples {
-            let v = vector(&s.id).ok_or_else(|| anyhow::anyhow!("no embedding for sample {:?}", s.id))?;
-            anyhow::ensure!(v.len() == dim, "sample {:?}: embedding has {} dimensions, expected {dim}", s.id, v.len());
+            let v = vector(&s.id).ok_or_else(|| Error::Sample { id: s.id.clone(), message: "no embedding in the store".into() })?;
+            if v.len() != dim {
+                return Err(Error::Sample { id: s.id.clone(), message: format!("embedding has {} dimensions, expected {dim}", v.len()) });
+            }
             set.x.extend_from_slice(v);
             set.ids.push(s.id.clone());
             set.labels.push(s.label == Label::Unsafe);
@@ -66,13 +70,11 @@ impl LabeledSet {
 
     /// The samples of a dataset (optionally one split) with the dataset's
     /// embedding store, checking the store's encoder against `expected`.
-    pub fn from_dataset(ds: &Dataset, split: Option<Split>, expected: Option<&EncoderId>) -> anyhow::Result<Self> {
-        let store = ds.embeddings.as_ref().ok_or_else(|| {
-            anyhow::anyhow!(
-                "dataset {} has no embedding store; run `pairguard embed` and set `embeddings` in {}",
-                ds.descriptor.name,
-                ds.descriptor.path.display()
-            )
+    pub fn from_dataset(ds: &Dataset, split: Option<Split>, expected: Option<&EncoderId>) -> Result<Self> {
+        let store = ds.embeddings.as_ref().ok_or_else(|| Error::NoStore {
+            dataset: ds.descriptor.name.clone(),
+            descriptor: ds.descriptor.path.clone(),
+            default_store: ds.descriptor.default_store_path(),
         })?;
         if let Some(e) = expected {
             e.ensure_matches(&store.encoder, &format!("dataset {}", ds.descriptor.name))?;
@@ -80,6 +82,25 @@ impl LabeledSet {
         let categories: Vec<String> = ds.taxonomy.names().into_iter().map(str::to_string).collect();
         let chosen = ds.samples.iter().filter(|s| split.is_none() || s.split == split);
         Self::from_samples(chosen, &categories, store.dim(), |id| store.get(id))
+    }
+
+    /// A dataset divided for training with validation: a seeded, grouped,
+    /// stratified split (pairs and groups never straddle it) with about
+    /// `fraction` of the groups for validation. Splits fixed in the manifest
+    /// are set aside for this.
+    pub fn train_validation(ds: &Dataset, fraction: f64, seed: u64) -> Result<(Self, Self)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::TrainOption { option: "validation_fraction", message: format!("{fraction} must be in (0, 1)") });
+        }
+        let mut split = ds.clone();
+        split.samples.iter_mut().for_each(|s| s.split = None);
+        pairguard_data::split::assign(&mut split.samples, &pairguard_data::SplitConfig { train: 1.0 - fraction, validation: fraction, test: 0.0, seed })?;
+        let train = Self::from_dataset(&split, Some(Split::Train), None)?;
+        let validation = Self::from_dataset(&split, Some(Split::Validation), None)?;
+        if validation.is_empty() {
+            return Err(Error::TrainingData(format!("a validation fraction of {fraction} leaves no validation samples in {} ({} samples)", ds.descriptor.name, ds.samples.len())));
+        }
+        Ok((train, validation))
     }
 
     /// A subset by row indices (pairs kept when both members are included).
@@ -111,9 +132,10 @@ impl LabeledSet {
         out
     }
 
-    /// Concatenates two sets with the same dimension and categories.
+    /// Concatenates two sets of the same dimension (callers check it) and
+    /// categories.
     pub fn concat(&self, other: &Self) -> Self {
-        assert_eq!(self.dim, other.dim);
+        debug_assert_eq!(self.dim, other.dim);
         let off = self.len();
         let mut out = self.clone();
         out.x.extend_from_slice(&other.x);

@@ -5,42 +5,89 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use pairguard_data::EncoderId;
+use pairguard_data::{EncoderId, Label};
 use pairguard_data::hash::write_atomic;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::{choose_threshold, fit_temperature, sigmoid, ThresholdRule};
+use crate::calibrate::{choose_threshold, fit_temperature, sigmoid, ThresholdRule, TEMPERATURE_MAX, TEMPERATURE_MIN};
+use crate::error::{Error, Result};
 use crate::features::LabeledSet;
 use crate::head::{HeadKind, HeadWeights};
 use crate::metrics::{self, BinaryMetrics, PairMetrics};
 use crate::normalize::{FeatureNorm, NormKind};
-use crate::train::{bank_logits, fit_bank, BankJob, TrainConfig};
+use crate::train::{bank_logits, fit_bank, refit_config, BankJob, TrainConfig};
 
-pub const CARD_FORMAT: &str = "pairguard-guard/1";
+pub const CARD_FORMAT: &str = "pairguard-guard/2";
+
+/// Calibration after training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalibrationConfig {
+    /// How the decision threshold is chosen; every rule but `fixed` needs
+    /// validation data.
+    pub threshold: ThresholdRule,
+    /// Fit a temperature to the "unsafe" logit on validation data.
+    pub temperature: bool,
+    /// FPR at which TPR is reported.
+    pub fpr_target: f64,
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        CalibrationConfig { threshold: ThresholdRule::BestF1, temperature: true, fpr_target: 0.05 }
+    }
+}
+
+impl CalibrationConfig {
+    /// No calibration: temperature 1 and a fixed threshold (what a guard
+    /// trained without validation data can have).
+    pub fn fixed(threshold: f64) -> Self {
+        CalibrationConfig { threshold: ThresholdRule::Fixed { threshold }, temperature: false, fpr_target: 0.05 }
+    }
+
+    pub fn check(&self, has_validation: bool) -> Result<()> {
+        let bad = |option: &'static str, message: String| Err(Error::TrainOption { option, message });
+        if !(0.0..=1.0).contains(&self.fpr_target) {
+            return bad("fpr_target", format!("{} is not in [0, 1]", self.fpr_target));
+        }
+        match self.threshold {
+            ThresholdRule::Fixed { threshold } if !(0.0..=1.0).contains(&threshold) => {
+                return bad("threshold", format!("{threshold} is not in [0, 1]"));
+            }
+            ThresholdRule::TargetFpr { fpr } if !(0.0..=1.0).contains(&fpr) => return bad("threshold", format!("fpr {fpr} is not in [0, 1]")),
+            ThresholdRule::Fixed { .. } => {}
+            rule if !has_validation => {
+                return bad("threshold", format!("rule {} needs validation data, and there is none here; use {{ rule = \"fixed\", threshold = 0.5 }}", rule.name()));
+            }
+            _ => {}
+        }
+        if self.temperature && !has_validation {
+            return bad("temperature", "fitting a temperature needs validation data, and there is none here; set temperature = false".into());
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GuardConfig {
     pub train: TrainConfig,
-    pub threshold: ThresholdRule,
-    /// Fit a temperature on validation data.
-    pub temperature: bool,
+    pub calibration: CalibrationConfig,
     /// After selecting the weight decay on validation, refit on train + validation.
     pub refit: bool,
-    /// FPR at which TPR is reported.
-    pub fpr_target: f64,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        GuardConfig {
-            train: TrainConfig::default(),
-            threshold: ThresholdRule::BestF1,
-            temperature: true,
-            refit: true,
-            fpr_target: 0.05,
-        }
+        GuardConfig { train: TrainConfig::default(), calibration: CalibrationConfig::default(), refit: true }
+    }
+}
+
+impl GuardConfig {
+    pub fn check(&self, has_validation: bool) -> Result<()> {
+        self.train.check(has_validation)?;
+        self.calibration.check(has_validation)
     }
 }
 
@@ -59,10 +106,15 @@ pub struct ModelCard {
     pub threshold_rule: ThresholdRule,
     pub temperature: f64,
     pub weight_decay: f64,
+    /// L-BFGS iterations or AdamW epochs of the kept weights.
     pub epochs: usize,
     pub training_samples: usize,
     pub training_data_sha256: String,
     pub validation_metrics: Option<BinaryMetrics>,
+    /// What a user should know about how this guard was trained (overlapping
+    /// validation data, a temperature at the edge of its range).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     pub config: GuardConfig,
 }
 
@@ -79,7 +131,7 @@ pub struct Prediction {
     pub id: String,
     /// Calibrated probability of "unsafe".
     pub score: f64,
-    pub verdict: &'static str,
+    pub verdict: Label,
     /// Per-category probabilities (multi-label heads only).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub categories: BTreeMap<String, f64>,
@@ -143,149 +195,233 @@ pub fn evaluate_scores(
     ev
 }
 
-fn normalized(norm: &FeatureNorm, x: &[f32]) -> Vec<f32> {
-    let mut y = x.to_vec();
-    norm.apply(&mut y);
-    y
+/// Ids of validation samples that are also training samples, by id or by
+/// an identical embedding.
+fn overlap(train: &LabeledSet, rows: &[usize], validation: &LabeledSet) -> usize {
+    use std::collections::HashSet;
+    let ids: HashSet<&str> = rows.iter().map(|&r| train.ids[r].as_str()).collect();
+    let bits = |row: &[f32]| row.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let vectors: HashSet<Vec<u32>> = rows.iter().map(|&r| bits(train.row(r))).collect();
+    (0..validation.len()).filter(|&i| ids.contains(validation.ids[i].as_str()) || vectors.contains(&bits(validation.row(i)))).count()
 }
 
-impl GuardModel {
-    /// Trains a guard; see [`GuardConfig`]. Without validation data the
-    /// temperature is 1 and the threshold 0.5, and the card says so.
-    pub fn train(
-        train: &LabeledSet,
-        validation: Option<&LabeledSet>,
-        encoder: EncoderId,
-        cfg: &GuardConfig,
-        device: &Device,
-    ) -> anyhow::Result<Self> {
-        let tc = &cfg.train;
-        anyhow::ensure!(!train.is_empty(), "no training samples");
-        anyhow::ensure!(
-            train.labels.iter().any(|&l| l) && train.labels.iter().any(|&l| !l),
-            "training data needs both safe and unsafe samples"
-        );
-        anyhow::ensure!(encoder.dim == train.dim, "encoder dimension {} != feature dimension {}", encoder.dim, train.dim);
-        let norm = FeatureNorm::fit(tc.normalization, &train.x, train.dim);
-        let xt = normalized(&norm, &train.x);
-        let (yt, outputs) = train.targets(tc.multilabel);
-        let val = validation.map(|v| (normalized(&norm, &v.x), v.targets(tc.multilabel).0, v));
-        let grid = if tc.weight_decay_grid.is_empty() || val.is_none() {
-            vec![tc.weight_decay]
-        } else {
-            tc.weight_decay_grid.clone()
-        };
-        let job = BankJob {
-            x: &xt,
-            dim: train.dim,
-            targets: &yt,
-            outputs,
-            members: vec![(0..train.len()).collect(); grid.len()],
-            lambdas: grid.clone(),
-            validation: val.as_ref().map(|(x, y, _)| (x.as_slice(), y.as_slice())),
-            epochs: None,
-        };
-        let fit = fit_bank(&job, tc, device)?;
-        let best = (0..grid.len())
-            .min_by(|&a, &b| fit.validation_loss[a].total_cmp(&fit.validation_loss[b]))
-            .expect("non-empty grid");
-        let (lambda, epochs) = (grid[best], fit.best_epoch[best]);
-        let mut head = fit.heads[best].clone();
-        let mut norm = norm;
+/// Trains one guard per training set (`sets` holds row indices into
+/// `data`) as one bank computation. Each guard is standardised with the
+/// statistics of its own rows. With validation data each selects its weight
+/// decay from the grid, early-stops, is calibrated on validation and, with
+/// `refit`, refitted on its rows plus the validation set; without, options
+/// that need validation are refused (see [`GuardConfig::check`]).
+pub fn train_guards(
+    data: &LabeledSet,
+    sets: &[Vec<usize>],
+    validation: Option<&LabeledSet>,
+    encoder: &EncoderId,
+    cfg: &GuardConfig,
+    device: &Device,
+) -> Result<Vec<GuardModel>> {
+    cfg.check(validation.is_some())?;
+    let tc = &cfg.train;
+    if encoder.dim != data.dim {
+        return Err(Error::Dimension { what: "training embeddings".into(), found: data.dim, expected: encoder.dim });
+    }
+    if let Some(v) = validation {
+        if v.dim != data.dim {
+            return Err(Error::Dimension { what: "validation embeddings".into(), found: v.dim, expected: data.dim });
+        }
+        if v.is_empty() {
+            return Err(Error::TrainingData("the validation set is empty".into()));
+        }
+    }
+    let (targets, outputs) = data.targets(tc.multilabel);
+    let grid = if tc.weight_decay_grid.is_empty() { vec![tc.weight_decay] } else { tc.weight_decay_grid.clone() };
+    let g = grid.len();
+    // Head s * g + j: training set s with the j-th weight decay.
+    let members: Vec<Vec<usize>> = sets.iter().flat_map(|rows| std::iter::repeat_n(rows.clone(), g)).collect();
+    let norms: Vec<FeatureNorm> = members.iter().map(|rows| FeatureNorm::fit_rows(tc.normalization, &data.x, data.dim, rows)).collect();
+    let val_targets = validation.map(|v| v.targets(tc.multilabel).0);
+    let job = BankJob {
+        x: &data.x,
+        dim: data.dim,
+        targets: &targets,
+        outputs,
+        members,
+        lambdas: sets.iter().flat_map(|_| grid.iter().copied()).collect(),
+        norms,
+        validation: validation.zip(val_targets.as_deref()).map(|(v, y)| (v.x.as_slice(), y)),
+    };
+    let fit = fit_bank(&job, tc, device)?;
+    let chosen: Vec<usize> = (0..sets.len())
+        .map(|s| (s * g..(s + 1) * g).min_by(|&a, &b| fit.validation_loss[a].total_cmp(&fit.validation_loss[b])).expect("non-empty grid"))
+        .collect();
 
-        // Calibration on validation predictions of the train-only model.
-        let (temperature, threshold, rule, val_metrics) = match &val {
-            Some((vx, _, vset)) => {
-                let logits = bank_logits(&[&head], vx, device);
-                let z: Vec<f64> = (0..vset.len()).map(|i| f64::from(logits[i * outputs])).collect();
-                let t = if cfg.temperature { fit_temperature(&z, &vset.labels) } else { 1.0 };
-                let p: Vec<f64> = z.iter().map(|&v| sigmoid(v / t)).collect();
-                let thr = choose_threshold(cfg.threshold, &p, &vset.labels);
-                (t, thr, cfg.threshold, Some(metrics::binary(&p, &vset.labels, thr, cfg.fpr_target)))
+    // Calibration on validation predictions of the train-only heads.
+    let mut calibration = Vec::with_capacity(sets.len());
+    match validation {
+        Some(v) => {
+            let heads: Vec<&HeadWeights> = chosen.iter().map(|&h| &fit.heads[h]).collect();
+            let norms: Vec<&FeatureNorm> = chosen.iter().map(|&h| &job.norms[h]).collect();
+            let logits = bank_logits(&heads, &norms, &v.x, device);
+            let nv = v.len();
+            for (s, &h) in chosen.iter().enumerate() {
+                let z: Vec<f64> = (0..nv).map(|i| f64::from(logits[(s * nv + i) * outputs])).collect();
+                let (t, at_edge) = if cfg.calibration.temperature { fit_temperature(&z, &v.labels) } else { (1.0, false) };
+                let p: Vec<f64> = z.iter().map(|&x| sigmoid(x / t)).collect();
+                let thr = choose_threshold(cfg.calibration.threshold, &p, &v.labels);
+                let mut warnings = Vec::new();
+                let shared = overlap(data, &sets[s], v);
+                if shared > 0 {
+                    warnings.push(format!("{shared} of {nv} validation samples are also training samples (same id or identical embedding): calibration and selection on them are optimistic"));
+                }
+                if at_edge {
+                    warnings.push(format!("the fitted temperature {t:.3} is at the edge of its range [{TEMPERATURE_MIN}, {TEMPERATURE_MAX}]: validation data may overlap training or be too small"));
+                }
+                let metrics = metrics::binary(&p, &v.labels, thr, cfg.calibration.fpr_target);
+                calibration.push((t, thr, Some(metrics), warnings, fit.best_epoch[h]));
             }
-            None => (1.0, 0.5, ThresholdRule::Fixed { threshold: 0.5 }, None),
-        };
-
-        let mut trained_on = train.clone();
-        if cfg.refit && !tc.weight_decay_grid.is_empty() && let Some((_, _, vset)) = &val {
-            let all = train.concat(vset);
-            norm = FeatureNorm::fit(tc.normalization, &all.x, all.dim);
-            let xa = normalized(&norm, &all.x);
-            let (ya, _) = all.targets(tc.multilabel);
-            let refit = fit_bank(
-                &BankJob {
-                    x: &xa,
-                    dim: all.dim,
-                    targets: &ya,
-                    outputs,
-                    members: vec![(0..all.len()).collect()],
-                    lambdas: vec![lambda],
-                    validation: None,
-                    epochs: Some(epochs.max(1)),
-                },
-                tc,
-                device,
-            )?;
-            head = refit.heads[0].clone();
-            trained_on = all;
         }
-
-        let mut names = vec!["unsafe".to_string()];
-        if tc.multilabel {
-            names.extend(train.categories.iter().cloned());
+        None => {
+            let thr = match cfg.calibration.threshold {
+                ThresholdRule::Fixed { threshold } => threshold,
+                _ => unreachable!("checked by GuardConfig::check"),
+            };
+            for &h in &chosen {
+                calibration.push((1.0, thr, None, Vec::new(), fit.best_epoch[h]));
+            }
         }
-        Ok(GuardModel {
+    }
+
+    // Refit on train + validation with the selected weight decay and epochs.
+    let mut final_heads: Vec<HeadWeights> = chosen.iter().map(|&h| fit.heads[h].clone()).collect();
+    let mut final_norms: Vec<FeatureNorm> = chosen.iter().map(|&h| job.norms[h].clone()).collect();
+    let mut trained_on: Vec<LabeledSet> = sets.iter().map(|rows| data.subset(rows)).collect();
+    if let (true, false, Some(v)) = (cfg.refit, tc.weight_decay_grid.is_empty(), validation) {
+        let all = data.concat(v);
+        let (ya, _) = all.targets(tc.multilabel);
+        let offset = data.len();
+        let rows: Vec<Vec<usize>> = sets.iter().map(|r| r.iter().copied().chain(offset..offset + v.len()).collect()).collect();
+        let norms: Vec<FeatureNorm> = rows.iter().map(|r| FeatureNorm::fit_rows(tc.normalization, &all.x, all.dim, r)).collect();
+        let rounds = chosen.iter().map(|&h| fit.best_epoch[h]).max().unwrap_or(1);
+        let refit = fit_bank(
+            &BankJob {
+                x: &all.x,
+                dim: all.dim,
+                targets: &ya,
+                outputs,
+                members: rows.clone(),
+                lambdas: chosen.iter().map(|&h| job.lambdas[h]).collect(),
+                norms: norms.clone(),
+                validation: None,
+            },
+            &refit_config(tc, rounds),
+            device,
+        )?;
+        final_heads = refit.heads;
+        final_norms = norms;
+        trained_on = rows.iter().map(|r| all.subset(r)).collect();
+    }
+
+    let mut names = vec!["unsafe".to_string()];
+    if tc.multilabel {
+        names.extend(data.categories.iter().cloned());
+    }
+    let rule = if validation.is_some() { cfg.calibration.threshold } else { ThresholdRule::Fixed { threshold: calibration[0].1 } };
+    Ok(final_heads
+        .into_iter()
+        .zip(final_norms)
+        .zip(calibration)
+        .zip(trained_on)
+        .zip(&chosen)
+        .map(|((((head, norm), (temperature, threshold, validation_metrics, warnings, epochs)), set), &h)| GuardModel {
             card: ModelCard {
                 format: CARD_FORMAT.into(),
                 head: tc.head,
-                input_dim: train.dim,
-                outputs: names,
+                input_dim: data.dim,
+                outputs: names.clone(),
                 normalization: tc.normalization,
-                encoder,
-                categories: train.categories.clone(),
+                encoder: encoder.clone(),
+                categories: data.categories.clone(),
                 threshold,
                 threshold_rule: rule,
                 temperature,
-                weight_decay: lambda,
+                weight_decay: job.lambdas[h],
                 epochs,
-                training_samples: trained_on.len(),
-                training_data_sha256: trained_on.content_hash(),
-                validation_metrics: val_metrics,
+                training_samples: set.len(),
+                training_data_sha256: set.content_hash(),
+                validation_metrics,
+                warnings,
                 config: cfg.clone(),
             },
             norm,
             head,
         })
+        .collect())
+}
+
+/// Calibrated "unsafe" probabilities of several guards of one shape (as
+/// [`train_guards`] makes them) for raw embeddings `x`, in one bank
+/// computation: one vector per guard.
+pub fn probabilities_of(guards: &[GuardModel], x: &[f32], device: &Device) -> Result<Vec<Vec<f64>>> {
+    let Some(first) = guards.first() else { return Ok(Vec::new()) };
+    let d = first.card.input_dim;
+    if guards.iter().any(|g| g.card.head != first.card.head || g.card.input_dim != d || g.card.outputs.len() != first.card.outputs.len()) {
+        return Err(Error::TrainingData("guards scored together must share head kind, input dimension and outputs".into()));
+    }
+    if !x.len().is_multiple_of(d) {
+        return Err(Error::Dimension { what: format!("embeddings ({} values)", x.len()), found: x.len() % d, expected: d });
+    }
+    if let Some(j) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite { what: "embeddings", row: j / d, dim: j % d });
+    }
+    let (n, o) = (x.len() / d, first.card.outputs.len());
+    let heads: Vec<&HeadWeights> = guards.iter().map(|g| &g.head).collect();
+    let norms: Vec<&FeatureNorm> = guards.iter().map(|g| &g.norm).collect();
+    let logits = bank_logits(&heads, &norms, x, device);
+    Ok(guards.iter().enumerate().map(|(h, g)| (0..n).map(|i| sigmoid(f64::from(logits[(h * n + i) * o]) / g.card.temperature)).collect()).collect())
+}
+
+impl GuardModel {
+    /// Trains one guard on all of `train`; see [`train_guards`].
+    pub fn train(train: &LabeledSet, validation: Option<&LabeledSet>, encoder: EncoderId, cfg: &GuardConfig, device: &Device) -> Result<Self> {
+        if train.is_empty() {
+            return Err(Error::TrainingData("no training samples".into()));
+        }
+        if !(train.labels.iter().any(|&l| l) && train.labels.iter().any(|&l| !l)) {
+            return Err(Error::TrainingData("training data needs both safe and unsafe samples".into()));
+        }
+        let all: Vec<usize> = (0..train.len()).collect();
+        Ok(train_guards(train, &[all], validation, &encoder, cfg, device)?.remove(0))
     }
 
     /// Raw logits `[n, outputs]` for row-major embeddings.
-    pub fn logits(&self, x: &[f32], device: &Device) -> anyhow::Result<Vec<f32>> {
+    pub fn logits(&self, x: &[f32], device: &Device) -> Result<Vec<f32>> {
         let d = self.card.input_dim;
-        anyhow::ensure!(x.len().is_multiple_of(d), "embeddings have {} values, not a multiple of dimension {d}", x.len());
+        if !x.len().is_multiple_of(d) {
+            return Err(Error::Dimension { what: format!("embeddings ({} values)", x.len()), found: x.len() % d, expected: d });
+        }
         if let Some(j) = x.iter().position(|v| !v.is_finite()) {
-            anyhow::bail!("embedding row {} has a non-finite value at dimension {}", j / d, j % d);
+            return Err(Error::NonFinite { what: "embeddings", row: j / d, dim: j % d });
         }
         if x.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(bank_logits(&[&self.head], &normalized(&self.norm, x), device))
+        Ok(bank_logits(&[&self.head], &[&self.norm], x, device))
     }
 
     /// Calibrated probabilities: ("unsafe" per row, categories `[n, K]` if any).
-    pub fn probabilities(&self, x: &[f32], device: &Device) -> anyhow::Result<(Vec<f64>, Option<Vec<f64>>)> {
+    pub fn probabilities(&self, x: &[f32], device: &Device) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
         let o = self.card.outputs.len();
         let logits = self.logits(x, device)?;
         let n = logits.len() / o;
         let p = (0..n).map(|i| sigmoid(f64::from(logits[i * o]) / self.card.temperature)).collect();
-        let cats = (o > 1).then(|| {
-            (0..n).flat_map(|i| (1..o).map(move |k| (i, k))).map(|(i, k)| sigmoid(f64::from(logits[i * o + k]))).collect()
-        });
+        let cats = (o > 1).then(|| (0..n).flat_map(|i| (1..o).map(move |k| (i, k))).map(|(i, k)| sigmoid(f64::from(logits[i * o + k]))).collect());
         Ok((p, cats))
     }
 
-    pub fn predict(&self, ids: &[String], x: &[f32], threshold: Option<f64>, device: &Device) -> anyhow::Result<Vec<Prediction>> {
+    pub fn predict(&self, ids: &[String], x: &[f32], threshold: Option<f64>, device: &Device) -> Result<Vec<Prediction>> {
         let (p, cats) = self.probabilities(x, device)?;
-        anyhow::ensure!(p.len() == ids.len(), "{} ids for {} embeddings", ids.len(), p.len());
+        if p.len() != ids.len() {
+            return Err(Error::TrainingData(format!("{} ids for {} embeddings", ids.len(), p.len())));
+        }
         let thr = threshold.unwrap_or(self.card.threshold);
         let k = self.card.outputs.len() - 1;
         Ok(ids
@@ -294,23 +430,22 @@ impl GuardModel {
             .map(|(i, id)| Prediction {
                 id: id.clone(),
                 score: p[i],
-                verdict: if p[i] >= thr { "unsafe" } else { "safe" },
-                categories: cats
-                    .as_ref()
-                    .map(|c| (0..k).map(|j| (self.card.outputs[1 + j].clone(), c[i * k + j])).collect())
-                    .unwrap_or_default(),
+                verdict: if p[i] >= thr { Label::Unsafe } else { Label::Safe },
+                categories: cats.as_ref().map(|c| (0..k).map(|j| (self.card.outputs[1 + j].clone(), c[i * k + j])).collect()).unwrap_or_default(),
             })
             .collect())
     }
 
-    pub fn evaluate(&self, set: &LabeledSet, threshold: Option<f64>, device: &Device) -> anyhow::Result<Evaluation> {
-        anyhow::ensure!(set.dim == self.card.input_dim, "embeddings have dimension {}, the model expects {}", set.dim, self.card.input_dim);
+    pub fn evaluate(&self, set: &LabeledSet, threshold: Option<f64>, device: &Device) -> Result<Evaluation> {
+        if set.dim != self.card.input_dim {
+            return Err(Error::Dimension { what: "embeddings".into(), found: set.dim, expected: self.card.input_dim });
+        }
         let (p, cats) = self.probabilities(&set.x, device)?;
-        Ok(evaluate_scores(set, &p, cats.as_deref(), threshold.unwrap_or(self.card.threshold), self.card.config.fpr_target))
+        Ok(evaluate_scores(set, &p, cats.as_deref(), threshold.unwrap_or(self.card.threshold), self.card.config.calibration.fpr_target))
     }
 
     /// Refuses embeddings from another encoder.
-    pub fn check_encoder(&self, encoder: &EncoderId) -> anyhow::Result<()> {
+    pub fn check_encoder(&self, encoder: &EncoderId) -> Result<()> {
         Ok(self.card.encoder.ensure_matches(encoder, "these embeddings (the model was trained on the first)")?)
     }
 
@@ -320,7 +455,7 @@ impl GuardModel {
 
     /// Writes `<path>` (safetensors: head weights and normalisation) and
     /// `<path>.json` (the card), atomically.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn save(&self, path: &Path) -> Result<()> {
         let h = &self.head;
         let width = h.hidden().unwrap_or(h.outputs);
         let mut tensors: Vec<(&str, Vec<u8>, Vec<usize>)> = vec![
@@ -333,40 +468,49 @@ impl GuardModel {
             tensors.push(("head.w2", bytes(w2), vec![width, h.outputs]));
             tensors.push(("head.b2", bytes(b2), vec![h.outputs]));
         }
-        let views: Vec<(&str, TensorView)> = tensors
-            .iter()
-            .map(|(n, b, s)| Ok((*n, TensorView::new(Dtype::F32, s.clone(), b)?)))
-            .collect::<Result<_, safetensors::SafeTensorError>>()?;
+        let views: Vec<(&str, TensorView)> =
+            tensors.iter().map(|(n, b, s)| Ok((*n, TensorView::new(Dtype::F32, s.clone(), b)?))).collect::<Result<_, safetensors::SafeTensorError>>()?;
         let file = safetensors::serialize(views, None)?;
         write_atomic(path, &file)?;
         write_atomic(&Self::card_path(path), &serde_json::to_vec_pretty(&self.card)?)?;
         Ok(())
     }
 
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> Result<Self> {
         let card_path = Self::card_path(path);
-        let text = std::fs::read_to_string(&card_path).map_err(|e| anyhow::anyhow!("{}: {e}", card_path.display()))?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", card_path.display()))?;
-        anyhow::ensure!(card.format == CARD_FORMAT, "{}: unsupported model format {:?}", card_path.display(), card.format);
-        let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let card_error = |message: String| Error::ModelFile { path: card_path.clone(), message };
+        let text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| card_error(e.to_string()))?;
+        if card.format != CARD_FORMAT {
+            return Err(card_error(format!("unsupported model format {:?} (this build reads {CARD_FORMAT})", card.format)));
+        }
+        if card.outputs.is_empty() || card.outputs[0] != "unsafe" {
+            return Err(card_error(format!("`outputs` must start with \"unsafe\", found {:?}", card.outputs)));
+        }
+        if card.input_dim == 0 || matches!(card.head, HeadKind::Mlp { hidden: 0, .. }) {
+            return Err(card_error("`input_dim` and the MLP's `hidden` must be positive".into()));
+        }
+        if !(card.temperature > 0.0 && card.temperature.is_finite()) || !(0.0..=1.0).contains(&card.threshold) {
+            return Err(card_error(format!("temperature {} must be positive and threshold {} in [0, 1]", card.temperature, card.threshold)));
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let weights_error = |message: String| Error::ModelFile { path: path.to_path_buf(), message };
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_error(e.to_string()))?;
         let width = match card.head {
             HeadKind::Linear => card.outputs.len(),
             HeadKind::Mlp { hidden, .. } => hidden,
         };
         let d = card.input_dim;
         let o = card.outputs.len();
-        let get = |name: &str, shape: &[usize]| -> anyhow::Result<Vec<f32>> {
-            let t = st.tensor(name).map_err(|_| anyhow::anyhow!("{}: missing tensor {name:?}", path.display()))?;
-            anyhow::ensure!(
-                t.dtype() == Dtype::F32 && t.shape() == shape,
-                "{}: tensor {name:?} is {:?} {:?}, the card implies F32 {shape:?}",
-                path.display(),
-                t.dtype(),
-                t.shape()
-            );
-            let v: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            anyhow::ensure!(v.iter().all(|x| x.is_finite()), "{}: tensor {name:?} has non-finite values", path.display());
+        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let t = st.tensor(name).map_err(|_| weights_error(format!("missing tensor {name:?}")))?;
+            if t.dtype() != Dtype::F32 || t.shape() != shape {
+                return Err(weights_error(format!("tensor {name:?} is {:?} {:?}, the card implies F32 {shape:?}", t.dtype(), t.shape())));
+            }
+            let v: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(weights_error(format!("tensor {name:?} has non-finite values")));
+            }
             Ok(v)
         };
         let mlp = matches!(card.head, HeadKind::Mlp { .. });
@@ -379,11 +523,7 @@ impl GuardModel {
             w2: if mlp { Some(get("head.w2", &[width, o])?) } else { None },
             b2: if mlp { Some(get("head.b2", &[o])?) } else { None },
         };
-        let norm = FeatureNorm {
-            kind: card.normalization,
-            mean: get("norm.mean", &[d])?,
-            std: get("norm.std", &[d])?,
-        };
+        let norm = FeatureNorm { kind: card.normalization, mean: get("norm.mean", &[d])?, std: get("norm.std", &[d])? };
         Ok(GuardModel { card, norm, head })
     }
 }

@@ -25,8 +25,25 @@ pub enum HeadKind {
     Mlp { hidden: usize, dropout: f64 },
 }
 
+impl std::str::FromStr for HeadKind {
+    type Err = crate::Error;
+
+    /// `linear`, or `mlp` with the adapter's default width and dropout.
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "linear" => Ok(HeadKind::Linear),
+            "mlp" => Ok(HeadKind::mlp()),
+            other => Err(crate::Error::UnknownName { kind: "head", name: other.into(), known: "linear, mlp".into() }),
+        }
+    }
+}
 
 impl HeadKind {
+    /// The MLP adapter with its default width and dropout.
+    pub fn mlp() -> Self {
+        HeadKind::Mlp { hidden: 256, dropout: 0.2 }
+    }
+
     pub fn name(&self) -> String {
         match self {
             HeadKind::Linear => "linear".into(),
@@ -80,49 +97,15 @@ impl HeadWeights {
 
 /// Exact (erf) GELU, as burn's `gelu`.
 pub fn gelu_host(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2))
+    (0.5 * f64::from(x) * (1.0 + libm::erf(f64::from(x) / std::f64::consts::SQRT_2))) as f32
 }
 
-/// erf by Abramowitz-Stegun 7.1.26 refined to f32 precision via f64 series.
-fn erf(x: f32) -> f32 {
-    let x = f64::from(x);
-    // Series for small |x|, continued fraction complement for large |x|.
-    let r = if x.abs() < 2.5 {
-        let mut sum = x;
-        let mut term = x;
-        let x2 = x * x;
-        let mut n = 0.0;
-        loop {
-            n += 1.0;
-            term *= -x2 / n;
-            let add = term / (2.0 * n + 1.0);
-            sum += add;
-            if add.abs() < 1e-17 {
-                break;
-            }
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        // erfc continued fraction (Lentz), then erf = 1 - erfc.
-        let ax = x.abs();
-        let mut f = ax;
-        let mut c = ax;
-        let mut d = 0.0;
-        for k in 1..200 {
-            let a = k as f64 / 2.0;
-            d = ax + a * d;
-            d = 1.0 / d;
-            c = ax + a / c;
-            let delta = c * d;
-            f *= delta;
-            if (delta - 1.0).abs() < 1e-16 {
-                break;
-            }
-        }
-        let erfc = (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt());
-        (1.0 - erfc).copysign(x)
-    };
-    r as f32
+/// Per-head standardisation of the bank's input (see [`crate::train`]):
+/// means `[H, 1, D]` and reciprocal standard deviations `[H, D, 1]`.
+#[derive(Debug, Clone)]
+pub struct Affine {
+    pub mean: Tensor<3>,
+    pub inv_std: Tensor<3>,
 }
 
 /// H heads in stacked parameters.
@@ -193,15 +176,24 @@ impl HeadBank {
         self.w1.val().dims()[0]
     }
 
-    /// Logits `[H, N, O]` for features `[N, D]`. `dropout_keep` is a
-    /// pre-scaled keep mask `[H, N, hidden]` for MLP training.
-    pub fn forward(&self, x: Tensor<2>, dropout_keep: Option<Tensor<3>>) -> Tensor<3> {
+    /// Logits `[H, N, O]` for features `[N, D]`, standardised per head by
+    /// `affine` when given. `dropout_keep` is a pre-scaled keep mask
+    /// `[H, N, hidden]` for MLP training.
+    pub fn forward(&self, x: Tensor<2>, affine: Option<&Affine>, dropout_keep: Option<Tensor<3>>) -> Tensor<3> {
         let [h, d, width] = self.w1.val().dims();
         let n = x.dims()[0];
+        let (w1, b1) = match affine {
+            Some(a) => {
+                let w = self.w1.val() * a.inv_std.clone();
+                let b = self.b1.val() - a.mean.clone().matmul(w.clone());
+                (w, b)
+            }
+            None => (self.w1.val(), self.b1.val()),
+        };
         // All heads' first layers as one [D, H * width] matrix: a single 2-D
         // matmul reads the features once instead of once per head.
-        let w_flat = self.w1.val().permute([1, 0, 2]).reshape([d, h * width]);
-        let z = x.matmul(w_flat).reshape([n, h, width]).swap_dims(0, 1) + self.b1.val();
+        let w_flat = w1.permute([1, 0, 2]).reshape([d, h * width]);
+        let z = x.matmul(w_flat).reshape([n, h, width]).swap_dims(0, 1) + b1;
         match (&self.w2, &self.b2) {
             (Some(w2), Some(b2)) => {
                 let mut a = gelu(z);
@@ -219,7 +211,7 @@ impl HeadBank {
         let take = |t: Tensor<3>| -> Vec<f32> {
             let dims = t.dims();
             let one = t.narrow(0, i, 1).reshape([dims[1] * dims[2]]);
-            one.into_data().convert::<f32>().as_slice::<f32>().expect("f32 tensor").to_vec()
+            one.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
         };
         let [_, d, width] = self.w1.val().dims();
         let outputs = self.b2.as_ref().map(|b| b.val().dims()[2]).unwrap_or(width);
@@ -249,10 +241,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn erf_matches_known_values() {
-        for (x, e) in [(0.0f32, 0.0f32), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (2.0, 0.995_322_3), (3.0, 0.999_977_9)] {
-            assert!((erf(x) - e).abs() < 1e-6, "erf({x}) = {} != {e}", erf(x));
-            assert!((erf(-x) + e).abs() < 1e-6);
+    fn host_gelu_matches_known_values() {
+        // 0.5 x (1 + erf(x / sqrt 2)) at a few points, from the closed form.
+        for (x, e) in [(0.0f32, 0.0f32), (1.0, 0.841_344_7), (-1.0, -0.158_655_3), (2.0, 1.954_500), (-3.0, -0.004_049_7)] {
+            assert!((gelu_host(x) - e).abs() < 1e-6, "gelu({x}) = {} != {e}", gelu_host(x));
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Guard models on frozen image embeddings: heads trained with burn on wgpu
-//! or the CPU, calibration, metrics and model files.
+//! Guard models on frozen image embeddings: the CLIP encoder, heads trained
+//! with burn on wgpu or the CPU, calibration, metrics, model files and ONNX
+//! export.
 
 pub mod calibrate;
 pub mod clip;
 pub mod device;
 pub mod embed;
+pub mod error;
 pub mod features;
 pub mod guard;
 pub mod head;
@@ -15,11 +17,12 @@ pub mod train;
 
 pub use calibrate::ThresholdRule;
 pub use device::{DeviceChoice, Selected};
+pub use error::{Error, Result};
 pub use features::LabeledSet;
-pub use guard::{evaluate_scores, Evaluation, GuardConfig, GuardModel, ModelCard, Prediction};
+pub use guard::{evaluate_scores, train_guards, CalibrationConfig, Evaluation, GuardConfig, GuardModel, ModelCard, Prediction};
 pub use head::{HeadBank, HeadKind, HeadWeights};
 pub use normalize::{FeatureNorm, NormKind};
-pub use train::{bank_logits, fit_bank, BankJob, BankResult, Optimizer, TrainConfig};
+pub use train::{bank_logits, fit_bank, BankJob, BankResult, EarlyStopping, Optimizer, TrainConfig};
 
 /// Re-exported so downstream crates name devices without depending on burn.
 pub use burn::tensor::Device;

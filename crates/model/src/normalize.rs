@@ -40,26 +40,45 @@ impl FeatureNorm {
 
     /// Fits on row-major `[n, d]` training features.
     pub fn fit(kind: NormKind, x: &[f32], d: usize) -> Self {
+        let n = x.len() / d.max(1);
+        Self::fit_rows(kind, x, d, &(0..n).collect::<Vec<_>>())
+    }
+
+    /// Fits on the given rows of row-major `[n, d]` features: a probe
+    /// trained on N samples is standardised with those N samples' statistics.
+    pub fn fit_rows(kind: NormKind, x: &[f32], d: usize, rows: &[usize]) -> Self {
         let mut norm = Self::identity(d);
         norm.kind = kind;
         if kind == NormKind::Standardize {
-            let mut y = x.to_vec();
-            l2_rows(&mut y, d);
-            let n = (y.len() / d).max(1) as f64;
+            let n = rows.len().max(1) as f64;
+            let row = |r: usize| {
+                let mut v = x[r * d..(r + 1) * d].to_vec();
+                l2_rows(&mut v, d);
+                v
+            };
             let mut mean = vec![0f64; d];
-            for row in y.chunks(d) {
-                row.iter().zip(&mut mean).for_each(|(v, m)| *m += f64::from(*v));
+            for &r in rows {
+                row(r).iter().zip(&mut mean).for_each(|(v, m)| *m += f64::from(*v));
             }
             mean.iter_mut().for_each(|m| *m /= n);
             let mut var = vec![0f64; d];
-            for row in y.chunks(d) {
-                row.iter().zip(&mean).zip(&mut var).for_each(|((v, m), s)| *s += (f64::from(*v) - m).powi(2));
+            for &r in rows {
+                row(r).iter().zip(&mean).zip(&mut var).for_each(|((v, m), s)| *s += (f64::from(*v) - m).powi(2));
             }
             norm.mean = mean.iter().map(|&m| m as f32).collect();
             // A constant dimension keeps scale 1 rather than dividing by zero.
             norm.std = var.iter().map(|&s| ((s / n).sqrt() as f32).max(1e-6)).collect();
         }
         norm
+    }
+
+    /// The per-row step shared by every fit of a kind: L2 for `l2` and
+    /// `standardize` (whose per-dimension affine part is [`Self::mean`] and
+    /// [`Self::std`]).
+    pub fn row_step(kind: NormKind, x: &mut [f32], d: usize) {
+        if kind != NormKind::None {
+            l2_rows(x, d);
+        }
     }
 
     pub fn dim(&self) -> usize {

@@ -16,6 +16,7 @@ use tract_onnx::pb;
 
 use crate::clip::config::Activation;
 use crate::clip::Encoder;
+use crate::error::Result;
 use crate::guard::GuardModel;
 use crate::head::HeadKind;
 use crate::normalize::NormKind;
@@ -236,27 +237,57 @@ pub fn export_head(m: &GuardModel) -> Vec<u8> {
     g.finish(value_info("embedding", &[None, Some(m.head.input_dim as i64)]), &out, &[None, Some(o)], &doc)
 }
 
+/// A parameter's values on the host, row-major.
+fn host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
+}
+
+fn linear_params(l: &burn::nn::Linear) -> (Vec<f32>, Option<Vec<f32>>, usize, usize) {
+    let [din, dout] = l.weight.val().dims();
+    (host(l.weight.val()), l.bias.as_ref().map(|b| host(b.val())), din, dout)
+}
+
+fn norm_params(n: &burn::nn::LayerNorm) -> (Vec<f32>, Vec<f32>) {
+    let beta = n.beta.as_ref().map(|b| host(b.val())).unwrap_or_else(|| vec![0.0; n.gamma.val().dims()[0]]);
+    (host(n.gamma.val()), beta)
+}
+
+impl Graph {
+    fn nn_linear(&mut self, x: &str, l: &burn::nn::Linear, name: &str) -> String {
+        let (w, b, din, dout) = linear_params(l);
+        self.linear(x, &w, b.as_deref(), din, dout, name)
+    }
+
+    fn nn_layer_norm(&mut self, x: &str, n: &burn::nn::LayerNorm, eps: f64, name: &str) -> String {
+        let (w, b) = norm_params(n);
+        self.layer_norm(x, &w, &b, eps, name)
+    }
+}
+
 /// The encoder and the head: CLIP-normalised pixels in, probabilities out.
-pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> anyhow::Result<Vec<u8>> {
+/// The encoder's parameters are read from the loaded module.
+pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> Result<Vec<u8>> {
     m.check_encoder(&enc.id)?;
     let cfg = &enc.config;
-    let w = enc.host_weights()?;
-    let get = |k: &str| -> &[f32] { &w.tensors[k].0 };
+    let vm = &enc.model.vision_model;
     let (s, p, hsz) = (cfg.image_size, cfg.patch_size, cfg.hidden_size);
     let gsz = s / p;
     let heads = cfg.num_attention_heads;
     let hd = hsz / heads;
+    let eps = cfg.layer_norm_eps;
     let mut g = Graph::new("pairguard_pipeline");
 
-    // Patchify: [B,3,S,S] -> [B,3,g,P,g,P] -> [B,g,g,3,P,P] -> [B,g*g,3PP].
+    // Patchify: [B,3,S,S] -> [B,3,g,P,g,P] -> [B,g,g,3,P,P] -> [B,g*g,3PP],
+    // then the convolution as a matmul with its kernel flattened to [3PP, H].
     let shape1 = g.init_i64("shape", &[-1, 3, gsz as i64, p as i64, gsz as i64, p as i64]);
     let x = g.op("Reshape", &["pixel_values", &shape1], vec![]);
     let x = g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 2, 4, 1, 3, 5])]);
     let shape2 = g.init_i64("shape", &[-1, (gsz * gsz) as i64, (3 * p * p) as i64]);
     let x = g.op("Reshape", &[&x, &shape2], vec![]);
-    let x = g.linear(&x, get("embeddings.patch_embedding"), None, 3 * p * p, hsz, "embeddings.patch_embedding");
+    let kernel = host(vm.embeddings.patch_embedding.weight.val().reshape([hsz, 3 * p * p]).transpose());
+    let x = g.linear(&x, &kernel, None, 3 * p * p, hsz, "embeddings.patch_embedding");
     // Class token broadcast to the batch: Expand([1,1,H], [B,1,H]).
-    let cls = g.init_f32("embeddings.class_embedding", &[1, 1, hsz], get("embeddings.class_embedding"));
+    let cls = g.init_f32("embeddings.class_embedding", &[1, 1, hsz], &host(vm.embeddings.class_embedding.val()));
     let pshape = g.op("Shape", &["pixel_values"], vec![]);
     let zero = g.init_i64("index", &[0]);
     let batch = g.op("Gather", &[&pshape, &zero], vec![attr_int("axis", 0)]);
@@ -264,14 +295,14 @@ pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> anyhow::Result<Vec<u8>>
     let cls_shape = g.op("Concat", &[&batch, &rest], vec![attr_int("axis", 0)]);
     let cls = g.op("Expand", &[&cls, &cls_shape], vec![]);
     let x = g.op("Concat", &[&cls, &x], vec![attr_int("axis", 1)]);
-    let pos = g.init_f32("embeddings.position_embedding", &[gsz * gsz + 1, hsz], get("embeddings.position_embedding"));
+    let pos = g.init_f32("embeddings.position_embedding", &[gsz * gsz + 1, hsz], &host(vm.embeddings.position_embedding.weight.val()));
     let x = g.bin("Add", &x, &pos);
-    let mut x = g.layer_norm(&x, get("pre_layrnorm.weight"), get("pre_layrnorm.bias"), cfg.layer_norm_eps, "pre_layrnorm");
+    let mut x = g.nn_layer_norm(&x, &vm.pre_layrnorm, eps, "pre_layrnorm");
 
-    for i in 0..cfg.num_hidden_layers {
+    for (i, layer) in vm.encoder.layers.iter().enumerate() {
         let l = |n: &str| format!("layers.{i}.{n}");
-        let h1 = g.layer_norm(&x, get(&l("layer_norm1.weight")), get(&l("layer_norm1.bias")), cfg.layer_norm_eps, &l("layer_norm1"));
-        let qkv = g.linear(&h1, get(&l("self_attn.qkv_proj.weight")), Some(get(&l("self_attn.qkv_proj.bias"))), hsz, 3 * hsz, &l("self_attn.qkv_proj"));
+        let h1 = g.nn_layer_norm(&x, &layer.layer_norm1, eps, &l("layer_norm1"));
+        let qkv = g.nn_linear(&h1, &layer.self_attn.qkv_proj, &l("self_attn.qkv_proj"));
         let sh = g.init_i64("shape", &[0, 0, 3, heads as i64, hd as i64]);
         let qkv = g.op("Reshape", &[&qkv, &sh], vec![]);
         let qkv = g.op("Transpose", &[&qkv], vec![attr_ints("perm", &[2, 0, 3, 1, 4])]);
@@ -291,23 +322,23 @@ pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> anyhow::Result<Vec<u8>>
         let ctx = g.op("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
         let sh = g.init_i64("shape", &[0, 0, hsz as i64]);
         let ctx = g.op("Reshape", &[&ctx, &sh], vec![]);
-        let a = g.linear(&ctx, get(&l("self_attn.out_proj.weight")), Some(get(&l("self_attn.out_proj.bias"))), hsz, hsz, &l("self_attn.out_proj"));
+        let a = g.nn_linear(&ctx, &layer.self_attn.out_proj, &l("self_attn.out_proj"));
         x = g.bin("Add", &x, &a);
-        let h2 = g.layer_norm(&x, get(&l("layer_norm2.weight")), get(&l("layer_norm2.bias")), cfg.layer_norm_eps, &l("layer_norm2"));
-        let m1 = g.linear(&h2, get(&l("mlp.fc1.weight")), Some(get(&l("mlp.fc1.bias"))), hsz, cfg.intermediate_size, &l("mlp.fc1"));
-        let act = match cfg.hidden_act {
+        let h2 = g.nn_layer_norm(&x, &layer.layer_norm2, eps, &l("layer_norm2"));
+        let m1 = g.nn_linear(&h2, &layer.mlp.fc1, &l("mlp.fc1"));
+        let act = match layer.mlp.activation {
             Activation::QuickGelu => g.quick_gelu(&m1),
             Activation::Gelu => g.gelu(&m1),
         };
-        let m2 = g.linear(&act, get(&l("mlp.fc2.weight")), Some(get(&l("mlp.fc2.bias"))), cfg.intermediate_size, hsz, &l("mlp.fc2"));
+        let m2 = g.nn_linear(&act, &layer.mlp.fc2, &l("mlp.fc2"));
         x = g.bin("Add", &x, &m2);
     }
     let zero = g.init_i64("index", &[0]);
     let cls = g.op("Gather", &[&x, &zero], vec![attr_int("axis", 1)]);
     let sq = g.init_i64("axes", &[1]);
     let cls = g.op("Squeeze", &[&cls, &sq], vec![]);
-    let cls = g.layer_norm(&cls, get("post_layernorm.weight"), get("post_layernorm.bias"), cfg.layer_norm_eps, "post_layernorm");
-    let mut e = g.linear(&cls, get("visual_projection.weight"), None, hsz, cfg.projection_dim, "visual_projection");
+    let cls = g.nn_layer_norm(&cls, &vm.post_layernorm, eps, "post_layernorm");
+    let mut e = g.nn_linear(&cls, &enc.model.visual_projection, "visual_projection");
     if enc.id.normalized {
         e = g.l2_normalize(&e);
     }

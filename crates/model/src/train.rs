@@ -1,31 +1,101 @@
-//! Fitting heads with burn's autodiff and AdamW.
+//! Fitting a bank of heads with burn's autodiff.
 //!
 //! The objective of head h is the class-balanced mean binary cross-entropy
 //! over its training rows plus `lambda_h / 2 * ||W_h||^2`, the same
 //! objective as scikit-learn's `LogisticRegression` with `C = 1 / (lambda N)`.
 //! The penalty lives in the objective (AdamW's decoupled decay is set to 0)
-//! because a bank gives every head its own lambda, and one optimizer decay
-//! value would apply to all of them.
+//! because a bank gives every head its own lambda.
+//!
+//! Every head also has its own feature standardisation, fitted on its own
+//! training rows: the bank evaluates `((x - mean_h) / std_h) W_h + b_h` as
+//! `x (W_h / std_h) + (b_h - (mean_h / std_h) W_h)`, so heads of different
+//! training sets still share one matrix product over the features.
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, LBFGSConfig, LineSearchFn};
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use rand::SeedableRng;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::head::{HeadBank, HeadKind, HeadWeights};
-use crate::normalize::NormKind;
+use crate::error::{Error, Result};
+use crate::head::{Affine, HeadBank, HeadKind, HeadWeights};
+use crate::normalize::{FeatureNorm, NormKind};
 
-/// The optimiser. L-BFGS (with a strong-Wolfe line search, as scikit-learn
-/// uses for logistic regression) needs a deterministic full-batch objective:
-/// full batches and no dropout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The optimiser and the options that only it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Optimizer {
-    AdamW,
-    Lbfgs,
+    /// Full-batch L-BFGS with a strong-Wolfe line search, as scikit-learn
+    /// fits logistic regression. Needs a deterministic objective: no dropout.
+    Lbfgs {
+        #[serde(default = "default_iterations")]
+        iterations: usize,
+    },
+    /// AdamW (minibatches, dropout).
+    Adamw {
+        #[serde(default = "default_learning_rate")]
+        learning_rate: f64,
+        #[serde(default = "default_epochs")]
+        epochs: usize,
+        /// Rows per step; at or above the training size, full batch.
+        #[serde(default = "default_batch_size")]
+        batch_size: usize,
+    },
+}
+
+fn default_iterations() -> usize {
+    100
+}
+fn default_learning_rate() -> f64 {
+    0.005
+}
+fn default_epochs() -> usize {
+    300
+}
+fn default_batch_size() -> usize {
+    16384
+}
+
+impl Optimizer {
+    pub fn lbfgs() -> Self {
+        Optimizer::Lbfgs { iterations: default_iterations() }
+    }
+
+    pub fn adamw() -> Self {
+        Optimizer::Adamw { learning_rate: default_learning_rate(), epochs: default_epochs(), batch_size: default_batch_size() }
+    }
+
+    /// L-BFGS iterations or AdamW epochs.
+    pub fn rounds(&self) -> usize {
+        match *self {
+            Optimizer::Lbfgs { iterations } => iterations,
+            Optimizer::Adamw { epochs, .. } => epochs,
+        }
+    }
+
+    fn with_rounds(self, rounds: usize) -> Self {
+        match self {
+            Optimizer::Lbfgs { .. } => Optimizer::Lbfgs { iterations: rounds },
+            Optimizer::Adamw { learning_rate, batch_size, .. } => Optimizer::Adamw { learning_rate, epochs: rounds, batch_size },
+        }
+    }
+}
+
+/// Stop when the validation loss has not improved for `patience`
+/// evaluations, one every `every` epochs (or L-BFGS iterations), and keep the
+/// best weights. Needs validation data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    pub patience: usize,
+    #[serde(default = "default_every")]
+    pub every: usize,
+}
+
+fn default_every() -> usize {
+    10
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,82 +106,89 @@ pub struct TrainConfig {
     pub normalization: NormKind,
     /// Also train one sigmoid output per category ("unsafe in category k").
     pub multilabel: bool,
-    pub learning_rate: f64,
-    /// Maximum passes over the training data (AdamW) or iterations (L-BFGS).
-    pub epochs: usize,
-    /// Rows per optimiser step; at or above the training size, full batch.
-    pub batch_size: usize,
     /// L2 penalty lambda (see the module docs).
     pub weight_decay: f64,
-    /// When not empty, lambdas to sweep, selected on validation loss (the
-    /// CLIP linear-probe protocol), then refit on train + validation.
+    /// When not empty, lambdas to select from on validation loss (the CLIP
+    /// linear-probe protocol); needs validation data.
     pub weight_decay_grid: Vec<f64>,
     /// Weight classes inversely to their frequency (scikit-learn "balanced").
     pub class_balance: bool,
-    /// Evaluations without validation improvement before stopping (0: off).
-    pub patience: usize,
-    /// Epochs (or L-BFGS iterations) between validation evaluations.
-    pub eval_every: usize,
+    pub early_stopping: Option<EarlyStopping>,
     pub seed: u64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig {
-            head: HeadKind::Linear,
-            optimizer: Optimizer::Lbfgs,
-            normalization: NormKind::Standardize,
-            multilabel: false,
-            learning_rate: 0.05,
-            epochs: 100,
-            batch_size: 16384,
-            weight_decay: 1e-3,
-            weight_decay_grid: Vec::new(),
-            class_balance: true,
-            patience: 5,
-            eval_every: 10,
-            seed: 0,
-        }
+        Self::for_head(HeadKind::Linear)
     }
 }
 
 impl TrainConfig {
-    /// The MLP adapter preset.
-    pub fn mlp() -> Self {
+    /// Sensible defaults for a head kind: L-BFGS for the (convex) linear
+    /// probe, AdamW for the MLP adapter, whose dropout L-BFGS cannot take.
+    pub fn for_head(head: HeadKind) -> Self {
         TrainConfig {
-            head: HeadKind::Mlp {
-                hidden: 256,
-                dropout: 0.2,
+            head,
+            optimizer: match head {
+                HeadKind::Linear => Optimizer::lbfgs(),
+                HeadKind::Mlp { .. } => Optimizer::adamw(),
             },
-            optimizer: Optimizer::AdamW,
-            learning_rate: 0.005,
-            epochs: 300,
-            ..Self::default()
+            normalization: NormKind::Standardize,
+            multilabel: false,
+            weight_decay: 1e-3,
+            weight_decay_grid: Vec::new(),
+            class_balance: true,
+            early_stopping: None,
+            seed: 0,
         }
     }
 
-    pub fn check(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.learning_rate > 0.0 && self.learning_rate.is_finite(), "learning_rate must be positive");
-        anyhow::ensure!(self.epochs > 0 && self.batch_size > 0 && self.eval_every > 0, "epochs, batch_size and eval_every must be positive");
-        anyhow::ensure!(
-            self.weight_decay >= 0.0 && self.weight_decay_grid.iter().all(|&w| w >= 0.0 && w.is_finite()),
-            "weight decay values must be non-negative"
-        );
+    /// Checks options against each other; `has_validation` says whether the
+    /// caller has validation data, which some options need.
+    pub fn check(&self, has_validation: bool) -> Result<()> {
+        let bad = |option: &'static str, message: String| Err(Error::TrainOption { option, message });
+        match self.optimizer {
+            Optimizer::Lbfgs { iterations } if iterations == 0 => return bad("optimizer.iterations", "must be positive".into()),
+            Optimizer::Adamw { learning_rate, epochs, batch_size } => {
+                if !(learning_rate > 0.0 && learning_rate.is_finite()) {
+                    return bad("optimizer.learning_rate", format!("{learning_rate} must be positive"));
+                }
+                if epochs == 0 || batch_size == 0 {
+                    return bad("optimizer", "epochs and batch_size must be positive".into());
+                }
+            }
+            _ => {}
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) || self.weight_decay_grid.iter().any(|&w| !(w >= 0.0 && w.is_finite())) {
+            return bad("weight_decay", "values must be finite and non-negative".into());
+        }
         if let HeadKind::Mlp { hidden, dropout } = self.head {
-            anyhow::ensure!(hidden > 0 && (0.0..1.0).contains(&dropout), "MLP needs hidden > 0 and dropout in [0, 1)");
-            anyhow::ensure!(
-                self.optimizer != Optimizer::Lbfgs || dropout == 0.0,
-                "L-BFGS needs a deterministic objective: use dropout = 0 or optimizer = \"adamw\""
-            );
+            if hidden == 0 || !(0.0..1.0).contains(&dropout) {
+                return bad("head", format!("an MLP needs hidden > 0 and dropout in [0, 1), got hidden {hidden}, dropout {dropout}"));
+            }
+            if matches!(self.optimizer, Optimizer::Lbfgs { .. }) && dropout > 0.0 {
+                return bad("optimizer", "L-BFGS needs a deterministic objective: use dropout = 0 or optimizer = { kind = \"adamw\" }".into());
+            }
+        }
+        if let Some(es) = self.early_stopping {
+            if es.patience == 0 || es.every == 0 {
+                return bad("early_stopping", "patience and every must be positive".into());
+            }
+            if !has_validation {
+                return bad("early_stopping", "needs validation data, and there is none here".into());
+            }
+        }
+        if !self.weight_decay_grid.is_empty() && !has_validation {
+            return bad("weight_decay_grid", "selecting a weight decay needs validation data, and there is none here; set `weight_decay` instead".into());
         }
         Ok(())
     }
 }
 
-/// A batch of heads to fit on (subsets of) one feature matrix.
+/// A bank of heads to fit on (subsets of) one feature matrix.
 #[derive(Debug, Clone)]
 pub struct BankJob<'a> {
-    /// Normalised features, row-major `[n, dim]`.
+    /// Raw features, row-major `[n, dim]`.
     pub x: &'a [f32],
     pub dim: usize,
     /// Targets `[n, outputs]`.
@@ -121,16 +198,16 @@ pub struct BankJob<'a> {
     pub members: Vec<Vec<usize>>,
     /// The penalty of each head.
     pub lambdas: Vec<f64>,
-    /// Validation features and targets for early stopping, shared by all heads.
+    /// The normalisation of each head (all of one kind).
+    pub norms: Vec<FeatureNorm>,
+    /// Raw validation features and targets for early stopping, shared by all heads.
     pub validation: Option<(&'a [f32], &'a [f32])>,
-    /// Overrides `epochs` (used by refits that reuse a selected epoch count).
-    pub epochs: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
 pub struct BankResult {
     pub heads: Vec<HeadWeights>,
-    /// Epoch whose weights were kept, per head.
+    /// Epoch (or iteration) whose weights were kept, per head.
     pub best_epoch: Vec<usize>,
     /// Validation loss of the kept weights, per head (NaN without validation).
     pub validation_loss: Vec<f64>,
@@ -155,17 +232,17 @@ fn bce_with_logits(z: Tensor<3>, y: Tensor<3>) -> Tensor<3> {
 /// Per-row loss weights `[H, n, O]`: membership x class balance, divided by
 /// the head's row count and the number of outputs so every head's data term
 /// is a mean.
-fn loss_weights(job: &BankJob, balance: bool, n: usize) -> Vec<f32> {
-    let (h, o) = (job.members.len(), job.outputs);
+fn loss_weights(targets: &[f32], members: &[Vec<usize>], outputs: usize, balance: bool, n: usize) -> Vec<f32> {
+    let (h, o) = (members.len(), outputs);
     let mut w = vec![0f32; h * n * o];
-    for (hi, rows) in job.members.iter().enumerate() {
+    for (hi, rows) in members.iter().enumerate() {
         let m = rows.len().max(1) as f64;
         for k in 0..o {
-            let pos = rows.iter().filter(|&&r| job.targets[r * o + k] > 0.5).count() as f64;
+            let pos = rows.iter().filter(|&&r| targets[r * o + k] > 0.5).count() as f64;
             let neg = rows.len() as f64 - pos;
             let (wp, wn) = if balance && pos > 0.0 && neg > 0.0 { (m / (2.0 * pos), m / (2.0 * neg)) } else { (1.0, 1.0) };
             for &r in rows {
-                let cw = if job.targets[r * o + k] > 0.5 { wp } else { wn };
+                let cw = if targets[r * o + k] > 0.5 { wp } else { wn };
                 w[(hi * n + r) * o + k] = (cw / (m * o as f64)) as f32;
             }
         }
@@ -190,28 +267,52 @@ fn validation_losses(logits: &[f32], targets: &[f32], heads: usize, o: usize) ->
         .collect()
 }
 
+/// The per-head standardisation as bank tensors (None when no head standardises).
+fn affine(norms: &[&FeatureNorm], device: &Device) -> Option<Affine> {
+    if norms.iter().all(|n| n.kind != NormKind::Standardize) {
+        return None;
+    }
+    let (h, d) = (norms.len(), norms[0].dim());
+    let mean: Vec<f32> = norms.iter().flat_map(|n| n.mean.iter().copied()).collect();
+    let inv: Vec<f32> = norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect();
+    Some(Affine { mean: t3(mean, [h, 1, d], device), inv_std: t3(inv, [h, d, 1], device) })
+}
+
+/// Raw features after the row step shared by all heads of one kind.
+fn row_stepped(kind: NormKind, x: &[f32], d: usize) -> Vec<f32> {
+    let mut y = x.to_vec();
+    FeatureNorm::row_step(kind, &mut y, d);
+    y
+}
+
 /// Fits every head of `job` at once.
-pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Result<BankResult> {
-    cfg.check()?;
+pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<BankResult> {
+    cfg.check(job.validation.is_some())?;
     let heads = job.members.len();
-    anyhow::ensure!(heads > 0 && job.lambdas.len() == heads, "a bank needs one lambda per head");
     let (d, o) = (job.dim, job.outputs);
-    let n = job.x.len() / d;
-    anyhow::ensure!(job.targets.len() == n * o, "targets do not match features");
+    if heads == 0 || job.lambdas.len() != heads || job.norms.len() != heads {
+        return Err(Error::TrainingData(format!("a bank needs one lambda and one normalisation per head ({heads} heads, {} lambdas, {} norms)", job.lambdas.len(), job.norms.len())));
+    }
+    let n = job.x.len() / d.max(1);
+    if d == 0 || job.x.len() != n * d || job.targets.len() != n * o {
+        return Err(Error::TrainingData(format!("{} feature values and {} targets do not form [n, {d}] and [n, {o}]", job.x.len(), job.targets.len())));
+    }
     for (i, rows) in job.members.iter().enumerate() {
-        anyhow::ensure!(!rows.is_empty(), "head {i} has no training rows");
+        if rows.is_empty() {
+            return Err(Error::TrainingData(format!("head {i} has no training rows")));
+        }
     }
     if let Some(j) = job.x.iter().position(|v| !v.is_finite()) {
-        anyhow::bail!("training features contain a non-finite value at row {}, dimension {}", j / d, j % d);
+        return Err(Error::NonFinite { what: "training features", row: j / d, dim: j % d });
     }
+    let kind = job.norms[0].kind;
 
     // Only rows some head uses take part in the computation (a sweep's
     // union of nested sets can be much smaller than the pool).
     let mut used: Vec<usize> = job.members.iter().flatten().copied().collect();
     used.sort_unstable();
     used.dedup();
-    let all_rows = used.len() == n;
-    let (xs, ys, members): (Vec<f32>, Vec<f32>, Vec<Vec<usize>>) = if all_rows {
+    let (xs, ys, members): (Vec<f32>, Vec<f32>, Vec<Vec<usize>>) = if used.len() == n {
         (job.x.to_vec(), job.targets.to_vec(), job.members.clone())
     } else {
         let remap: std::collections::HashMap<usize, usize> = used.iter().enumerate().map(|(j, &r)| (r, j)).collect();
@@ -222,31 +323,36 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
         )
     };
     let n = used.len();
-    let weights = loss_weights(&BankJob { x: &[], targets: &ys, members, ..job.clone() }, cfg.class_balance, n);
+    let xs = row_stepped(kind, &xs, d);
+    let weights = loss_weights(&ys, &members, o, cfg.class_balance, n);
 
     let ad = device.clone().autodiff();
     device.seed(cfg.seed);
     ad.seed(cfg.seed);
+    let norms: Vec<&FeatureNorm> = job.norms.iter().collect();
+    let aff = affine(&norms, &ad);
+    let aff_plain = affine(&norms, device);
     let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
     let mut bank = HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad);
-    let full_batch = n <= cfg.batch_size;
     let (x_all, y_all, w_all) = (t2(xs, [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad));
-    let val = job.validation.map(|(vx, vy)| (t2(vx.to_vec(), [vx.len() / d, d], device), vy));
+    let val = job.validation.map(|(vx, vy)| (t2(row_stepped(kind, vx, d), [vx.len() / d, d], device), vy));
 
-    let epochs = job.epochs.unwrap_or(cfg.epochs);
+    let rounds = cfg.optimizer.rounds();
     let mut best: Vec<Option<HeadWeights>> = vec![None; heads];
     let mut best_loss = vec![f64::INFINITY; heads];
     let mut best_epoch = vec![0usize; heads];
     let mut since_improved = 0usize;
     let mut epochs_run = 0;
     let mut evaluations = 0;
+    let patience = cfg.early_stopping.map(|e| e.patience);
+    let every = cfg.early_stopping.map_or(rounds, |e| e.every);
     // Validation bookkeeping shared by both optimisers; true means stop.
     let mut evaluate = |bank: &HeadBank, epoch: usize| -> bool {
         let Some((vx, vy)) = &val else { return false };
         let plain = bank.valid();
-        let logits = plain.forward(vx.clone(), None);
-        let host = logits.into_data().convert::<f32>();
-        let losses = validation_losses(host.as_slice::<f32>().expect("f32"), vy, heads, o);
+        let logits = plain.forward(vx.clone(), aff_plain.as_ref(), None);
+        let host = logits.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert");
+        let losses = validation_losses(&host, vy, heads, o);
         let mut improved = false;
         for h in 0..heads {
             if losses[h] < best_loss[h] - 1e-6 {
@@ -257,111 +363,105 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> anyhow::Re
             }
         }
         since_improved = if improved { 0 } else { since_improved + 1 };
-        cfg.patience > 0 && since_improved >= cfg.patience
+        patience.is_some_and(|p| since_improved >= p)
     };
 
-    if cfg.optimizer == Optimizer::Lbfgs {
-        anyhow::ensure!(full_batch, "L-BFGS needs full batches: raise batch_size above {n} or use optimizer = \"adamw\"");
-        // Without validation there is nothing to look at between rounds, so
-        // one call runs all iterations (each call re-evaluates its start).
-        let per_call = if val.is_some() { cfg.eval_every.min(epochs) } else { epochs };
-        let mut opt = LBFGSConfig::new()
-            .with_line_search_fn(LineSearchFn::StrongWolfe)
-            .with_history_size(20)
-            .with_max_iter(per_call)
-            .with_tolerance_grad(1e-7)
-            .with_tolerance_change(1e-9)
-            .init();
-        let evals = std::cell::Cell::new(0usize);
-        let mut closure = |m: HeadBank| {
-            evals.set(evals.get() + 1);
-            let logits = m.forward(x_all.clone(), None);
-            let data = (bce_with_logits(logits, y_all.clone().expand([heads, n, o])) * w_all.clone()).sum();
-            let loss = data + m.l2_penalty(lambdas.clone());
-            let value = loss.clone().into_scalar::<f64>();
-            (value, GradientsParams::from_grads(loss.backward(), &m))
-        };
-        let mut previous = f64::INFINITY;
-        while epochs_run < epochs {
-            let (next, loss) = opt.step(1.0, bank, &mut closure);
-            bank = next;
-            epochs_run = (epochs_run + per_call).min(epochs);
-            let converged = (previous - loss).abs() <= 1e-9 * loss.abs().max(1.0);
-            previous = loss;
-            if evaluate(&bank, epochs_run) || converged {
-                break;
-            }
-        }
-        evaluations = evals.get();
-    } else {
-        let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
-        let mut order: Vec<usize> = (0..n).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        for epoch in 1..=epochs {
-            let batches: Vec<Vec<usize>> = if full_batch {
-                vec![Vec::new()]
-            } else {
-                order.shuffle(&mut rng);
-                order.chunks(cfg.batch_size).map(<[usize]>::to_vec).collect()
+    match cfg.optimizer {
+        Optimizer::Lbfgs { .. } => {
+            // Without validation there is nothing to look at between rounds, so
+            // one call runs all iterations (each call re-evaluates its start).
+            let per_call = if val.is_some() { every.min(rounds) } else { rounds };
+            let mut opt = LBFGSConfig::new()
+                .with_line_search_fn(LineSearchFn::StrongWolfe)
+                .with_history_size(20)
+                .with_max_iter(per_call)
+                .with_tolerance_grad(1e-7)
+                .with_tolerance_change(1e-9)
+                .init();
+            let evals = std::cell::Cell::new(0usize);
+            let mut closure = |m: HeadBank| {
+                evals.set(evals.get() + 1);
+                let logits = m.forward(x_all.clone(), aff.as_ref(), None);
+                let data = (bce_with_logits(logits, y_all.clone().expand([heads, n, o])) * w_all.clone()).sum();
+                let loss = data + m.l2_penalty(lambdas.clone());
+                let value = loss.clone().into_scalar::<f64>();
+                (value, GradientsParams::from_grads(loss.backward(), &m))
             };
-            for batch in batches {
-                let (xb, yb, wb, frac) = if full_batch {
-                    (x_all.clone(), y_all.clone(), w_all.clone(), 1.0)
-                } else {
-                    let idx = Tensor::<1, burn::tensor::Int>::from_data(
-                        TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]),
-                        &ad,
-                    );
-                    let frac = batch.len() as f64 / n as f64;
-                    (
-                        x_all.clone().select(0, idx.clone()),
-                        y_all.clone().select(1, idx.clone()),
-                        w_all.clone().select(1, idx).div_scalar(frac),
-                        frac,
-                    )
-                };
-                let nb = xb.dims()[0];
-                let keep = match cfg.head {
-                    HeadKind::Mlp { hidden, dropout } if dropout > 0.0 => Some(
-                        Tensor::<3>::random([heads, nb, hidden], Distribution::Bernoulli(1.0 - dropout), &ad)
-                            .div_scalar(1.0 - dropout),
-                    ),
-                    _ => None,
-                };
-                let logits = bank.forward(xb, keep);
-                let data = (bce_with_logits(logits, yb.expand([heads, nb, o])) * wb).sum().mul_scalar(frac);
-                let loss = data + bank.l2_penalty(lambdas.clone()).mul_scalar(frac);
-                let grads = GradientsParams::from_grads(loss.backward(), &bank);
-                bank = opt.step(cfg.learning_rate, bank, grads);
-                evaluations += 1;
+            let mut previous = f64::INFINITY;
+            while epochs_run < rounds {
+                let (next, loss) = opt.step(1.0, bank, &mut closure);
+                bank = next;
+                epochs_run = (epochs_run + per_call).min(rounds);
+                let converged = (previous - loss).abs() <= 1e-9 * loss.abs().max(1.0);
+                previous = loss;
+                if evaluate(&bank, epochs_run) || converged {
+                    break;
+                }
             }
-            epochs_run = epoch;
-            if (epoch % cfg.eval_every == 0 || epoch == epochs) && evaluate(&bank, epoch) {
-                break;
+            evaluations = evals.get();
+        }
+        Optimizer::Adamw { learning_rate, batch_size, .. } => {
+            let full_batch = n <= batch_size;
+            let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
+            let mut order: Vec<usize> = (0..n).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+            for epoch in 1..=rounds {
+                let batches: Vec<Vec<usize>> = if full_batch {
+                    vec![Vec::new()]
+                } else {
+                    order.shuffle(&mut rng);
+                    order.chunks(batch_size).map(<[usize]>::to_vec).collect()
+                };
+                for batch in batches {
+                    let (xb, yb, wb, frac) = if full_batch {
+                        (x_all.clone(), y_all.clone(), w_all.clone(), 1.0)
+                    } else {
+                        let idx = Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]), &ad);
+                        let frac = batch.len() as f64 / n as f64;
+                        (x_all.clone().select(0, idx.clone()), y_all.clone().select(1, idx.clone()), w_all.clone().select(1, idx).div_scalar(frac), frac)
+                    };
+                    let nb = xb.dims()[0];
+                    let keep = match cfg.head {
+                        HeadKind::Mlp { hidden, dropout } if dropout > 0.0 => {
+                            Some(Tensor::<3>::random([heads, nb, hidden], Distribution::Bernoulli(1.0 - dropout), &ad).div_scalar(1.0 - dropout))
+                        }
+                        _ => None,
+                    };
+                    let logits = bank.forward(xb, aff.as_ref(), keep);
+                    let data = (bce_with_logits(logits, yb.expand([heads, nb, o])) * wb).sum().mul_scalar(frac);
+                    let loss = data + bank.l2_penalty(lambdas.clone()).mul_scalar(frac);
+                    let grads = GradientsParams::from_grads(loss.backward(), &bank);
+                    bank = opt.step(learning_rate, bank, grads);
+                    evaluations += 1;
+                }
+                epochs_run = epoch;
+                if (epoch % every == 0 || epoch == rounds) && evaluate(&bank, epoch) {
+                    break;
+                }
             }
         }
     }
     let plain = bank.valid();
-    let heads_out = (0..heads)
-        .map(|h| best[h].take().unwrap_or_else(|| plain.head_weights(h, cfg.head)))
-        .collect();
+    let heads_out = (0..heads).map(|h| best[h].take().unwrap_or_else(|| plain.head_weights(h, cfg.head))).collect();
     if val.is_none() {
         best_epoch = vec![epochs_run; heads];
         best_loss = vec![f64::NAN; heads];
     }
-    Ok(BankResult {
-        heads: heads_out,
-        best_epoch,
-        validation_loss: best_loss,
-        epochs_run,
-        evaluations,
-    })
+    Ok(BankResult { heads: heads_out, best_epoch, validation_loss: best_loss, epochs_run, evaluations })
 }
 
-/// Logits `[H, n, O]` of trained heads on a device, back on the host.
-pub fn bank_logits(heads: &[&HeadWeights], x: &[f32], device: &Device) -> Vec<f32> {
+/// A copy of `cfg` that runs exactly `rounds` iterations or epochs without
+/// early stopping: refits reuse the count selected on validation.
+pub fn refit_config(cfg: &TrainConfig, rounds: usize) -> TrainConfig {
+    TrainConfig { optimizer: cfg.optimizer.with_rounds(rounds.max(1)), early_stopping: None, weight_decay_grid: Vec::new(), ..cfg.clone() }
+}
+
+/// Logits `[H, n, O]` of trained heads, each with its normalisation, for raw
+/// features `x`, computed on `device` and returned to the host.
+pub fn bank_logits(heads: &[&HeadWeights], norms: &[&FeatureNorm], x: &[f32], device: &Device) -> Vec<f32> {
     let d = heads[0].input_dim;
     let bank = HeadBank::from_weights(heads, device);
-    let out = bank.forward(t2(x.to_vec(), [x.len() / d, d], device), None);
-    out.into_data().convert::<f32>().as_slice::<f32>().expect("f32").to_vec()
+    let xs = row_stepped(norms[0].kind, x, d);
+    let out = bank.forward(t2(xs, [x.len() / d, d], device), affine(norms, device).as_ref(), None);
+    out.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
 }

@@ -6,6 +6,7 @@ use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_data::{Dataset, EmbeddingStore, LoadOptions};
 use pairguard_model::clip::Encoder;
 use pairguard_model::embed::{embed_samples, failures_path, parts_dir, EmbedOptions};
+use pairguard_data::Silent;
 use pairguard_model::Device;
 
 fn encoder() -> Encoder {
@@ -25,10 +26,10 @@ fn interrupted_embedding_resumes_to_an_identical_store_and_reports_bad_images() 
     let ds = Dataset::load(&dir.path().join("images.toml"), &LoadOptions::default()).unwrap();
     assert_eq!(ds.samples.len(), 14);
     let enc = encoder();
-    let opts = EmbedOptions { batch: 2, chunk: 4, workers: 2, progress: false, ..Default::default() };
+    let opts = EmbedOptions { batch: 2, chunk: 4, workers: 2, ..Default::default() };
 
     let full = dir.path().join("full.safetensors");
-    let r = embed_samples(&ds.samples, &enc, &full, &opts).unwrap();
+    let r = embed_samples(&ds.samples, &enc, &full, &opts, &Silent).unwrap();
     assert!(r.finished);
     assert_eq!(r.embedded, 13);
     assert_eq!(r.failures.len(), 1);
@@ -38,9 +39,9 @@ fn interrupted_embedding_resumes_to_an_identical_store_and_reports_bad_images() 
     assert_eq!(listed[0]["id"], "img-p0002-o");
 
     let part = dir.path().join("part.safetensors");
-    let r = embed_samples(&ds.samples, &enc, &part, &EmbedOptions { max_chunks: Some(2), ..opts.clone() }).unwrap();
+    let r = embed_samples(&ds.samples, &enc, &part, &EmbedOptions { max_chunks: Some(2), ..opts.clone() }, &Silent).unwrap();
     assert!(!r.finished && !part.exists() && parts_dir(&part).is_dir());
-    let r = embed_samples(&ds.samples, &enc, &part, &opts).unwrap();
+    let r = embed_samples(&ds.samples, &enc, &part, &opts, &Silent).unwrap();
     assert!(r.finished);
     assert_eq!(r.chunks_reused, 2);
     assert_eq!(std::fs::read(&full).unwrap(), std::fs::read(&part).unwrap(), "resumed store differs");

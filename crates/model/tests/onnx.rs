@@ -7,7 +7,7 @@ use std::path::Path;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::clip::Encoder;
 use pairguard_model::onnx::{export_head, export_pipeline};
-use pairguard_model::{Device, GuardConfig, GuardModel, HeadKind, LabeledSet, TrainConfig};
+use pairguard_model::{Device, GuardConfig, GuardModel, HeadKind, LabeledSet, Optimizer, TrainConfig};
 use tract_onnx::prelude::*;
 
 fn run_tract(bytes: &[u8], input: Vec<f32>, shape: &[usize]) -> Vec<f32> {
@@ -74,9 +74,13 @@ fn exported_heads_match_burn_in_tract_and_onnxruntime() {
     let d = b.config.dim;
     let ids: std::collections::HashMap<&str, usize> = b.coarse.samples.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     let set = LabeledSet::from_samples(b.coarse.samples.iter(), &cats, d, |id| ids.get(id).map(|&i| &b.coarse.vectors[i * d..(i + 1) * d])).unwrap();
-    let linear = train(TrainConfig { epochs: 60, ..TrainConfig::default() }, &set, b.config.encoder_id());
+    let linear = train(TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 60 }, ..TrainConfig::default() }, &set, b.config.encoder_id());
     let mlp = train(
-        TrainConfig { head: HeadKind::Mlp { hidden: 24, dropout: 0.1 }, multilabel: true, epochs: 60, ..TrainConfig::mlp() },
+        TrainConfig {
+            multilabel: true,
+            optimizer: Optimizer::Adamw { learning_rate: 0.005, epochs: 60, batch_size: 16384 },
+            ..TrainConfig::for_head(HeadKind::Mlp { hidden: 24, dropout: 0.1 })
+        },
         &set,
         b.config.encoder_id(),
     );
@@ -130,7 +134,7 @@ fn exported_pipeline_matches_encoder_plus_head() {
         Some(&xs[i * dim..(i + 1) * dim])
     })
     .unwrap();
-    let m = train(TrainConfig { epochs: 40, ..TrainConfig::default() }, &set, enc.id.clone());
+    let m = train(TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 40 }, ..TrainConfig::default() }, &set, enc.id.clone());
     let bytes = export_pipeline(&enc, &m).unwrap();
     let want = burn_probs(&m, &emb);
     let s = enc.config.image_size;
@@ -139,6 +143,7 @@ fn exported_pipeline_matches_encoder_plus_head() {
         close(&got, &want, 1e-5, "pipeline in onnxruntime");
     }
     // A model trained on another encoder's embeddings is refused.
-    let other = train(TrainConfig { epochs: 5, ..TrainConfig::default() }, &set, pairguard_data::EncoderId { model: "other".into(), ..enc.id.clone() });
+    let other_weights = pairguard_data::EncoderId { weights_sha256: "0".repeat(64), ..enc.id.clone() };
+    let other = train(TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 5 }, ..TrainConfig::default() }, &set, other_weights);
     assert!(export_pipeline(&enc, &other).unwrap_err().to_string().contains("encoder mismatch"));
 }

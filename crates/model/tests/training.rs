@@ -4,8 +4,7 @@
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_data::Sample;
 use pairguard_model::{
-    bank_logits, fit_bank, BankJob, Device, FeatureNorm, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind,
-    TrainConfig,
+    bank_logits, fit_bank, BankJob, Device, FeatureNorm, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind, Optimizer, TrainConfig,
 };
 
 fn set(part: &pairguard_data::synthetic::Part, cats: &[String], dim: usize) -> LabeledSet {
@@ -21,10 +20,7 @@ fn bench() -> (Benchmark, Vec<String>) {
 }
 
 fn quick() -> GuardConfig {
-    GuardConfig {
-        train: TrainConfig { epochs: 150, ..TrainConfig::default() },
-        ..GuardConfig::default()
-    }
+    GuardConfig { train: TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 150 }, ..TrainConfig::default() }, ..GuardConfig::default() }
 }
 
 #[test]
@@ -51,22 +47,20 @@ fn a_bank_trains_each_head_as_if_alone() {
     let (b, cats) = bench();
     let d = b.config.dim;
     let data = set(&b.coarse, &cats, d);
-    let norm = FeatureNorm::fit(NormKind::Standardize, &data.x, d);
-    let mut x = data.x.clone();
-    norm.apply(&mut x);
     let (y, o) = data.targets(false);
-    let cfg = TrainConfig { epochs: 40, optimizer: pairguard_model::Optimizer::AdamW, ..TrainConfig::default() };
+    let cfg = TrainConfig { optimizer: Optimizer::Adamw { learning_rate: 0.005, epochs: 40, batch_size: 16384 }, ..TrainConfig::default() };
     let a: Vec<usize> = (0..100).collect();
     let bb: Vec<usize> = (50..300).collect();
+    let norm = |rows: &[usize]| FeatureNorm::fit_rows(NormKind::Standardize, &data.x, d, rows);
     let job = |members: Vec<Vec<usize>>, lambdas: Vec<f64>| BankJob {
-        x: &x,
+        x: &data.x,
         dim: d,
         targets: &y,
         outputs: o,
+        norms: members.iter().map(|m| norm(m)).collect(),
         members,
         lambdas,
         validation: None,
-        epochs: None,
     };
     let dev = Device::flex();
     let bank = fit_bank(&job(vec![a.clone(), bb.clone()], vec![1e-3, 1e-1]), &cfg, &dev).unwrap();
@@ -75,9 +69,22 @@ fn a_bank_trains_each_head_as_if_alone() {
     for (x, y) in bank.heads[0].w1.iter().zip(&alone_a.heads[0].w1).chain(bank.heads[1].w1.iter().zip(&alone_b.heads[0].w1)) {
         assert!((x - y).abs() < 1e-5, "{x} vs {y}");
     }
+    // Each head is standardised with its own rows' statistics: training on
+    // host-standardised features gives the same head.
+    let mut xa = data.x.clone();
+    norm(&a).apply(&mut xa);
+    let on_host = fit_bank(
+        &BankJob { x: &xa, norms: vec![FeatureNorm::identity(d)], ..job(vec![a.clone()], vec![1e-3]) },
+        &cfg,
+        &dev,
+    )
+    .unwrap();
+    for (x, y) in alone_a.heads[0].w1.iter().zip(&on_host.heads[0].w1) {
+        assert!((x - y).abs() < 1e-4, "in-bank standardisation {x} vs on the host {y}");
+    }
     // With L-BFGS the bank shares line searches; run to convergence, each
     // head still reaches its own optimum.
-    let lb = TrainConfig { epochs: 300, ..TrainConfig::default() };
+    let lb = TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 300 }, ..TrainConfig::default() };
     let bank_l = fit_bank(&job(vec![a.clone(), bb.clone()], vec![1e-3, 1e-1]), &lb, &dev).unwrap();
     let alone_l = fit_bank(&job(vec![a.clone()], vec![1e-3]), &lb, &dev).unwrap();
     for (x, y) in bank_l.heads[0].w1.iter().zip(&alone_l.heads[0].w1) {
@@ -86,9 +93,12 @@ fn a_bank_trains_each_head_as_if_alone() {
     // The stronger penalty gives smaller weights.
     let norm2 = |w: &[f32]| w.iter().map(|v| v * v).sum::<f32>();
     assert!(norm2(&bank.heads[1].w1) < norm2(&bank.heads[0].w1));
-    // Device logits agree with plain host arithmetic.
-    let logits = bank_logits(&[&bank.heads[0]], &x[..10 * d], &dev);
-    let host = bank.heads[0].logits_host(&x[..10 * d]);
+    // Device logits agree with plain host arithmetic on host-normalised rows.
+    let na = norm(&a);
+    let logits = bank_logits(&[&bank.heads[0]], &[&na], &data.x[..10 * d], &dev);
+    let mut xs = data.x[..10 * d].to_vec();
+    na.apply(&mut xs);
+    let host = bank.heads[0].logits_host(&xs);
     for (a, b) in logits.iter().zip(&host) {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
@@ -109,8 +119,8 @@ fn weight_decay_sweep_selects_on_validation_and_mlp_multilabel_trains() {
     assert_eq!(m.card.training_samples, train.len() + val.len(), "refit on train + validation");
 
     let mut cfg = quick();
-    cfg.train = TrainConfig { multilabel: true, epochs: 120, ..TrainConfig::mlp() };
-    cfg.train.head = HeadKind::Mlp { hidden: 32, dropout: 0.1 };
+    cfg.train = TrainConfig { multilabel: true, ..TrainConfig::for_head(HeadKind::Mlp { hidden: 32, dropout: 0.1 }) };
+    cfg.train.optimizer = Optimizer::Adamw { learning_rate: 0.005, epochs: 120, batch_size: 16384 };
     let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, &dev).unwrap();
     let ev = m.evaluate(&set(&b.test_coarse, &cats, d), None, &dev).unwrap();
     assert!(ev.overall.auroc > 0.8, "{}", ev.overall.auroc);
@@ -124,8 +134,11 @@ fn model_files_round_trip_and_refuse_other_encoders() {
     let d = b.config.dim;
     let train = set(&b.coarse, &cats, d);
     let dev = Device::flex();
-    let m = GuardModel::train(&train, None, b.config.encoder_id(), &quick(), &dev).unwrap();
-    assert_eq!(m.card.threshold, 0.5, "without validation the threshold stays 0.5");
+    let uncalibrated = GuardConfig { calibration: pairguard_model::CalibrationConfig::fixed(0.5), ..quick() };
+    let e = GuardModel::train(&train, None, b.config.encoder_id(), &quick(), &dev).unwrap_err().to_string();
+    assert!(e.contains("needs validation data"), "calibration without validation data is refused: {e}");
+    let m = GuardModel::train(&train, None, b.config.encoder_id(), &uncalibrated, &dev).unwrap();
+    assert_eq!((m.card.threshold, m.card.temperature), (0.5, 1.0), "without validation: fixed threshold, temperature 1");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("guard.safetensors");
     m.save(&path).unwrap();
@@ -141,6 +154,42 @@ fn model_files_round_trip_and_refuse_other_encoders() {
     bad[3] = f32::NAN;
     let e = back.probabilities(&bad, &dev).unwrap_err().to_string();
     assert!(e.contains("non-finite") && e.contains("dimension 3"), "{e}");
+    // A card with no outputs is refused, not indexed.
+    let card = std::fs::read_to_string(GuardModel::card_path(&path)).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&card).unwrap();
+    v["outputs"] = serde_json::json!([]);
+    std::fs::write(GuardModel::card_path(&path), v.to_string()).unwrap();
+    let e = GuardModel::load(&path).unwrap_err().to_string();
+    assert!(e.contains("guard.json") && e.contains("outputs"), "{e}");
+    std::fs::write(GuardModel::card_path(&path), card).unwrap();
     std::fs::write(&path, b"garbage").unwrap();
     assert!(GuardModel::load(&path).unwrap_err().to_string().contains("guard.safetensors"));
+}
+
+#[test]
+fn overlapping_validation_is_flagged_and_the_temperature_stays_sane() {
+    let (b, cats) = bench();
+    let d = b.config.dim;
+    let train = set(&b.coarse, &cats, d);
+    let m = GuardModel::train(&train, Some(&train), b.config.encoder_id(), &quick(), &Device::flex()).unwrap();
+    assert!(m.card.warnings.iter().any(|w| w.contains("also training samples")), "{:?}", m.card.warnings);
+    assert!(m.card.temperature >= pairguard_model::calibrate::TEMPERATURE_MIN, "T = {}", m.card.temperature);
+    let (p, _) = m.probabilities(&train.x, &Device::flex()).unwrap();
+    assert!(p.iter().all(|&v| v > 1e-12 && v < 1.0 - 1e-12), "no absurd scores");
+}
+
+#[test]
+fn the_mlp_head_trains_with_its_own_defaults() {
+    let (b, cats) = bench();
+    let d = b.config.dim;
+    let train = set(&b.coarse, &cats, d);
+    let val = set(&b.test_coarse, &cats, d);
+    let cfg = GuardConfig { train: TrainConfig::for_head("mlp".parse().unwrap()), ..GuardConfig::default() };
+    assert!(matches!(cfg.train.optimizer, Optimizer::Adamw { .. }));
+    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, &Device::flex()).unwrap();
+    assert_eq!(m.card.head, HeadKind::Mlp { hidden: 256, dropout: 0.2 });
+    // L-BFGS refuses dropout, by name.
+    let bad = GuardConfig { train: TrainConfig { optimizer: Optimizer::lbfgs(), ..cfg.train.clone() }, ..cfg };
+    let e = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &bad, &Device::flex()).unwrap_err().to_string();
+    assert!(e.contains("L-BFGS") && e.contains("dropout"), "{e}");
 }

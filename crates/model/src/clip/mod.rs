@@ -1,15 +1,16 @@
 //! CLIP's image tower, frozen: configuration, the vision transformer in burn,
-//! weight loading from both checkpoint layouts, and CLIP's preprocessing.
-//! Module and field names follow the Hugging Face implementation
-//! (`CLIPVisionModelWithProjection`), so its checkpoint keys map one to one.
+//! weight loading from both checkpoint layouts, CLIP's preprocessing, and the
+//! [`Encoder`] that ties them to an identity.
 
 pub mod activation;
 pub mod config;
+pub mod encoder;
+pub mod load;
 pub mod model;
 pub mod preprocess;
-pub mod weights;
 
-pub use config::{Activation, VisionConfig};
+pub use config::{Activation, Preset, VisionConfig};
+pub use encoder::{Encoder, DEFAULT_MODEL, DEFAULT_REVISION};
+pub use load::{load_weights, Layout};
 pub use model::ClipVisionModelWithProjection;
 pub use preprocess::Preprocessor;
-pub use weights::{Encoder, Layout};

@@ -1,82 +1,62 @@
-//! The CLIP vision transformer: patch embedding (a stride-`patch` conv
-//! without bias, computed as patchify + matmul), class token, learned
-//! position embeddings, `pre_layrnorm`, pre-norm encoder layers, and
-//! `post_layernorm(CLS) @ visual_projection`.
+//! The CLIP vision transformer in burn. Module paths are the Hugging Face
+//! checkpoint keys (`vision_model.embeddings.patch_embedding`,
+//! `vision_model.encoder.layers.N.self_attn.out_proj`, ...) with one
+//! exception: each layer's query, key and value projections are one fused
+//! `self_attn.qkv_proj` (see [`ClipAttention`]).
 
 use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::module::layer_norm;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use super::activation::quick_gelu;
 use super::config::{Activation, VisionConfig};
 
-/// `x @ weight + bias`, weight stored `[in, out]`.
-#[derive(Module, Debug)]
-pub struct Linear {
-    pub weight: Param<Tensor<2>>,
-    pub bias: Option<Param<Tensor<1>>>,
+/// CLIP's initialisation scale; weights are replaced when a checkpoint loads,
+/// so it matters only for benchmarks on random weights.
+const INIT: Initializer = Initializer::Normal { mean: 0.0, std: 0.02 };
+
+fn linear(d_input: usize, d_output: usize, bias: bool, device: &Device) -> Linear {
+    LinearConfig::new(d_input, d_output).with_bias(bias).with_initializer(INIT).init(device)
 }
 
-impl Linear {
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        // Leading dimensions fold into rows: one large 2-D GEMM parallelises
-        // far better than a broadcast batched matmul.
-        let mut dims = x.dims();
-        let rows: usize = dims[..D - 1].iter().product();
-        let y2 = x.reshape([rows, dims[D - 1]]).matmul(self.weight.val());
-        dims[D - 1] = y2.dims()[1];
-        let y: Tensor<D> = y2.reshape(dims);
-        match &self.bias {
-            Some(b) => y + b.val().unsqueeze::<D>(),
-            None => y,
-        }
-    }
+fn layer_norm(cfg: &VisionConfig, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(cfg.hidden_size).with_epsilon(cfg.layer_norm_eps).init(device)
 }
 
-#[derive(Module, Debug)]
-pub struct LayerNorm {
-    pub weight: Param<Tensor<1>>,
-    pub bias: Param<Tensor<1>>,
-    pub eps: f64,
-}
-
-impl LayerNorm {
-    /// burn's layer-norm op: one fused pass per row on flex (the composition
-    /// of mean, variance and affine ops took five passes over the tensor),
-    /// the same composition as before on backends without their own kernel.
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps)
-    }
-}
-
+/// Patch embedding (a stride-`patch` convolution without bias), the class
+/// token, and learned position embeddings.
 #[derive(Module, Debug)]
 pub struct ClipVisionEmbeddings {
     pub class_embedding: Param<Tensor<1>>,
-    /// The conv kernel flattened to `[3 * patch * patch, hidden]`.
-    pub patch_embedding: Param<Tensor<2>>,
-    pub position_embedding: Param<Tensor<2>>,
-    pub patch_size: usize,
+    pub patch_embedding: Conv2d,
+    pub position_embedding: Embedding,
 }
 
 impl ClipVisionEmbeddings {
+    fn new(cfg: &VisionConfig, device: &Device) -> Self {
+        let (h, p) = (cfg.hidden_size, cfg.patch_size);
+        ClipVisionEmbeddings {
+            class_embedding: INIT.init([h], device),
+            patch_embedding: Conv2dConfig::new([3, h], [p, p]).with_stride([p, p]).with_bias(false).with_initializer(INIT).init(device),
+            position_embedding: EmbeddingConfig::new(cfg.num_positions(), h).with_initializer(INIT).init(device),
+        }
+    }
+
+    /// Token embeddings `[B, 1 + patches, hidden]` for pixels `[B, 3, S, S]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let [b, c, h, w] = pixels.dims();
-        let p = self.patch_size;
-        let (gh, gw) = (h / p, w / p);
-        let patches = pixels
-            .reshape([b, c, gh, p, gw, p])
-            .permute([0, 2, 4, 1, 3, 5])
-            .reshape([b, gh * gw, c * p * p]);
-        let hidden = self.patch_embedding.val().dims()[1];
-        let x = patches.reshape([b * gh * gw, c * p * p]).matmul(self.patch_embedding.val()).reshape([b, gh * gw, hidden]);
-        let cls = self.class_embedding.val().reshape([1, 1, hidden]).expand([b, 1, hidden]);
-        Tensor::cat(vec![cls, x], 1) + self.position_embedding.val().unsqueeze::<3>()
+        let patches = self.patch_embedding.forward(pixels);
+        let [b, h, gh, gw] = patches.dims();
+        let x = patches.reshape([b, h, gh * gw]).swap_dims(1, 2);
+        let cls = self.class_embedding.val().reshape([1, 1, h]).expand([b, 1, h]);
+        Tensor::cat(vec![cls, x], 1) + self.position_embedding.weight.val().unsqueeze::<3>()
     }
 }
 
-/// Multi-head self-attention with `q_proj`, `k_proj` and `v_proj` fused
-/// into one `[hidden, 3 * hidden]` matmul (concatenated in that order).
+/// Multi-head self-attention. The query, key and value projections are one
+/// `[hidden, 3 * hidden]` linear (rows q, k, v, as OpenAI's `in_proj`): one
+/// GEMM reads the tokens once instead of three times.
 #[derive(Module, Debug)]
 pub struct ClipAttention {
     pub qkv_proj: Linear,
@@ -85,6 +65,11 @@ pub struct ClipAttention {
 }
 
 impl ClipAttention {
+    fn new(cfg: &VisionConfig, device: &Device) -> Self {
+        let h = cfg.hidden_size;
+        ClipAttention { qkv_proj: linear(h, 3 * h, true, device), out_proj: linear(h, h, true, device), num_heads: cfg.num_attention_heads }
+    }
+
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.attend(x, None)
     }
@@ -107,22 +92,35 @@ impl ClipAttention {
     }
 }
 
-/// The feed-forward block: fc1, QuickGELU (OpenAI's models) or GELU, fc2.
+/// The feed-forward block: fc1, the activation, fc2.
 #[derive(Module, Debug)]
 pub struct ClipMlp {
     pub fc1: Linear,
     pub fc2: Linear,
-    pub quick_gelu: bool,
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 impl ClipMlp {
+    fn new(cfg: &VisionConfig, device: &Device) -> Self {
+        ClipMlp {
+            fc1: linear(cfg.hidden_size, cfg.intermediate_size, true, device),
+            fc2: linear(cfg.intermediate_size, cfg.hidden_size, true, device),
+            activation: cfg.hidden_act,
+        }
+    }
+
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.fc1.forward(x);
-        let h = if self.quick_gelu { quick_gelu(h) } else { gelu(h) };
+        let h = match self.activation {
+            Activation::QuickGelu => quick_gelu(h),
+            Activation::Gelu => gelu(h),
+        };
         self.fc2.forward(h)
     }
 }
 
+/// A pre-norm transformer block.
 #[derive(Module, Debug)]
 pub struct ClipEncoderLayer {
     pub layer_norm1: LayerNorm,
@@ -132,6 +130,15 @@ pub struct ClipEncoderLayer {
 }
 
 impl ClipEncoderLayer {
+    fn new(cfg: &VisionConfig, device: &Device) -> Self {
+        ClipEncoderLayer {
+            layer_norm1: layer_norm(cfg, device),
+            self_attn: ClipAttention::new(cfg, device),
+            layer_norm2: layer_norm(cfg, device),
+            mlp: ClipMlp::new(cfg, device),
+        }
+    }
+
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x));
         x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
@@ -154,14 +161,20 @@ impl ClipEncoderLayer {
 }
 
 #[derive(Module, Debug)]
+pub struct ClipEncoder {
+    pub layers: Vec<ClipEncoderLayer>,
+}
+
+#[derive(Module, Debug)]
 pub struct ClipVisionTransformer {
     pub embeddings: ClipVisionEmbeddings,
     /// Spelled as in the Hugging Face checkpoints.
     pub pre_layrnorm: LayerNorm,
-    pub layers: Vec<ClipEncoderLayer>,
+    pub encoder: ClipEncoder,
     pub post_layernorm: LayerNorm,
 }
 
+/// The vision tower and its projection: pixels in, image embeddings out.
 #[derive(Module, Debug)]
 pub struct ClipVisionModelWithProjection {
     pub vision_model: ClipVisionTransformer,
@@ -169,12 +182,24 @@ pub struct ClipVisionModelWithProjection {
 }
 
 impl ClipVisionModelWithProjection {
-    /// Image embeddings `[B, projection_dim]` for normalised pixels
-    /// `[B, 3, image_size, image_size]`.
+    pub(super) fn new(cfg: &VisionConfig, device: &Device) -> Self {
+        ClipVisionModelWithProjection {
+            vision_model: ClipVisionTransformer {
+                embeddings: ClipVisionEmbeddings::new(cfg, device),
+                pre_layrnorm: layer_norm(cfg, device),
+                encoder: ClipEncoder { layers: (0..cfg.num_hidden_layers).map(|_| ClipEncoderLayer::new(cfg, device)).collect() },
+                post_layernorm: layer_norm(cfg, device),
+            },
+            visual_projection: linear(cfg.hidden_size, cfg.projection_dim, false, device),
+        }
+    }
+
+    /// Image embeddings `[B, projection_dim]` (not normalised) for
+    /// CLIP-normalised pixels `[B, 3, image_size, image_size]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
         let vm = &self.vision_model;
         let mut x = vm.pre_layrnorm.forward(vm.embeddings.forward(pixels));
-        if let Some((last, rest)) = vm.layers.split_last() {
+        if let Some((last, rest)) = vm.encoder.layers.split_last() {
             for layer in rest {
                 x = layer.forward(x);
             }
@@ -186,146 +211,18 @@ impl ClipVisionModelWithProjection {
     }
 }
 
-/// Host-side parameters in the model's own layout, filled by the loaders.
-#[derive(Debug, Default)]
-pub struct HostWeights {
-    pub tensors: std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>,
-}
-
-impl HostWeights {
-    fn take(&mut self, name: &str) -> (Vec<f32>, Vec<usize>) {
-        self.tensors.remove(name).unwrap_or_else(|| panic!("loader checked that {name} exists"))
-    }
-}
-
-fn p1(v: (Vec<f32>, Vec<usize>), d: &Device) -> Param<Tensor<1>> {
-    let n = v.0.len();
-    Param::from_tensor(Tensor::from_data(TensorData::new(v.0, [n]), d))
-}
-
-fn p2(v: (Vec<f32>, Vec<usize>), d: &Device) -> Param<Tensor<2>> {
-    let s = [v.1[0], v.1[1]];
-    Param::from_tensor(Tensor::from_data(TensorData::new(v.0, s), d))
-}
-
-impl ClipVisionModelWithProjection {
-    /// Builds the model from host weights named in the model's layout:
-    /// the keys listed by [`expected_keys`], with linear weights `[in, out]`.
-    pub fn from_host(cfg: &VisionConfig, mut w: HostWeights, device: &Device) -> Self {
-        let eps = cfg.layer_norm_eps;
-        let ln = |w: &mut HostWeights, prefix: &str| LayerNorm {
-            weight: p1(w.take(&format!("{prefix}.weight")), device),
-            bias: p1(w.take(&format!("{prefix}.bias")), device),
-            eps,
-        };
-        let lin = |w: &mut HostWeights, prefix: &str, bias: bool| Linear {
-            weight: p2(w.take(&format!("{prefix}.weight")), device),
-            bias: bias.then(|| p1(w.take(&format!("{prefix}.bias")), device)),
-        };
-        let embeddings = ClipVisionEmbeddings {
-            class_embedding: p1(w.take("embeddings.class_embedding"), device),
-            patch_embedding: p2(w.take("embeddings.patch_embedding"), device),
-            position_embedding: p2(w.take("embeddings.position_embedding"), device),
-            patch_size: cfg.patch_size,
-        };
-        let pre = ln(&mut w, "pre_layrnorm");
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| {
-                let p = format!("layers.{i}");
-                ClipEncoderLayer {
-                    layer_norm1: ln(&mut w, &format!("{p}.layer_norm1")),
-                    self_attn: ClipAttention {
-                        qkv_proj: lin(&mut w, &format!("{p}.self_attn.qkv_proj"), true),
-                        out_proj: lin(&mut w, &format!("{p}.self_attn.out_proj"), true),
-                        num_heads: cfg.num_attention_heads,
-                    },
-                    layer_norm2: ln(&mut w, &format!("{p}.layer_norm2")),
-                    mlp: ClipMlp {
-                        fc1: lin(&mut w, &format!("{p}.mlp.fc1"), true),
-                        fc2: lin(&mut w, &format!("{p}.mlp.fc2"), true),
-                        quick_gelu: cfg.hidden_act == Activation::QuickGelu,
-                    },
-                }
-            })
-            .collect();
-        let post = ln(&mut w, "post_layernorm");
-        ClipVisionModelWithProjection {
-            vision_model: ClipVisionTransformer { embeddings, pre_layrnorm: pre, layers, post_layernorm: post },
-            visual_projection: lin(&mut w, "visual_projection", false),
-        }
-    }
-}
-
-/// Internal parameter names and shapes for a config.
-pub fn expected_keys(cfg: &VisionConfig) -> Vec<(String, Vec<usize>)> {
-    let (h, m, p) = (cfg.hidden_size, cfg.intermediate_size, cfg.patch_size);
-    let mut k = vec![
-        ("embeddings.class_embedding".to_string(), vec![h]),
-        ("embeddings.patch_embedding".to_string(), vec![3 * p * p, h]),
-        ("embeddings.position_embedding".to_string(), vec![cfg.num_patches() + 1, h]),
-        ("pre_layrnorm.weight".to_string(), vec![h]),
-        ("pre_layrnorm.bias".to_string(), vec![h]),
-        ("post_layernorm.weight".to_string(), vec![h]),
-        ("post_layernorm.bias".to_string(), vec![h]),
-        ("visual_projection.weight".to_string(), vec![h, cfg.projection_dim]),
-    ];
-    for i in 0..cfg.num_hidden_layers {
-        let l = format!("layers.{i}");
-        for (n, s) in [
-            ("layer_norm1.weight", vec![h]),
-            ("layer_norm1.bias", vec![h]),
-            ("layer_norm2.weight", vec![h]),
-            ("layer_norm2.bias", vec![h]),
-            ("self_attn.qkv_proj.weight", vec![h, 3 * h]),
-            ("self_attn.qkv_proj.bias", vec![3 * h]),
-            ("self_attn.out_proj.weight", vec![h, h]),
-            ("self_attn.out_proj.bias", vec![h]),
-            ("mlp.fc1.weight", vec![h, m]),
-            ("mlp.fc1.bias", vec![m]),
-            ("mlp.fc2.weight", vec![m, h]),
-            ("mlp.fc2.bias", vec![h]),
-        ] {
-            k.push((format!("{l}.{n}"), s));
-        }
-    }
-    k
-}
-
-impl HostWeights {
-    /// Seeded random weights for a config (benchmarks and shape tests):
-    /// N(0, 0.02) everywhere, LayerNorm weights 1 and biases 0.
-    pub fn random(cfg: &VisionConfig, seed: u64) -> Self {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, Normal};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let normal = Normal::new(0.0f32, 0.02).expect("valid");
-        let mut w = HostWeights::default();
-        for (name, shape) in expected_keys(cfg) {
-            let n: usize = shape.iter().product();
-            let v = if name.contains("norm") && name.ends_with("weight") {
-                vec![1.0; n]
-            } else if name.contains("norm") || name.ends_with("bias") {
-                vec![0.0; n]
-            } else {
-                (0..n).map(|_| normal.sample(&mut rng)).collect()
-            };
-            w.tensors.insert(name, (v, shape));
-        }
-        w
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
 
     #[test]
     fn class_token_shortcut_matches_the_full_layer() {
-        let cfg = VisionConfig { hidden_size: 64, intermediate_size: 256, num_hidden_layers: 1, num_attention_heads: 4, image_size: 32, patch_size: 8, ..VisionConfig::vit_b_32() };
+        let cfg = VisionConfig::new(64, 256, 1, 4, 32, 8, 16);
         let device = Device::flex();
-        let model = ClipVisionModelWithProjection::from_host(&cfg, HostWeights::random(&cfg, 3), &device);
-        let layer = &model.vision_model.layers[0];
-        let (b, t, h) = (3, cfg.num_patches() + 1, cfg.hidden_size);
+        let model = cfg.init(&device);
+        let layer = &model.vision_model.encoder.layers[0];
+        let (b, t, h) = (3, cfg.num_positions(), cfg.hidden_size);
         let x: Vec<f32> = (0..b * t * h).map(|i| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5).collect();
         let mut shifted = x.clone();
         // The last patch token of image 0, changed in a way LayerNorm does not remove.

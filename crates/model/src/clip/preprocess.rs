@@ -37,6 +37,12 @@ impl Preprocessor {
     }
 
     /// The resized and cropped 8-bit image, before normalisation.
+    ///
+    /// Only the crop window of the resized image is computed: each output
+    /// pixel of PIL's resize depends on its own position alone, so this is
+    /// exactly a full resize followed by the crop, without allocating the
+    /// resized image (a 100000 x 2 panorama would resize to 11.2 million x
+    /// 224 pixels).
     pub fn resize_crop(&self, img: &DynamicImage) -> RgbImage {
         let rgb = img.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
@@ -44,14 +50,9 @@ impl Preprocessor {
         // torchvision Resize(int): the short side becomes `s`, the long side
         // int(s * long / short), truncated.
         let (nw, nh) = if w <= h { (s, (s as f64 * h as f64 / w as f64) as usize) } else { ((s as f64 * w as f64 / h as f64) as usize, s) };
-        let resized = if (nw, nh) == (w, h) {
-            rgb
-        } else {
-            pil_bicubic(&rgb, nw, nh)
-        };
-        let top = round_half_even((nh as f64 - s as f64) / 2.0).max(0) as u32;
-        let left = round_half_even((nw as f64 - s as f64) / 2.0).max(0) as u32;
-        image::imageops::crop_imm(&resized, left, top, s as u32, s as u32).to_image()
+        let top = round_half_even((nh as f64 - s as f64) / 2.0).max(0) as usize;
+        let left = round_half_even((nw as f64 - s as f64) / 2.0).max(0) as usize;
+        pil_bicubic_window(&rgb, (nw, nh), (left, top), (s.min(nw), s.min(nh)))
     }
 
     /// Normalised CHW floats `[3, size, size]`.
@@ -84,14 +85,15 @@ fn bicubic(x: f64) -> f64 {
 /// Fixed-point precision of PIL's 8-bit resampling.
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// Per output position: first input index and integer weights, computed as
-/// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc` do. Downscaling
-/// widens the kernel by the scale factor (antialiasing).
-fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+/// First input index and integer weights of output positions `window` of a
+/// resize from `in_size` to `out_size`, computed as PIL's `precompute_coeffs`
+/// + `normalize_coeffs_8bpc` do. Downscaling widens the kernel by the scale
+/// factor (antialiasing).
+fn coefficients(in_size: usize, out_size: usize, window: std::ops::Range<usize>) -> Vec<(usize, Vec<i32>)> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = 2.0 * filterscale;
-    (0..out_size)
+    window
         .map(|xx| {
             let center = (xx as f64 + 0.5) * scale;
             let ss = 1.0 / filterscale;
@@ -117,16 +119,29 @@ fn clip8(v: i64) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// PIL's `Image.resize(..., BICUBIC)` on RGB8: a horizontal pass into an
-/// 8-bit intermediate, then a vertical pass, each skipped when that axis
-/// keeps its size. Bit-exact with Pillow's 8-bit path by construction.
-pub fn pil_bicubic(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
+/// The window at `origin` of size `window` of PIL's `Image.resize(size,
+/// BICUBIC)` on RGB8: a horizontal pass into an 8-bit intermediate, then a
+/// vertical pass, each skipped when that axis keeps its size. Bit-exact with
+/// Pillow's 8-bit path by construction.
+pub fn pil_bicubic_window(src: &RgbImage, size: (usize, usize), origin: (usize, usize), window: (usize, usize)) -> RgbImage {
     let (w, h) = (src.width() as usize, src.height() as usize);
+    let ((out_w, out_h), (left, top), (ww, wh)) = (size, origin, window);
     let data = src.as_raw();
-    let horizontal = if out_w != w {
-        let kx = coefficients(w, out_w);
-        let mut out = vec![0u8; out_w * h * 3];
-        for y in 0..h {
+    // The vertical pass's taps for the window's rows, and the input rows they read.
+    let ky = (out_h != h).then(|| coefficients(h, out_h, top..top + wh));
+    let rows: std::ops::Range<usize> = match &ky {
+        Some(ky) => {
+            let lo = ky.iter().map(|(m, _)| *m).min().unwrap_or(0);
+            let hi = ky.iter().map(|(m, k)| m + k.len()).max().unwrap_or(0);
+            lo..hi
+        }
+        None => top..top + wh,
+    };
+    // Horizontal pass over those rows only: [rows, ww, 3].
+    let horizontal: Vec<u8> = if out_w != w {
+        let kx = coefficients(w, out_w, left..left + ww);
+        let mut out = vec![0u8; rows.len() * ww * 3];
+        for (yi, y) in rows.clone().enumerate() {
             let row = &data[y * w * 3..(y + 1) * w * 3];
             for (xx, (xmin, k)) in kx.iter().enumerate() {
                 for c in 0..3 {
@@ -134,31 +149,36 @@ pub fn pil_bicubic(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
                     for (j, &kv) in k.iter().enumerate() {
                         acc += i64::from(row[(xmin + j) * 3 + c]) * i64::from(kv);
                     }
-                    out[(y * out_w + xx) * 3 + c] = clip8(acc);
+                    out[(yi * ww + xx) * 3 + c] = clip8(acc);
                 }
             }
         }
         out
     } else {
-        data.clone()
+        rows.clone().flat_map(|y| data[(y * w + left) * 3..(y * w + left + ww) * 3].iter().copied()).collect()
     };
-    let vertical = if out_h != h {
-        let ky = coefficients(h, out_h);
-        let mut out = vec![0u8; out_w * out_h * 3];
-        for (yy, (ymin, k)) in ky.iter().enumerate() {
-            for x in 0..out_w * 3 {
-                let mut acc: i64 = 1 << (PRECISION_BITS - 1);
-                for (j, &kv) in k.iter().enumerate() {
-                    acc += i64::from(horizontal[(ymin + j) * out_w * 3 + x]) * i64::from(kv);
+    let vertical = match ky {
+        Some(ky) => {
+            let mut out = vec![0u8; ww * wh * 3];
+            for (yy, (ymin, k)) in ky.iter().enumerate() {
+                for x in 0..ww * 3 {
+                    let mut acc: i64 = 1 << (PRECISION_BITS - 1);
+                    for (j, &kv) in k.iter().enumerate() {
+                        acc += i64::from(horizontal[(ymin + j - rows.start) * ww * 3 + x]) * i64::from(kv);
+                    }
+                    out[yy * ww * 3 + x] = clip8(acc);
                 }
-                out[yy * out_w * 3 + x] = clip8(acc);
             }
+            out
         }
-        out
-    } else {
-        horizontal
+        None => horizontal,
     };
-    RgbImage::from_raw(out_w as u32, out_h as u32, vertical).expect("buffer matches size")
+    RgbImage::from_raw(ww as u32, wh as u32, vertical).expect("buffer matches size")
+}
+
+/// PIL's `Image.resize((out_w, out_h), BICUBIC)` on RGB8, whole.
+pub fn pil_bicubic(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
+    pil_bicubic_window(src, (out_w, out_h), (0, 0), (out_w, out_h))
 }
 
 #[cfg(test)]
@@ -172,5 +192,32 @@ mod tests {
         assert_eq!(round_half_even(2.5), 2);
         assert_eq!(round_half_even(2.4), 2);
         assert_eq!(round_half_even(80.0), 80);
+    }
+
+    fn test_image(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| image::Rgb([x.wrapping_mul(7).wrapping_add(y * 3) as u8, x.wrapping_mul(y) as u8, 255u32.wrapping_sub(x * 5).wrapping_add(y) as u8]))
+    }
+
+    #[test]
+    fn a_window_equals_the_same_part_of_the_whole_resize() {
+        for (w, h, nw, nh) in [(97, 61, 301, 224), (400, 300, 224, 168), (50, 500, 224, 2240)] {
+            let src = test_image(w, h);
+            let whole = pil_bicubic(&src, nw, nh);
+            let (left, top, ww, wh) = (nw / 3, nh / 4, nw / 2, nh / 2);
+            let part = pil_bicubic_window(&src, (nw, nh), (left, top), (ww, wh));
+            let want = image::imageops::crop_imm(&whole, left as u32, top as u32, ww as u32, wh as u32).to_image();
+            assert_eq!(part, want, "{w}x{h} -> {nw}x{nh}");
+        }
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_preprocess_without_the_full_resize() {
+        // 100000 x 2 would resize to 11.2 million x 224 pixels (7.5 GB); only
+        // the 224 x 224 crop is computed.
+        let pre = Preprocessor::clip(224);
+        let crop = pre.resize_crop(&DynamicImage::ImageRgb8(test_image(100_000, 2)));
+        assert_eq!(crop.dimensions(), (224, 224));
+        let crop = pre.resize_crop(&DynamicImage::ImageRgb8(test_image(2, 100_000)));
+        assert_eq!(crop.dimensions(), (224, 224));
     }
 }

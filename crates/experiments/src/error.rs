@@ -1,0 +1,41 @@
+//! The experiments crate's error type.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Data(#[from] pairguard_data::DataError),
+    #[error(transparent)]
+    Model(#[from] pairguard_model::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Results(String),
+    #[error("plot {path}: {message}")]
+    Plot { path: PathBuf, message: String },
+    #[error("CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("image: {0}")]
+    Image(#[from] image::ImageError),
+    #[error("formatting the report: {0}")]
+    Fmt(#[from] std::fmt::Error),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

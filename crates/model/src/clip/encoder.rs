@@ -1,0 +1,104 @@
+//! A frozen image encoder: the vision tower with its weights, its
+//! preprocessing and the identity recorded with every embedding it makes.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use pairguard_data::hash::sha256_file;
+use pairguard_data::hub::{self, HubOptions, RepoKind};
+use pairguard_data::EncoderId;
+
+use super::config::VisionConfig;
+use super::load::{load_weights, Layout};
+use super::model::ClipVisionModelWithProjection;
+use super::preprocess::Preprocessor;
+use crate::error::{Error, Result};
+
+/// The default model: OpenAI's ViT-B/32 at a pinned revision.
+pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
+pub const DEFAULT_REVISION: &str = "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268";
+
+/// Weight files looked for in a model folder, in order.
+const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "open_clip_model.safetensors"];
+/// Config files looked for beside a weights file, in order.
+const CONFIG_FILES: [&str; 2] = ["config.json", "open_clip_config.json"];
+
+#[derive(Debug)]
+pub struct Encoder {
+    pub config: VisionConfig,
+    pub model: ClipVisionModelWithProjection,
+    pub preprocessor: Preprocessor,
+    pub id: EncoderId,
+    pub layout: Layout,
+    pub device: Device,
+}
+
+impl Encoder {
+    /// An encoder named as users name one: a local safetensors file, a
+    /// folder holding one, or a Hub repo id (fetched at `revision` into the
+    /// Hub cache, or read from it offline; see [`HubOptions`]).
+    pub fn resolve(model: &str, revision: &str, config: Option<&Path>, hub: &HubOptions, normalize: bool, device: &Device) -> Result<Self> {
+        let local = Path::new(model);
+        if local.exists() {
+            let weights = if local.is_dir() {
+                WEIGHT_FILES.iter().map(|f| local.join(f)).find(|p| p.is_file()).ok_or_else(|| Error::NoWeights(local.to_path_buf()))?
+            } else {
+                local.to_path_buf()
+            };
+            Self::load(&weights, config, normalize, device)
+        } else {
+            Self::from_hub(model, revision, hub, normalize, device)
+        }
+    }
+
+    /// Loads a local checkpoint. `config` is a Hugging Face `config.json` or
+    /// an open_clip config; when absent, one beside the weights is used.
+    pub fn load(weights: &Path, config: Option<&Path>, normalize: bool, device: &Device) -> Result<Self> {
+        let dir = weights.parent().unwrap_or(Path::new("."));
+        let candidates: Vec<PathBuf> = match config {
+            Some(c) => vec![c.to_path_buf()],
+            None => CONFIG_FILES.iter().map(|f| dir.join(f)).collect(),
+        };
+        let cfg_path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| Error::NoConfig {
+            weights: weights.to_path_buf(),
+            looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        })?;
+        let cfg = VisionConfig::from_file(cfg_path)?;
+        Self::from_parts(cfg, weights, weights.display().to_string(), None, normalize, device)
+    }
+
+    /// Fetches `config.json` and `model.safetensors` from the Hub (or its cache).
+    pub fn from_hub(repo: &str, revision: &str, opts: &HubOptions, normalize: bool, device: &Device) -> Result<Self> {
+        let files = hub::fetch(repo, RepoKind::Model, revision, &["config.json".into(), "model.safetensors".into()], opts)?;
+        let cfg = VisionConfig::from_file(&files[0])?;
+        Self::from_parts(cfg, &files[1], repo.to_string(), Some(revision.to_string()), normalize, device)
+    }
+
+    fn from_parts(config: VisionConfig, weights: &Path, model: String, revision: Option<String>, normalize: bool, device: &Device) -> Result<Self> {
+        let mut net = config.init(device);
+        let layout = load_weights(&mut net, weights)?;
+        let preprocessor = Preprocessor::clip(config.image_size);
+        let id = EncoderId {
+            model,
+            revision,
+            weights_sha256: sha256_file(weights)?,
+            architecture: serde_json::to_string(&config)?,
+            preprocess: preprocessor.version(),
+            dim: config.projection_dim,
+            normalized: normalize,
+        };
+        Ok(Encoder { config, model: net, preprocessor, id, layout, device: device.clone() })
+    }
+
+    /// Embeddings `[b, dim]` (row-major) for preprocessed pixels `[b, 3, s, s]`.
+    pub fn embed_pixels(&self, pixels: Vec<f32>, batch: usize) -> Vec<f32> {
+        let s = self.config.image_size;
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(pixels, [batch, 3, s, s]), &self.device);
+        let mut y = self.model.forward(x);
+        if self.id.normalized {
+            let norm = y.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+            y = y / norm;
+        }
+        y.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
+    }
+}

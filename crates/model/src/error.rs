@@ -1,0 +1,62 @@
+//! The model crate's error type. Each variant names what a user has to fix:
+//! the file, the option, or the sample.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Data(#[from] pairguard_data::DataError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    ConfigFile { path: PathBuf, message: String },
+    #[error("invalid encoder config: {0}")]
+    InvalidConfig(String),
+    #[error("no config for {weights}: looked for {looked}; pass --config")]
+    NoConfig { weights: PathBuf, looked: String },
+    #[error("{0}: no model.safetensors or open_clip_model.safetensors in this folder")]
+    NoWeights(PathBuf),
+    #[error("{0}: pickle checkpoints are not loaded because unpickling can execute code; convert it to safetensors (e.g. with the `safetensors` Python package)")]
+    PickleRefused(PathBuf),
+    #[error("{path}: checkpoint does not match the config: {message}")]
+    Weights { path: PathBuf, message: String },
+    #[error("unknown {kind} {name:?} (known: {known})")]
+    UnknownName { kind: &'static str, name: String, known: String },
+    #[error("invalid training option `{option}`: {message}")]
+    TrainOption { option: &'static str, message: String },
+    #[error("invalid training data: {0}")]
+    TrainingData(String),
+    #[error("dataset {dataset} has no embedding store: run `pairguard embed {descriptor}` (it writes {default_store}, where the descriptor finds it)")]
+    NoStore { dataset: String, descriptor: PathBuf, default_store: PathBuf },
+    #[error("sample {id:?}: {message}")]
+    Sample { id: String, message: String },
+    #[error("{what} has a non-finite value at row {row}, dimension {dim}")]
+    NonFinite { what: &'static str, row: usize, dim: usize },
+    #[error("{what}: dimension {found}, expected {expected}")]
+    Dimension { what: String, found: usize, expected: usize },
+    #[error("{path}: {message}")]
+    ModelFile { path: PathBuf, message: String },
+    #[error("embedding options: {0}")]
+    EmbedOption(String),
+    #[error("{path}: holds partial work of another encoder; remove it or choose another output")]
+    ForeignParts { path: PathBuf },
+    #[error("{0}")]
+    Device(String),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("safetensors: {0}")]
+    Safetensors(#[from] safetensors::SafeTensorError),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
