@@ -14,8 +14,11 @@
 use prost::Message;
 use tract_onnx::pb;
 
+use burn::nn::{LayerNorm, Linear};
+
 use crate::clip::config::Activation;
-use crate::clip::Encoder;
+use crate::clip::model::{ClipVisionEmbeddings, VisionOps};
+use crate::clip::{Encoder, VisionConfig};
 use crate::error::Result;
 use crate::guard::GuardModel;
 use crate::head::HeadKind;
@@ -242,67 +245,80 @@ fn host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
 }
 
-fn linear_params(l: &burn::nn::Linear) -> (Vec<f32>, Option<Vec<f32>>, usize, usize) {
-    let [din, dout] = l.weight.val().dims();
-    (host(l.weight.val()), l.bias.as_ref().map(|b| host(b.val())), din, dout)
+/// The encoder as graph nodes: the encoder's own forward pass
+/// ([`crate::clip::ClipVisionModelWithProjection::run`]) run on node names.
+struct Emit<'a> {
+    g: &'a mut Graph,
+    cfg: &'a VisionConfig,
+    counter: usize,
 }
 
-fn norm_params(n: &burn::nn::LayerNorm) -> (Vec<f32>, Vec<f32>) {
-    let beta = n.beta.as_ref().map(|b| host(b.val())).unwrap_or_else(|| vec![0.0; n.gamma.val().dims()[0]]);
-    (host(n.gamma.val()), beta)
-}
-
-impl Graph {
-    fn nn_linear(&mut self, x: &str, l: &burn::nn::Linear, name: &str) -> String {
-        let (w, b, din, dout) = linear_params(l);
-        self.linear(x, &w, b.as_deref(), din, dout, name)
-    }
-
-    fn nn_layer_norm(&mut self, x: &str, n: &burn::nn::LayerNorm, eps: f64, name: &str) -> String {
-        let (w, b) = norm_params(n);
-        self.layer_norm(x, &w, &b, eps, name)
+impl Emit<'_> {
+    fn name(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("encoder.{what}{}", self.counter)
     }
 }
 
-/// The encoder and the head: CLIP-normalised pixels in, probabilities out.
-/// The encoder's parameters are read from the loaded module.
-pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> Result<Vec<u8>> {
-    m.check_encoder(&enc.id)?;
-    let cfg = &enc.config;
-    let vm = &enc.model.vision_model;
-    let (s, p, hsz) = (cfg.image_size, cfg.patch_size, cfg.hidden_size);
-    let gsz = s / p;
-    let heads = cfg.num_attention_heads;
-    let hd = hsz / heads;
-    let eps = cfg.layer_norm_eps;
-    let mut g = Graph::new("pairguard_pipeline");
+impl VisionOps for Emit<'_> {
+    type Pixels = String;
+    type Tokens = String;
+    type Embeddings = String;
 
-    // Patchify: [B,3,S,S] -> [B,3,g,P,g,P] -> [B,g,g,3,P,P] -> [B,g*g,3PP],
-    // then the convolution as a matmul with its kernel flattened to [3PP, H].
-    let shape1 = g.init_i64("shape", &[-1, 3, gsz as i64, p as i64, gsz as i64, p as i64]);
-    let x = g.op("Reshape", &["pixel_values", &shape1], vec![]);
-    let x = g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 2, 4, 1, 3, 5])]);
-    let shape2 = g.init_i64("shape", &[-1, (gsz * gsz) as i64, (3 * p * p) as i64]);
-    let x = g.op("Reshape", &[&x, &shape2], vec![]);
-    let kernel = host(vm.embeddings.patch_embedding.weight.val().reshape([hsz, 3 * p * p]).transpose());
-    let x = g.linear(&x, &kernel, None, 3 * p * p, hsz, "embeddings.patch_embedding");
-    // Class token broadcast to the batch: Expand([1,1,H], [B,1,H]).
-    let cls = g.init_f32("embeddings.class_embedding", &[1, 1, hsz], &host(vm.embeddings.class_embedding.val()));
-    let pshape = g.op("Shape", &["pixel_values"], vec![]);
-    let zero = g.init_i64("index", &[0]);
-    let batch = g.op("Gather", &[&pshape, &zero], vec![attr_int("axis", 0)]);
-    let rest = g.init_i64("shape", &[1, hsz as i64]);
-    let cls_shape = g.op("Concat", &[&batch, &rest], vec![attr_int("axis", 0)]);
-    let cls = g.op("Expand", &[&cls, &cls_shape], vec![]);
-    let x = g.op("Concat", &[&cls, &x], vec![attr_int("axis", 1)]);
-    let pos = g.init_f32("embeddings.position_embedding", &[gsz * gsz + 1, hsz], &host(vm.embeddings.position_embedding.weight.val()));
-    let x = g.bin("Add", &x, &pos);
-    let mut x = g.nn_layer_norm(&x, &vm.pre_layrnorm, eps, "pre_layrnorm");
+    fn embed(&mut self, pixels: String, e: &ClipVisionEmbeddings) -> String {
+        let g = &mut *self.g;
+        let (s, p, h) = (self.cfg.image_size, self.cfg.patch_size, self.cfg.hidden_size);
+        let n = s / p;
+        // The patch convolution (stride = kernel) as patchify + matmul:
+        // [B,3,S,S] -> [B,3,n,P,n,P] -> [B,n,n,3,P,P] -> [B,n*n,3PP] @ [3PP, H].
+        let shape1 = g.init_i64("shape", &[-1, 3, n as i64, p as i64, n as i64, p as i64]);
+        let x = g.op("Reshape", &[&pixels, &shape1], vec![]);
+        let x = g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 2, 4, 1, 3, 5])]);
+        let shape2 = g.init_i64("shape", &[-1, (n * n) as i64, (3 * p * p) as i64]);
+        let x = g.op("Reshape", &[&x, &shape2], vec![]);
+        let kernel = host(e.patch_embedding.weight.val().reshape([h, 3 * p * p]).transpose());
+        let x = g.linear(&x, &kernel, None, 3 * p * p, h, "embeddings.patch_embedding");
+        // The class token, broadcast to the batch: Expand([1,1,H], [B,1,H]).
+        let cls = g.init_f32("embeddings.class_embedding", &[1, 1, h], &host(e.class_embedding.val()));
+        let pshape = g.op("Shape", &[&pixels], vec![]);
+        let zero = g.init_i64("index", &[0]);
+        let batch = g.op("Gather", &[&pshape, &zero], vec![attr_int("axis", 0)]);
+        let rest = g.init_i64("shape", &[1, h as i64]);
+        let cls_shape = g.op("Concat", &[&batch, &rest], vec![attr_int("axis", 0)]);
+        let cls = g.op("Expand", &[&cls, &cls_shape], vec![]);
+        let x = g.op("Concat", &[&cls, &x], vec![attr_int("axis", 1)]);
+        let pos = g.init_f32("embeddings.position_embedding", &[n * n + 1, h], &host(e.position_embedding.weight.val()));
+        g.bin("Add", &x, &pos)
+    }
 
-    for (i, layer) in vm.encoder.layers.iter().enumerate() {
-        let l = |n: &str| format!("layers.{i}.{n}");
-        let h1 = g.nn_layer_norm(&x, &layer.layer_norm1, eps, &l("layer_norm1"));
-        let qkv = g.nn_linear(&h1, &layer.self_attn.qkv_proj, &l("self_attn.qkv_proj"));
+    fn layer_norm(&mut self, x: String, n: &LayerNorm) -> String {
+        let name = self.name("layer_norm");
+        let beta = n.beta.as_ref().map(|b| host(b.val())).unwrap_or_else(|| vec![0.0; n.gamma.val().dims()[0]]);
+        self.g.layer_norm(&x, &host(n.gamma.val()), &beta, self.cfg.layer_norm_eps, &name)
+    }
+
+    fn linear(&mut self, x: String, l: &Linear) -> String {
+        let name = self.name("linear");
+        let [din, dout] = l.weight.val().dims();
+        let bias = l.bias.as_ref().map(|b| host(b.val()));
+        self.g.linear(&x, &host(l.weight.val()), bias.as_deref(), din, dout, &name)
+    }
+
+    fn activation(&mut self, x: String, a: Activation) -> String {
+        match a {
+            Activation::QuickGelu => self.g.quick_gelu(&x),
+            Activation::Gelu => self.g.gelu(&x),
+        }
+    }
+
+    fn add(&mut self, a: String, b: String) -> String {
+        self.g.bin("Add", &a, &b)
+    }
+
+    fn attention(&mut self, qkv: String, heads: usize, queries: Option<usize>) -> String {
+        let g = &mut *self.g;
+        let h = self.cfg.hidden_size;
+        let hd = h / heads;
         let sh = g.init_i64("shape", &[0, 0, 3, heads as i64, hd as i64]);
         let qkv = g.op("Reshape", &[&qkv, &sh], vec![]);
         let qkv = g.op("Transpose", &[&qkv], vec![attr_ints("perm", &[2, 0, 3, 1, 4])]);
@@ -313,32 +329,44 @@ pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> Result<Vec<u8>> {
             let sq = g.init_i64("axes", &[0]);
             parts.push(g.op("Squeeze", &[&t, &sq], vec![]));
         }
+        let mut q = parts[0].clone();
+        if let Some(n) = queries {
+            // [B, heads, T, hd]: keep the first n query tokens.
+            let (start, end, axes) = (g.init_i64("starts", &[0]), g.init_i64("ends", &[n as i64]), g.init_i64("axes", &[2]));
+            q = g.op("Slice", &[&q, &start, &end, &axes], vec![]);
+        }
         let kt = g.op("Transpose", &[&parts[1]], vec![attr_ints("perm", &[0, 1, 3, 2])]);
         let scale = g.scalar("attn_scale", (hd as f32).powf(-0.5));
-        let q = g.bin("Mul", &parts[0], &scale);
+        let q = g.bin("Mul", &q, &scale);
         let scores = g.bin("MatMul", &q, &kt);
         let attn = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
         let ctx = g.bin("MatMul", &attn, &parts[2]);
         let ctx = g.op("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
-        let sh = g.init_i64("shape", &[0, 0, hsz as i64]);
-        let ctx = g.op("Reshape", &[&ctx, &sh], vec![]);
-        let a = g.nn_linear(&ctx, &layer.self_attn.out_proj, &l("self_attn.out_proj"));
-        x = g.bin("Add", &x, &a);
-        let h2 = g.nn_layer_norm(&x, &layer.layer_norm2, eps, &l("layer_norm2"));
-        let m1 = g.nn_linear(&h2, &layer.mlp.fc1, &l("mlp.fc1"));
-        let act = match layer.mlp.activation {
-            Activation::QuickGelu => g.quick_gelu(&m1),
-            Activation::Gelu => g.gelu(&m1),
-        };
-        let m2 = g.nn_linear(&act, &layer.mlp.fc2, &l("mlp.fc2"));
-        x = g.bin("Add", &x, &m2);
+        let sh = g.init_i64("shape", &[0, 0, h as i64]);
+        g.op("Reshape", &[&ctx, &sh], vec![])
     }
-    let zero = g.init_i64("index", &[0]);
-    let cls = g.op("Gather", &[&x, &zero], vec![attr_int("axis", 1)]);
-    let sq = g.init_i64("axes", &[1]);
-    let cls = g.op("Squeeze", &[&cls, &sq], vec![]);
-    let cls = g.nn_layer_norm(&cls, &vm.post_layernorm, eps, "post_layernorm");
-    let mut e = g.nn_linear(&cls, &enc.model.visual_projection, "visual_projection");
+
+    fn first_tokens(&mut self, x: String, n: Option<usize>) -> String {
+        let Some(n) = n else { return x };
+        let g = &mut *self.g;
+        let (start, end, axes) = (g.init_i64("starts", &[0]), g.init_i64("ends", &[n as i64]), g.init_i64("axes", &[1]));
+        g.op("Slice", &[&x, &start, &end, &axes], vec![])
+    }
+
+    fn class_token(&mut self, x: String) -> String {
+        let sq = self.g.init_i64("axes", &[1]);
+        self.g.op("Squeeze", &[&x, &sq], vec![])
+    }
+}
+
+/// The encoder and the head: CLIP-normalised pixels in, probabilities out.
+/// The encoder's graph comes from its own forward pass, with the loaded
+/// module's parameters.
+pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> Result<Vec<u8>> {
+    m.check_encoder(&enc.id)?;
+    let s = enc.config.image_size;
+    let mut g = Graph::new("pairguard_pipeline");
+    let mut e = enc.model.run(&mut Emit { g: &mut g, cfg: &enc.config, counter: 0 }, "pixel_values".to_string());
     if enc.id.normalized {
         e = g.l2_normalize(&e);
     }

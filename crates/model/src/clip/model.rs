@@ -3,6 +3,10 @@
 //! `vision_model.encoder.layers.N.self_attn.out_proj`, ...) with one
 //! exception: each layer's query, key and value projections are one fused
 //! `self_attn.qkv_proj` (see [`ClipAttention`]).
+//!
+//! The forward pass is written once, against [`VisionOps`]: [`Compute`]
+//! runs it on burn tensors, and the ONNX exporter runs the same code to
+//! emit graph nodes, so the exported encoder cannot drift from this one.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -44,14 +48,6 @@ impl ClipVisionEmbeddings {
         }
     }
 
-    /// Token embeddings `[B, 1 + patches, hidden]` for pixels `[B, 3, S, S]`.
-    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<3> {
-        let patches = self.patch_embedding.forward(pixels);
-        let [b, h, gh, gw] = patches.dims();
-        let x = patches.reshape([b, h, gh * gw]).swap_dims(1, 2);
-        let cls = self.class_embedding.val().reshape([1, 1, h]).expand([b, 1, h]);
-        Tensor::cat(vec![cls, x], 1) + self.position_embedding.weight.val().unsqueeze::<3>()
-    }
 }
 
 /// Multi-head self-attention. The query, key and value projections are one
@@ -70,26 +66,6 @@ impl ClipAttention {
         ClipAttention { qkv_proj: linear(h, 3 * h, true, device), out_proj: linear(h, h, true, device), num_heads: cfg.num_attention_heads }
     }
 
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.attend(x, None)
-    }
-
-    /// Attention of the first `queries` tokens over all tokens (`None`: all
-    /// of them). Keys and values always cover the whole sequence, so the
-    /// outputs for those rows are exactly what [`Self::forward`] gives.
-    pub fn attend(&self, x: Tensor<3>, queries: Option<usize>) -> Tensor<3> {
-        let [b, t, h] = x.dims();
-        let tq = queries.unwrap_or(t).min(t);
-        let heads = self.num_heads;
-        let hd = h / heads;
-        let qkv = self.qkv_proj.forward(x).reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
-        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).narrow(3, 0, tq).reshape([b, heads, tq, hd]);
-        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
-        let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, heads, t, hd]);
-        let scores = q.mul_scalar((hd as f64).powf(-0.5)).matmul(k.swap_dims(2, 3));
-        let attn = softmax(scores, 3).matmul(v);
-        self.out_proj.forward(attn.swap_dims(1, 2).reshape([b, tq, h]))
-    }
 }
 
 /// The feed-forward block: fc1, the activation, fc2.
@@ -110,14 +86,6 @@ impl ClipMlp {
         }
     }
 
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.forward(x);
-        let h = match self.activation {
-            Activation::QuickGelu => quick_gelu(h),
-            Activation::Gelu => gelu(h),
-        };
-        self.fc2.forward(h)
-    }
 }
 
 /// A pre-norm transformer block.
@@ -139,24 +107,27 @@ impl ClipEncoderLayer {
         }
     }
 
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x));
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
-    }
-
-    /// The layer's output for the class token only, `[B, 1, hidden]`.
+    /// The block on all tokens (`queries` None), or on the first `queries`
+    /// tokens only, `[B, queries, hidden]`.
     ///
     /// The image embedding reads nothing but the class token after the last
     /// layer, and in a pre-norm block a token's output depends on the other
     /// tokens only through attention's keys and values. So the last layer
     /// runs attention, the output projection and the MLP for one token; only
-    /// the fused q/k/v projection still covers every token (queries
-    /// included, as splitting the fused weight would cost a copy). That saves
-    /// about 6% of a ViT-B/32 forward pass, with the same result.
-    pub fn forward_class_token(&self, x: Tensor<3>) -> Tensor<3> {
-        let attn = self.self_attn.attend(self.layer_norm1.forward(x.clone()), Some(1));
-        let x = x.narrow(1, 0, 1) + attn;
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
+    /// the fused q/k/v projection still covers every token. That saves about
+    /// 6% of a ViT-B/32 forward pass, with the same result.
+    pub fn run<O: VisionOps>(&self, o: &mut O, x: O::Tokens, queries: Option<usize>) -> O::Tokens {
+        let h = o.layer_norm(x.clone(), &self.layer_norm1);
+        let qkv = o.linear(h, &self.self_attn.qkv_proj);
+        let ctx = o.attention(qkv, self.self_attn.num_heads, queries);
+        let a = o.linear(ctx, &self.self_attn.out_proj);
+        let x = o.first_tokens(x, queries);
+        let x = o.add(x, a);
+        let h = o.layer_norm(x.clone(), &self.layer_norm2);
+        let h = o.linear(h, &self.mlp.fc1);
+        let h = o.activation(h, self.mlp.activation);
+        let h = o.linear(h, &self.mlp.fc2);
+        o.add(x, h)
     }
 }
 
@@ -194,20 +165,111 @@ impl ClipVisionModelWithProjection {
         }
     }
 
-    /// Image embeddings `[B, projection_dim]` (not normalised) for
-    /// CLIP-normalised pixels `[B, 3, image_size, image_size]`.
-    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+    /// The forward pass on any [`VisionOps`]: CLIP-normalised pixels
+    /// `[B, 3, image_size, image_size]` to image embeddings
+    /// `[B, projection_dim]` (not normalised).
+    pub fn run<O: VisionOps>(&self, o: &mut O, pixels: O::Pixels) -> O::Embeddings {
         let vm = &self.vision_model;
-        let mut x = vm.pre_layrnorm.forward(vm.embeddings.forward(pixels));
+        let x = o.embed(pixels, &vm.embeddings);
+        let mut x = o.layer_norm(x, &vm.pre_layrnorm);
         if let Some((last, rest)) = vm.encoder.layers.split_last() {
             for layer in rest {
-                x = layer.forward(x);
+                x = layer.run(o, x, None);
             }
-            x = last.forward_class_token(x);
+            x = last.run(o, x, Some(1));
         }
-        let [b, _, h] = x.dims();
-        let cls: Tensor<2> = x.narrow(1, 0, 1).reshape([b, h]);
-        self.visual_projection.forward(vm.post_layernorm.forward(cls))
+        let x = o.first_tokens(x, Some(1));
+        let x = o.layer_norm(x, &vm.post_layernorm);
+        let x = o.linear(x, &self.visual_projection);
+        o.class_token(x)
+    }
+
+    /// Image embeddings on burn tensors; see [`Self::run`].
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        self.run(&mut Compute, pixels)
+    }
+}
+
+/// The operations the vision tower is made of, at the granularity of its
+/// modules. `Tokens` is a `[B, T, width]` sequence.
+pub trait VisionOps {
+    type Pixels;
+    type Tokens: Clone;
+    type Embeddings;
+    /// Patch embedding, class token and position embeddings.
+    fn embed(&mut self, pixels: Self::Pixels, e: &ClipVisionEmbeddings) -> Self::Tokens;
+    fn layer_norm(&mut self, x: Self::Tokens, n: &LayerNorm) -> Self::Tokens;
+    fn linear(&mut self, x: Self::Tokens, l: &Linear) -> Self::Tokens;
+    fn activation(&mut self, x: Self::Tokens, a: Activation) -> Self::Tokens;
+    fn add(&mut self, a: Self::Tokens, b: Self::Tokens) -> Self::Tokens;
+    /// Scaled dot-product attention of fused `[B, T, 3 * width]` q/k/v
+    /// (rows q, k, v; `heads` heads), for the first `queries` tokens (None:
+    /// all), with the heads merged back: `[B, queries, width]`.
+    fn attention(&mut self, qkv: Self::Tokens, heads: usize, queries: Option<usize>) -> Self::Tokens;
+    /// The first `n` tokens (None: all of them).
+    fn first_tokens(&mut self, x: Self::Tokens, n: Option<usize>) -> Self::Tokens;
+    /// `[B, 1, width]` to `[B, width]`.
+    fn class_token(&mut self, x: Self::Tokens) -> Self::Embeddings;
+}
+
+/// [`VisionOps`] on burn tensors: the encoder's computation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Compute;
+
+impl VisionOps for Compute {
+    type Pixels = Tensor<4>;
+    type Tokens = Tensor<3>;
+    type Embeddings = Tensor<2>;
+
+    fn embed(&mut self, pixels: Tensor<4>, e: &ClipVisionEmbeddings) -> Tensor<3> {
+        let patches = e.patch_embedding.forward(pixels);
+        let [b, h, gh, gw] = patches.dims();
+        let x = patches.reshape([b, h, gh * gw]).swap_dims(1, 2);
+        let cls = e.class_embedding.val().reshape([1, 1, h]).expand([b, 1, h]);
+        Tensor::cat(vec![cls, x], 1) + e.position_embedding.weight.val().unsqueeze::<3>()
+    }
+
+    fn layer_norm(&mut self, x: Tensor<3>, n: &LayerNorm) -> Tensor<3> {
+        n.forward(x)
+    }
+
+    fn linear(&mut self, x: Tensor<3>, l: &Linear) -> Tensor<3> {
+        l.forward(x)
+    }
+
+    fn activation(&mut self, x: Tensor<3>, a: Activation) -> Tensor<3> {
+        match a {
+            Activation::QuickGelu => quick_gelu(x),
+            Activation::Gelu => gelu(x),
+        }
+    }
+
+    fn add(&mut self, a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
+        a + b
+    }
+
+    fn attention(&mut self, qkv: Tensor<3>, heads: usize, queries: Option<usize>) -> Tensor<3> {
+        let [b, t, h3] = qkv.dims();
+        let (h, tq) = (h3 / 3, queries.unwrap_or(t).min(t));
+        let hd = h / heads;
+        let qkv = qkv.reshape([b, t, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
+        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).narrow(3, 0, tq).reshape([b, heads, tq, hd]);
+        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
+        let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, heads, t, hd]);
+        let scores = q.mul_scalar((hd as f64).powf(-0.5)).matmul(k.swap_dims(2, 3));
+        softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, tq, h])
+    }
+
+    fn first_tokens(&mut self, x: Tensor<3>, n: Option<usize>) -> Tensor<3> {
+        match n {
+            Some(n) if n < x.dims()[1] => x.narrow(1, 0, n),
+            _ => x,
+        }
+    }
+
+    fn class_token(&mut self, x: Tensor<3>) -> Tensor<2> {
+        let [b, _, w] = x.dims();
+        x.narrow(1, 0, 1).reshape([b, w])
     }
 }
 
@@ -229,8 +291,8 @@ mod tests {
         shifted[h * (t - 1)..h * t].iter_mut().enumerate().for_each(|(j, v)| *v += (j % 7) as f32 * 0.3);
         let run = |x: Vec<f32>| {
             let x: Tensor<3> = Tensor::from_data(TensorData::new(x, [b, t, h]), &device);
-            let full = layer.forward(x.clone()).narrow(1, 0, 1).into_data().try_to_vec::<f32>().expect("f32");
-            let cls = layer.forward_class_token(x).into_data().try_to_vec::<f32>().expect("f32");
+            let full = layer.run(&mut Compute, x.clone(), None).narrow(1, 0, 1).into_data().try_to_vec::<f32>().expect("f32");
+            let cls = layer.run(&mut Compute, x, Some(1)).into_data().try_to_vec::<f32>().expect("f32");
             (full, cls)
         };
         let max_diff = |a: &[f32], c: &[f32]| a.iter().zip(c).map(|(a, c)| (a - c).abs()).fold(0.0f32, f32::max);
