@@ -41,12 +41,26 @@ fn synth_validate_stats_train_eval_predict() {
     assert_eq!(stats["pairs"], 100);
     assert_eq!(stats["by_label"]["unsafe"], 100);
     assert_eq!(stats["by_label"]["safe"], 100);
-    let stats: serde_json::Value =
-        serde_json::from_str(&ok(&["data", "stats", "--json", "--split", "0.8,0.1,0.1", "bench/coarse.toml"], d)).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&ok(&["data", "stats", "--json", "--split", "0.8,0.1,0.1", "bench/coarse.toml"], d)).unwrap();
     let test = stats["by_split"]["test"].as_u64().unwrap();
     assert!((35..=45).contains(&test), "{test} of 400 in test");
 
-    ok(&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--out", "guard.safetensors", "--wd-grid", "0.0001,0.01", "--threshold", "fpr:0.1"], d);
+    ok(
+        &[
+            "train",
+            "--train",
+            "bench/coarse.toml",
+            "--device",
+            "cpu",
+            "--out",
+            "guard.safetensors",
+            "--wd-grid",
+            "0.0001,0.01",
+            "--threshold",
+            "fpr:0.1",
+        ],
+        d,
+    );
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("guard.json")).unwrap()).unwrap();
     assert_eq!(card["encoder"]["model"], "synthetic");
     assert!(card["validation_metrics"]["auroc"].as_f64().unwrap() > 0.7);
@@ -76,7 +90,11 @@ fn errors_name_the_problem_and_exit_nonzero() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("encoder mismatch"));
     // Validation failures list the row and exit non-zero.
-    std::fs::write(d.join("a/pairs.jsonl"), std::fs::read_to_string(d.join("a/pairs.jsonl")).unwrap().replacen("\"label\":\"safe\"", "\"label\":\"unsafe\"", 1)).unwrap();
+    std::fs::write(
+        d.join("a/pairs.jsonl"),
+        std::fs::read_to_string(d.join("a/pairs.jsonl")).unwrap().replacen("\"label\":\"safe\"", "\"label\":\"unsafe\"", 1),
+    )
+    .unwrap();
     let out = pairguard(&["data", "validate", "a/pairs.toml"], d);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -96,7 +114,10 @@ fn every_head_kind_trains_with_its_defaults_and_kinds_are_parsed() {
         assert_eq!(c["config"]["train"]["optimizer"]["kind"], optimizer, "{head}");
         assert!(c["validation_metrics"]["auroc"].as_f64().unwrap() > 0.7, "{head}: {}", c["validation_metrics"]);
     }
-    ok(&["train", "--train", "b/coarse.toml", "--head", "mlp", "--hidden", "16", "--dropout", "0", "--device", "cpu", "--out", "small.safetensors"], d);
+    ok(
+        &["train", "--train", "b/coarse.toml", "--head", "mlp", "--hidden", "16", "--dropout", "0", "--device", "cpu", "--out", "small.safetensors"],
+        d,
+    );
     assert_eq!(card(&d.join("small.json"))["head"]["hidden"], 16);
     // Kinds are checked when parsed, with the known ones listed.
     for (args, needle) in [
@@ -149,14 +170,20 @@ fn descriptor_embed_train_eval_predict_export_from_a_fresh_folder() {
     ok(&["train", "--train", "bench/images.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "g.safetensors"], d);
     // The same weights named by an absolute path give the same encoder.
     let abs = d.join("enc/model.safetensors");
-    std::fs::write(d.join("bench/again.toml"), std::fs::read_to_string(d.join("bench/images.toml")).unwrap().replace("name = \"synthetic-images\"", "name = \"again\"")).unwrap();
+    std::fs::write(
+        d.join("bench/again.toml"),
+        std::fs::read_to_string(d.join("bench/images.toml")).unwrap().replace("name = \"synthetic-images\"", "name = \"again\""),
+    )
+    .unwrap();
     ok(&["embed", "bench/again.toml", "--model", abs.to_str().unwrap(), "--device", "cpu"], d);
     let table = ok(&["eval", "--model", "g.safetensors", "--data", "bench/again.toml", "--device", "cpu"], d);
     assert!(table.contains("overall") && table.contains("pairs: 20"), "{table}");
     let lines = ok(&["predict", "--model", "g.safetensors", "--data", "bench/again.toml", "--device", "cpu"], d);
     assert_eq!(lines.lines().count(), 40);
     // A descriptor that names its store: embed creates it, train reads it.
-    let named = std::fs::read_to_string(d.join("bench/images.toml")).unwrap().replace("name = \"synthetic-images\"", "name = \"named\"\nembeddings = \"named-store.safetensors\"");
+    let named = std::fs::read_to_string(d.join("bench/images.toml"))
+        .unwrap()
+        .replace("name = \"synthetic-images\"", "name = \"named\"\nembeddings = \"named-store.safetensors\"");
     std::fs::write(d.join("bench/named.toml"), named).unwrap();
     let e = fails(&["train", "--train", "bench/named.toml", "--out", "n.safetensors"], d);
     assert!(e.contains("does not exist yet") && e.contains("pairguard embed bench/named.toml"), "{e}");
@@ -170,7 +197,7 @@ fn descriptor_embed_train_eval_predict_export_from_a_fresh_folder() {
     ok(&["export-onnx", "--model", "../g.safetensors", "--pipeline", "--encoder", "../enc", "--out", "pipe.onnx"], &e2);
     assert!(std::fs::metadata(e2.join("pipe.onnx")).unwrap().len() > std::fs::metadata(e2.join("head.onnx")).unwrap().len());
     // A truncated JPEG is refused by validate and reported by embed, by id.
-    let photo = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([(x * 7 ^ y * 3) as u8, (x * y) as u8, 90]));
+    let photo = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([((x * 7) ^ (y * 3)) as u8, (x * y) as u8, 90]));
     let mut jpeg = Vec::new();
     image::DynamicImage::ImageRgb8(photo).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
     std::fs::write(d.join("bench/images/cut.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();

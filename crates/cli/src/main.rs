@@ -17,17 +17,21 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pairguard_data::hub::HubOptions;
 use pairguard_data::images::ImageCheck;
-use pairguard_data::split::{assign, SplitConfig};
+use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::stats::Stats;
 use pairguard_data::synthetic::{self, Benchmark, SyntheticConfig};
 use pairguard_data::{Dataset, LoadOptions};
-use pairguard_model::clip::{Encoder, DEFAULT_MODEL, DEFAULT_REVISION};
+use pairguard_model::clip::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder};
 use pairguard_model::{DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, ThresholdRule, TrainConfig};
 
 use progress::Bar;
 
 #[derive(Parser, Debug)]
-#[command(name = "pairguard", version, about = "Train lightweight image-safety guards on frozen CLIP embeddings, with counterfactual SafetyPairs mixed into the training data.")]
+#[command(
+    name = "pairguard",
+    version,
+    about = "Train lightweight image-safety guards on frozen CLIP embeddings, with counterfactual SafetyPairs mixed into the training data."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -273,9 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Synth(a) => synth(a),
         Command::Data(DataCommand::Validate { descriptor, decode, json }) => validate(&descriptor, decode, json),
-        Command::Data(DataCommand::Stats { descriptor, split, seed, skip_invalid, json }) => {
-            stats(&descriptor, split, seed, skip_invalid, json)
-        }
+        Command::Data(DataCommand::Stats { descriptor, split, seed, skip_invalid, json }) => stats(&descriptor, split, seed, skip_invalid, json),
         Command::Embed(a) => embed(a),
         Command::Train(a) => train(a),
         Command::Eval(a) => eval(a),
@@ -407,7 +409,11 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
         pairguard_model::embed::failures_path(&out).display()
     );
     if out != ds.descriptor.default_store_path() {
-        eprintln!("note: {} is not where {} looks for its store; pass it to `sweep` as an embeddings override or set `embeddings` in the descriptor", out.display(), a.dataset.display());
+        eprintln!(
+            "note: {} is not where {} looks for its store; pass it to `sweep` as an embeddings override or set `embeddings` in the descriptor",
+            out.display(),
+            a.dataset.display()
+        );
     }
     println!("{}", out.display());
     Ok(())

@@ -96,10 +96,7 @@ impl Dataset {
                 match convert(&descriptor, &taxonomy, &root, &raw) {
                     Ok(s) => {
                         samples.push(s);
-                        origins.push(Origin {
-                            file: raw.file.clone(),
-                            row: raw.row,
-                        });
+                        origins.push(Origin { file: raw.file.clone(), row: raw.row });
                     }
                     Err(f) => {
                         findings.push(f);
@@ -185,18 +182,7 @@ impl Dataset {
                 }
             })
             .collect();
-        Ok(Dataset {
-            descriptor,
-            taxonomy,
-            samples,
-            embeddings,
-            manifest_files,
-            report: Report {
-                findings,
-                dropped,
-                dropped_rows,
-            },
-        })
+        Ok(Dataset { descriptor, taxonomy, samples, embeddings, manifest_files, report: Report { findings, dropped, dropped_rows } })
     }
 
     /// The embedding of a sample, if the dataset has a store.
@@ -225,11 +211,7 @@ fn check_images(samples: &[Sample], level: ImageCheck, max_pixels: u64) -> Vec<(
     if level == ImageCheck::None {
         return Vec::new();
     }
-    samples
-        .par_iter()
-        .enumerate()
-        .filter_map(|(i, s)| images::check(s.image.as_ref()?, level, max_pixels).err().map(|m| (i, m)))
-        .collect()
+    samples.par_iter().enumerate().filter_map(|(i, s)| images::check(s.image.as_ref()?, level, max_pixels).err().map(|m| (i, m))).collect()
 }
 
 fn manifest_files(d: &Descriptor, hub_opts: &HubOptions) -> Result<Vec<PathBuf>> {
@@ -238,18 +220,12 @@ fn manifest_files(d: &Descriptor, hub_opts: &HubOptions) -> Result<Vec<PathBuf>>
     };
     for m in &d.manifest {
         if !spec.files.contains(m) {
-            return Err(DataError::Descriptor {
-                path: d.path.clone(),
-                message: format!("manifest {m:?} is not among [hub] files"),
-            });
+            return Err(DataError::Descriptor { path: d.path.clone(), message: format!("manifest {m:?} is not among [hub] files") });
         }
     }
     let kind = RepoKind::parse(&spec.kind).expect("checked when the descriptor was read");
     let fetched = hub::fetch(&spec.repo, kind, &spec.revision, &spec.files, hub_opts)?;
-    Ok(d.manifest
-        .iter()
-        .map(|m| fetched[spec.files.iter().position(|f| f == m).expect("checked above")].clone())
-        .collect())
+    Ok(d.manifest.iter().map(|m| fetched[spec.files.iter().position(|f| f == m).expect("checked above")].clone()).collect())
 }
 
 /// Maps one raw row onto a [`Sample`], or the first problem found.
@@ -274,23 +250,13 @@ fn convert(d: &Descriptor, taxonomy: &Taxonomy, root: &Path, raw: &RawRow) -> Re
     };
     let id_ref = Some(id.as_str());
 
-    let label_raw = raw
-        .get(&c.label)
-        .and_then(RawValue::as_str)
-        .ok_or_else(|| finding(&c.label, id_ref, "missing label".into()))?;
+    let label_raw = raw.get(&c.label).and_then(RawValue::as_str).ok_or_else(|| finding(&c.label, id_ref, "missing label".into()))?;
     let label = if d.labels.safe.iter().any(|v| v.eq_ignore_ascii_case(label_raw.trim())) {
         Label::Safe
     } else if d.labels.unsafe_.iter().any(|v| v.eq_ignore_ascii_case(label_raw.trim())) {
         Label::Unsafe
     } else {
-        return Err(finding(
-            &c.label,
-            id_ref,
-            format!(
-                "unknown label {label_raw:?} (safe: {:?}, unsafe: {:?})",
-                d.labels.safe, d.labels.unsafe_
-            ),
-        ));
+        return Err(finding(&c.label, id_ref, format!("unknown label {label_raw:?} (safe: {:?}, unsafe: {:?})", d.labels.safe, d.labels.unsafe_)));
     };
 
     let category = match text(&c.category) {
@@ -299,11 +265,7 @@ fn convert(d: &Descriptor, taxonomy: &Taxonomy, root: &Path, raw: &RawRow) -> Re
             finding(
                 c.category.as_deref().unwrap_or("category"),
                 id_ref,
-                format!(
-                    "unknown category {raw_cat:?} for taxonomy {:?} (known: {})",
-                    taxonomy.name,
-                    taxonomy.names().join(", ")
-                ),
+                format!("unknown category {raw_cat:?} for taxonomy {:?} (known: {})", taxonomy.name, taxonomy.names().join(", ")),
             )
         })?),
     };
@@ -336,19 +298,11 @@ fn convert(d: &Descriptor, taxonomy: &Taxonomy, root: &Path, raw: &RawRow) -> Re
         (Some(pid), Some(role)) => Some(PairMember {
             pair_id: pid.trim().to_string(),
             role: PairRole::parse(role).ok_or_else(|| {
-                finding(
-                    c.pair_role.as_deref().unwrap_or("pair_role"),
-                    id_ref,
-                    format!("unknown pair role {role:?} (original or counterfactual)"),
-                )
+                finding(c.pair_role.as_deref().unwrap_or("pair_role"), id_ref, format!("unknown pair role {role:?} (original or counterfactual)"))
             })?,
         }),
         (Some(_), None) => {
-            return Err(finding(
-                c.pair_role.as_deref().unwrap_or("pair_role"),
-                id_ref,
-                "pair member without a role".into(),
-            ));
+            return Err(finding(c.pair_role.as_deref().unwrap_or("pair_role"), id_ref, "pair member without a role".into()));
         }
         (None, Some(_)) => {
             return Err(finding(c.pair_id.as_deref().unwrap_or("pair_id"), id_ref, "role given without a pair id".into()));
@@ -357,22 +311,16 @@ fn convert(d: &Descriptor, taxonomy: &Taxonomy, root: &Path, raw: &RawRow) -> Re
 
     let split = match text(&c.split) {
         None => None,
-        Some(v) => Some(Split::parse(v).ok_or_else(|| {
-            finding(
-                c.split.as_deref().unwrap_or("split"),
-                id_ref,
-                format!("unknown split {v:?} (train, validation or test)"),
-            )
-        })?),
+        Some(v) => Some(
+            Split::parse(v)
+                .ok_or_else(|| finding(c.split.as_deref().unwrap_or("split"), id_ref, format!("unknown split {v:?} (train, validation or test)")))?,
+        ),
     };
 
     let image_col = c.image.as_deref().unwrap_or("image");
     let image = match c.image.as_ref().and_then(|col| raw.get(col)) {
         None | Some(RawValue::Null) => None,
-        Some(RawValue::Image { bytes, name }) => Some(ImageRef::Bytes {
-            bytes: bytes.clone(),
-            name: name.clone(),
-        }),
+        Some(RawValue::Image { bytes, name }) => Some(ImageRef::Bytes { bytes: bytes.clone(), name: name.clone() }),
         Some(RawValue::Str(p)) if p.trim().is_empty() => None,
         Some(RawValue::Str(p)) => {
             let path = images::resolve_under_root(root, p.trim()).map_err(|m| finding(image_col, id_ref, m))?;
@@ -383,16 +331,7 @@ fn convert(d: &Descriptor, taxonomy: &Taxonomy, root: &Path, raw: &RawRow) -> Re
         }
     };
 
-    Ok(Sample {
-        id,
-        image,
-        label,
-        category,
-        pair,
-        group: text(&c.group).map(|g| g.trim().to_string()),
-        source,
-        split,
-    })
+    Ok(Sample { id, image, label, category, pair, group: text(&c.group).map(|g| g.trim().to_string()), source, split })
 }
 
 fn default_id(raw: &RawRow) -> String {

@@ -70,10 +70,7 @@ pub struct LabelMap {
 
 impl Default for LabelMap {
     fn default() -> Self {
-        LabelMap {
-            safe: vec!["safe".into(), "0".into(), "false".into()],
-            unsafe_: vec!["unsafe".into(), "1".into(), "true".into()],
-        }
+        LabelMap { safe: vec!["safe".into(), "0".into(), "false".into()], unsafe_: vec!["unsafe".into(), "1".into(), "true".into()] }
     }
 }
 
@@ -150,20 +147,14 @@ fn default_max_pixels() -> u64 {
 impl Descriptor {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let mut d: Descriptor = toml::from_str(&text).map_err(|e| DataError::Descriptor {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let mut d: Descriptor = toml::from_str(&text).map_err(|e| DataError::Descriptor { path: path.to_path_buf(), message: e.to_string() })?;
         d.path = path.to_path_buf();
         d.check()?;
         Ok(d)
     }
 
     fn check(&self) -> Result<()> {
-        let err = |message: String| DataError::Descriptor {
-            path: self.path.clone(),
-            message,
-        };
+        let err = |message: String| DataError::Descriptor { path: self.path.clone(), message };
         if self.manifest.is_empty() {
             return Err(err("`manifest` lists no files".into()));
         }
@@ -246,8 +237,7 @@ mod tests {
     fn unknown_keys_and_bad_mappings_are_rejected_with_the_file_name() {
         let e = parse("name = \"x\"\nformat = \"jsonl\"\nmanifest = [\"m\"]\nbogus = 1\n").unwrap_err();
         assert!(e.to_string().contains("d.toml") && e.to_string().contains("bogus"), "{e}");
-        let e = parse("name = \"x\"\nformat = \"csv\"\nmanifest = [\"m\"]\n[categories]\nGore = \"Gore\"\n")
-            .unwrap_err();
+        let e = parse("name = \"x\"\nformat = \"csv\"\nmanifest = [\"m\"]\n[categories]\nGore = \"Gore\"\n").unwrap_err();
         assert!(e.to_string().contains("\"Gore\""), "{e}");
         let e = parse("name = \"x\"\nformat = \"csv\"\nmanifest = [\"m\"]\ntaxonomy = \"nope\"\n").unwrap_err();
         assert!(e.to_string().contains("unknown taxonomy preset"), "{e}");
@@ -255,10 +245,8 @@ mod tests {
 
     #[test]
     fn inline_taxonomy_parses() {
-        let d = parse(
-            "name = \"x\"\nformat = \"csv\"\nmanifest = [\"m\"]\n[taxonomy]\nname = \"mine\"\ncategories = [{ name = \"Gore\" }]\n",
-        )
-        .unwrap();
+        let d =
+            parse("name = \"x\"\nformat = \"csv\"\nmanifest = [\"m\"]\n[taxonomy]\nname = \"mine\"\ncategories = [{ name = \"Gore\" }]\n").unwrap();
         assert_eq!(d.taxonomy().unwrap().names(), vec!["Gore"]);
     }
 }

@@ -96,11 +96,7 @@ impl EmbeddingStore {
     pub fn new(encoder: EncoderId, ids: Vec<String>, vectors: Vec<f32>) -> Result<Self> {
         let dim = encoder.dim;
         if dim == 0 || vectors.len() != ids.len() * dim {
-            return Err(DataError::Store(format!(
-                "{} ids and {} values do not form [n, {dim}]",
-                ids.len(),
-                vectors.len()
-            )));
+            return Err(DataError::Store(format!("{} ids and {} values do not form [n, {dim}]", ids.len(), vectors.len())));
         }
         let mut position = HashMap::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
@@ -110,18 +106,10 @@ impl EmbeddingStore {
         }
         for (i, row) in vectors.chunks(dim).enumerate() {
             if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                return Err(DataError::Store(format!(
-                    "sample {:?} has a non-finite value ({}) at dimension {j}",
-                    ids[i], row[j]
-                )));
+                return Err(DataError::Store(format!("sample {:?} has a non-finite value ({}) at dimension {j}", ids[i], row[j])));
             }
         }
-        Ok(EmbeddingStore {
-            encoder,
-            ids,
-            vectors,
-            position,
-        })
+        Ok(EmbeddingStore { encoder, ids, vectors, position })
     }
 
     pub fn dim(&self) -> usize {
@@ -150,20 +138,12 @@ impl EmbeddingStore {
     /// always describes a complete tensor file).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes: Vec<u8> = self.vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::F32, vec![self.len(), self.dim()], &bytes)
-            .map_err(|e| DataError::parse(path, e))?;
-        let meta: HashMap<String, String> =
-            [("encoder".to_string(), serde_json::to_string(&self.encoder).expect("serialisable"))].into();
-        let file = safetensors::serialize([(TENSOR_NAME, view)], Some(meta))
-            .map_err(|e| DataError::parse(path, e))?;
+        let view = TensorView::new(Dtype::F32, vec![self.len(), self.dim()], &bytes).map_err(|e| DataError::parse(path, e))?;
+        let meta: HashMap<String, String> = [("encoder".to_string(), serde_json::to_string(&self.encoder).expect("serialisable"))].into();
+        let file = safetensors::serialize([(TENSOR_NAME, view)], Some(meta)).map_err(|e| DataError::parse(path, e))?;
         write_atomic(path, &file)?;
-        let index = Index {
-            encoder: self.encoder.clone(),
-            count: self.len(),
-            dim: self.dim(),
-            tensor_sha256: sha256_bytes(&file),
-            ids: self.ids.clone(),
-        };
+        let index =
+            Index { encoder: self.encoder.clone(), count: self.len(), dim: self.dim(), tensor_sha256: sha256_bytes(&file), ids: self.ids.clone() };
         let json = serde_json::to_vec_pretty(&index).expect("serialisable");
         write_atomic(&Self::index_path(path), &json)
     }
@@ -174,35 +154,20 @@ impl EmbeddingStore {
         let index_text = std::fs::read_to_string(&index_path).map_err(|e| DataError::io(&index_path, e))?;
         let index: Index = serde_json::from_str(&index_text).map_err(|e| DataError::parse(&index_path, e))?;
         if sha256_bytes(&bytes) != index.tensor_sha256 {
-            return Err(DataError::parse(
-                path,
-                format!("contents do not match the hash recorded in {}", index_path.display()),
-            ));
+            return Err(DataError::parse(path, format!("contents do not match the hash recorded in {}", index_path.display())));
         }
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| DataError::parse(path, e))?;
-        let t = st
-            .tensor(TENSOR_NAME)
-            .map_err(|_| DataError::parse(path, format!("no tensor named {TENSOR_NAME:?}")))?;
+        let t = st.tensor(TENSOR_NAME).map_err(|_| DataError::parse(path, format!("no tensor named {TENSOR_NAME:?}")))?;
         if t.dtype() != Dtype::F32 || t.shape() != [index.count, index.dim] {
             return Err(DataError::parse(
                 path,
-                format!(
-                    "tensor {TENSOR_NAME:?} is {:?} {:?}, the index says F32 [{}, {}]",
-                    t.dtype(),
-                    t.shape(),
-                    index.count,
-                    index.dim
-                ),
+                format!("tensor {TENSOR_NAME:?} is {:?} {:?}, the index says F32 [{}, {}]", t.dtype(), t.shape(), index.count, index.dim),
             ));
         }
         if index.encoder.dim != index.dim || index.ids.len() != index.count {
             return Err(DataError::parse(&index_path, "dimension or id count disagrees with the header"));
         }
-        let vectors = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
+        let vectors = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         Self::new(index.encoder, index.ids, vectors).map_err(|e| DataError::parse(path, e))
     }
 }

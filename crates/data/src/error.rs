@@ -16,20 +16,13 @@ pub enum DataError {
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: row {row}, field `{field}`: {message}")]
-    Field {
-        path: PathBuf,
-        row: usize,
-        field: String,
-        message: String,
-    },
+    Field { path: PathBuf, row: usize, field: String, message: String },
     #[error("{path}: invalid descriptor: {message}")]
     Descriptor { path: PathBuf, message: String },
-    #[error("{count} invalid row(s) in {dataset}; first: {first} (rerun `pairguard data validate` for all, or pass --skip-invalid to drop them with a report)")]
-    Invalid {
-        dataset: String,
-        count: usize,
-        first: String,
-    },
+    #[error(
+        "{count} invalid row(s) in {dataset}; first: {first} (rerun `pairguard data validate` for all, or pass --skip-invalid to drop them with a report)"
+    )]
+    Invalid { dataset: String, count: usize, first: String },
     #[error("{descriptor}: the embedding store {store} does not exist yet; run `pairguard embed {descriptor}` to make it")]
     MissingStore { store: PathBuf, descriptor: PathBuf },
     #[error("Hugging Face Hub: {0}")]
@@ -48,30 +41,14 @@ pub enum DataError {
 
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
+        Self::Io { path: path.into(), source }
     }
 
     pub fn parse(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
-        Self::Parse {
-            path: path.into(),
-            message: message.to_string(),
-        }
+        Self::Parse { path: path.into(), message: message.to_string() }
     }
 
-    pub fn field(
-        path: impl Into<PathBuf>,
-        row: usize,
-        field: impl Into<String>,
-        message: impl std::fmt::Display,
-    ) -> Self {
-        Self::Field {
-            path: path.into(),
-            row,
-            field: field.into(),
-            message: message.to_string(),
-        }
+    pub fn field(path: impl Into<PathBuf>, row: usize, field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self::Field { path: path.into(), row, field: field.into(), message: message.to_string() }
     }
 }

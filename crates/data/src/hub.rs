@@ -41,9 +41,7 @@ impl RepoKind {
 
 /// Fetches `files` of `repo` at `revision` and returns their local paths.
 pub fn fetch(repo: &str, kind: RepoKind, revision: &str, files: &[String], opts: &HubOptions) -> Result<Vec<PathBuf>> {
-    let (owner, name) = repo
-        .split_once('/')
-        .ok_or_else(|| DataError::Hub(format!("repo id {repo:?} is not `owner/name`")))?;
+    let (owner, name) = repo.split_once('/').ok_or_else(|| DataError::Hub(format!("repo id {repo:?} is not `owner/name`")))?;
     let mut builder = HFClient::builder();
     if let Some(dir) = &opts.cache_dir {
         builder = builder.cache_dir(dir);
@@ -53,25 +51,12 @@ pub fn fetch(repo: &str, kind: RepoKind, revision: &str, files: &[String], opts:
     }
     let async_client = builder.build().map_err(|e| DataError::Hub(format!("cannot create client: {e}")))?;
     let cache = async_client.cache_dir().to_path_buf();
-    let client = hf_hub::HFClientSync::from_inner(async_client)
-        .map_err(|e| DataError::Hub(format!("cannot create client: {e}")))?;
+    let client = hf_hub::HFClientSync::from_inner(async_client).map_err(|e| DataError::Hub(format!("cannot create client: {e}")))?;
     let mut out = Vec::with_capacity(files.len());
     for file in files {
         let result = match kind {
-            RepoKind::Dataset => client
-                .dataset(owner, name)
-                .download_file()
-                .filename(file)
-                .revision(revision)
-                .local_files_only(opts.offline)
-                .send(),
-            RepoKind::Model => client
-                .model(owner, name)
-                .download_file()
-                .filename(file)
-                .revision(revision)
-                .local_files_only(opts.offline)
-                .send(),
+            RepoKind::Dataset => client.dataset(owner, name).download_file().filename(file).revision(revision).local_files_only(opts.offline).send(),
+            RepoKind::Model => client.model(owner, name).download_file().filename(file).revision(revision).local_files_only(opts.offline).send(),
         };
         out.push(result.map_err(|e| explain(e, repo, revision, file, opts, &cache))?);
     }
@@ -80,10 +65,9 @@ pub fn fetch(repo: &str, kind: RepoKind, revision: &str, files: &[String], opts:
 
 fn explain(e: HFError, repo: &str, revision: &str, file: &str, opts: &HubOptions, cache: &Path) -> DataError {
     let hint = match &e {
-        HFError::LocalEntryNotFound { .. } if opts.offline => format!(
-            "not in the local cache {} and offline mode is on (unset HF_HUB_OFFLINE or fetch it on a connected machine)",
-            cache.display()
-        ),
+        HFError::LocalEntryNotFound { .. } if opts.offline => {
+            format!("not in the local cache {} and offline mode is on (unset HF_HUB_OFFLINE or fetch it on a connected machine)", cache.display())
+        }
         _ => format!("{e}"),
     };
     DataError::Hub(format!("{repo}@{revision}: {file}: {hint}"))
@@ -114,11 +98,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sha = "4f1b0c2a9d3e8f7a6b5c4d3e2f1a0b9c8d7e6f5a";
         fake_cache(dir.path(), sha);
-        let opts = HubOptions {
-            offline: true,
-            cache_dir: Some(dir.path().to_path_buf()),
-            token: None,
-        };
+        let opts = HubOptions { offline: true, cache_dir: Some(dir.path().to_path_buf()), token: None };
         let files = fetch("acme/pairs", RepoKind::Dataset, sha, &["data/train.jsonl".into()], &opts).unwrap();
         assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "{\"id\": \"a\"}\n");
         // A branch name resolves through refs/ as well.
@@ -129,11 +109,7 @@ mod tests {
     #[test]
     fn offline_cache_miss_is_a_clear_error_without_network() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = HubOptions {
-            offline: true,
-            cache_dir: Some(dir.path().to_path_buf()),
-            token: None,
-        };
+        let opts = HubOptions { offline: true, cache_dir: Some(dir.path().to_path_buf()), token: None };
         let t = std::time::Instant::now();
         let e = fetch("acme/other", RepoKind::Dataset, "main", &["x.parquet".into()], &opts).unwrap_err();
         let msg = e.to_string();

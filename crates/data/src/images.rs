@@ -36,11 +36,7 @@ pub fn resolve_under_root(root: &Path, raw: &str) -> Result<PathBuf, String> {
     if let (Ok(real), Ok(real_root)) = (joined.canonicalize(), root.canonicalize())
         && !real.starts_with(&real_root)
     {
-        return Err(format!(
-            "path {raw:?} resolves to {} outside the dataset root {}",
-            real.display(),
-            real_root.display()
-        ));
+        return Err(format!("path {raw:?} resolves to {} outside the dataset root {}", real.display(), real_root.display()));
     }
     Ok(joined)
 }
@@ -57,22 +53,14 @@ fn reader(image: &ImageRef) -> Result<ImageReader<Box<dyn Source + '_>>, String>
         }
         ImageRef::Bytes { bytes, .. } => Box::new(Cursor::new(bytes.as_ref())),
     };
-    ImageReader::new(inner)
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read {}: {e}", image.describe()))
+    ImageReader::new(inner).with_guessed_format().map_err(|e| format!("cannot read {}: {e}", image.describe()))
 }
 
 /// Width and height from the header, refusing images above `max_pixels`.
 pub fn dimensions(image: &ImageRef, max_pixels: u64) -> Result<(u32, u32), String> {
-    let (w, h) = reader(image)?
-        .into_dimensions()
-        .map_err(|e| format!("not a decodable image ({}): {e}", image.describe()))?;
+    let (w, h) = reader(image)?.into_dimensions().map_err(|e| format!("not a decodable image ({}): {e}", image.describe()))?;
     if u64::from(w) * u64::from(h) > max_pixels {
-        return Err(format!(
-            "image is {w}x{h} = {} pixels, over the limit of {max_pixels} ({})",
-            u64::from(w) * u64::from(h),
-            image.describe()
-        ));
+        return Err(format!("image is {w}x{h} = {} pixels, over the limit of {max_pixels} ({})", u64::from(w) * u64::from(h), image.describe()));
     }
     Ok((w, h))
 }
@@ -124,7 +112,7 @@ mod tests {
 
     #[test]
     fn truncated_jpegs_are_refused() {
-        let img = image::RgbImage::from_fn(256, 192, |x, y| image::Rgb([(x * 7 ^ y * 3) as u8, (x * y) as u8, 128]));
+        let img = image::RgbImage::from_fn(256, 192, |x, y| image::Rgb([((x * 7) ^ (y * 3)) as u8, (x * y) as u8, 128]));
         let mut jpeg = Vec::new();
         image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
         let whole = ImageRef::Bytes { bytes: jpeg.clone().into(), name: Some("whole.jpg".into()) };

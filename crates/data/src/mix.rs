@@ -56,11 +56,7 @@ impl Strategy {
     pub fn allocation(&self, budget: usize) -> Result<(usize, usize, usize)> {
         let need = |k: usize| -> Result<()> {
             if 2 * k > budget {
-                return Err(DataError::Mix(format!(
-                    "strategy {} needs a budget of at least {} (2 x {k}), got {budget}",
-                    self.name(),
-                    2 * k
-                )));
+                return Err(DataError::Mix(format!("strategy {} needs a budget of at least {} (2 x {k}), got {budget}", self.name(), 2 * k)));
             }
             Ok(())
         };
@@ -72,11 +68,7 @@ impl Strategy {
                     return Err(DataError::Mix(format!("pair_fraction must be in [0, 1], got {pair_fraction}")));
                 }
                 let pairs = ((pair_fraction * budget as f64) / 2.0).floor() as usize;
-                if matches!(self, Strategy::Ratio { .. }) {
-                    (budget - 2 * pairs, pairs, 0)
-                } else {
-                    (budget - 2 * pairs, 0, 2 * pairs)
-                }
+                if matches!(self, Strategy::Ratio { .. }) { (budget - 2 * pairs, pairs, 0) } else { (budget - 2 * pairs, 0, 2 * pairs) }
             }
             Strategy::CoarsePlusPairs { pairs } => {
                 need(pairs)?;
@@ -142,10 +134,7 @@ impl Mixer {
         let mut pair_order = pairs.to_vec();
         pair_order.sort_unstable();
         pair_order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(seed, "mix/pairs")));
-        Mixer {
-            coarse_order,
-            pair_order,
-        }
+        Mixer { coarse_order, pair_order }
     }
 
     pub fn pairs_available(&self) -> usize {
@@ -179,11 +168,6 @@ impl Mixer {
         for (j, &(u, s)) in self.pair_order[..n_unpaired].iter().enumerate() {
             pair_pool.push(if j % 2 == 0 { u } else { s });
         }
-        Ok(TrainingSet {
-            budget,
-            coarse: self.coarse_order[..n_coarse].to_vec(),
-            pair_pool,
-            whole_pairs: n_pairs,
-        })
+        Ok(TrainingSet { budget, coarse: self.coarse_order[..n_coarse].to_vec(), pair_pool, whole_pairs: n_pairs })
     }
 }

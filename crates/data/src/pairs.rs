@@ -52,25 +52,12 @@ impl PairIndex {
                 continue;
             }
             let role = |i: usize| samples[i].pair.as_ref().map(|p| p.role);
-            let (original, counterfactual) = if role(members[0]) == Some(PairRole::Original) {
-                (members[0], members[1])
-            } else {
-                (members[1], members[0])
-            };
-            let (unsafe_member, safe_member) = if samples[original].label == Label::Unsafe {
-                (original, counterfactual)
-            } else {
-                (counterfactual, original)
-            };
+            let (original, counterfactual) =
+                if role(members[0]) == Some(PairRole::Original) { (members[0], members[1]) } else { (members[1], members[0]) };
+            let (unsafe_member, safe_member) =
+                if samples[original].label == Label::Unsafe { (original, counterfactual) } else { (counterfactual, original) };
             let category = samples[unsafe_member].category.clone().or_else(|| samples[safe_member].category.clone());
-            index.pairs.push(Pair {
-                id: id.to_string(),
-                original,
-                counterfactual,
-                unsafe_member,
-                safe_member,
-                category,
-            });
+            index.pairs.push(Pair { id: id.to_string(), original, counterfactual, unsafe_member, safe_member, category });
         }
         index
     }

@@ -26,12 +26,7 @@ pub struct SplitConfig {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        SplitConfig {
-            train: 0.7,
-            validation: 0.1,
-            test: 0.2,
-            seed: 0,
-        }
+        SplitConfig { train: 0.7, validation: 0.1, test: 0.2, seed: 0 }
     }
 }
 

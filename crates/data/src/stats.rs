@@ -23,10 +23,7 @@ pub struct Stats {
 
 impl Stats {
     pub fn of(samples: &[Sample]) -> Self {
-        let mut st = Stats {
-            samples: samples.len(),
-            ..Default::default()
-        };
+        let mut st = Stats { samples: samples.len(), ..Default::default() };
         for s in samples {
             let cat = s.category.clone().unwrap_or_else(|| "(none)".into());
             *st.by_label.entry(s.label.name().into()).or_default() += 1;

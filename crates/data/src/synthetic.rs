@@ -41,7 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::descriptor::{Columns, Descriptor, Format, LabelMap, SourceMap, TaxonomySpec, DEFAULT_MAX_PIXELS};
+use crate::descriptor::{Columns, DEFAULT_MAX_PIXELS, Descriptor, Format, LabelMap, SourceMap, TaxonomySpec};
 use crate::embeddings::{EmbeddingStore, EncoderId};
 use crate::hash::{derive_seed, sha256_bytes, write_atomic};
 use crate::sample::{ImageRef, Label, PairMember, PairRole, Sample, Source};
@@ -156,10 +156,7 @@ impl SyntheticConfig {
         if !(0.0..=1.0).contains(&self.shortcut) {
             return bad("shortcut must be in [0, 1]");
         }
-        if [self.context, self.topic, self.harm, self.style, self.noise, self.edit_noise]
-            .iter()
-            .any(|v| !v.is_finite() || *v < 0.0)
-        {
+        if [self.context, self.topic, self.harm, self.style, self.noise, self.edit_noise].iter().any(|v| !v.is_finite() || *v < 0.0) {
             return bad("strengths and noise levels must be finite and non-negative");
         }
         Ok(())
@@ -244,12 +241,7 @@ impl Model<'_> {
     fn base(&self, c: usize, k: usize, ai: bool, e: &[f64]) -> Vec<f64> {
         let cfg = self.cfg;
         (0..cfg.dim)
-            .map(|d| {
-                cfg.context * self.context[c][d]
-                    + cfg.topic * self.topic[k][d]
-                    + if ai { cfg.style * self.style[d] } else { 0.0 }
-                    + e[d]
-            })
+            .map(|d| cfg.context * self.context[c][d] + cfg.topic * self.topic[k][d] + if ai { cfg.style * self.style[d] } else { 0.0 } + e[d])
             .collect()
     }
 
@@ -269,12 +261,8 @@ impl Model<'_> {
 fn single_images(model: &Model, name: &str, n: usize, shortcut: bool, seed: u64) -> Part {
     let cfg = model.cfg;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, name));
-    let mut part = Part {
-        name: name.into(),
-        samples: Vec::with_capacity(n),
-        clusters: Vec::with_capacity(n),
-        vectors: Vec::with_capacity(n * cfg.dim),
-    };
+    let mut part =
+        Part { name: name.into(), samples: Vec::with_capacity(n), clusters: Vec::with_capacity(n), vectors: Vec::with_capacity(n * cfg.dim) };
     let zero = vec![0.0; cfg.dim];
     for i in 0..n {
         let c = rng.random_range(0..cfg.clusters);
@@ -362,13 +350,7 @@ impl Benchmark {
             harm.push(orthogonalise(unit(&mut rng, cfg.dim), &basis));
         }
         let style = unit(&mut rng, cfg.dim);
-        let model = Model {
-            cfg,
-            context,
-            topic,
-            harm,
-            style,
-        };
+        let model = Model { cfg, context, topic, harm, style };
         let f32s = |v: &Vec<Vec<f64>>| v.iter().map(|x| x.iter().map(|&y| y as f32).collect()).collect();
         let truth = GroundTruth {
             context: f32s(&model.context),
@@ -402,11 +384,7 @@ impl Benchmark {
         let encoder = self.config.encoder_id();
         let mut written = Vec::new();
         for part in self.parts() {
-            let store = EmbeddingStore::new(
-                encoder.clone(),
-                part.samples.iter().map(|s| s.id.clone()).collect(),
-                part.vectors.clone(),
-            )?;
+            let store = EmbeddingStore::new(encoder.clone(), part.samples.iter().map(|s| s.id.clone()).collect(), part.vectors.clone())?;
             store.save(&dir.join(format!("{}.safetensors", part.name)))?;
             let manifest = manifest_jsonl(&part.samples, Some(&part.clusters), None);
             write_atomic(&dir.join(format!("{}.jsonl", part.name)), manifest.as_bytes())?;

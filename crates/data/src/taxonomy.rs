@@ -20,10 +20,7 @@ pub struct Taxonomy {
 }
 
 fn cat(name: &str, aliases: &[&str]) -> Category {
-    Category {
-        name: name.to_string(),
-        aliases: aliases.iter().map(|a| a.to_string()).collect(),
-    }
+    Category { name: name.to_string(), aliases: aliases.iter().map(|a| a.to_string()).collect() }
 }
 
 impl Taxonomy {
@@ -69,10 +66,7 @@ impl Taxonomy {
 
     /// A taxonomy with numbered categories, used by the synthetic benchmark.
     pub fn numbered(name: &str, n: usize) -> Self {
-        Taxonomy {
-            name: name.into(),
-            categories: (0..n).map(|i| cat(&format!("category-{i}"), &[])).collect(),
-        }
+        Taxonomy { name: name.into(), categories: (0..n).map(|i| cat(&format!("category-{i}"), &[])).collect() }
     }
 
     pub fn preset(name: &str) -> Option<Self> {
@@ -100,9 +94,7 @@ impl Taxonomy {
         let raw = raw.trim();
         self.categories
             .iter()
-            .find(|c| {
-                c.name.eq_ignore_ascii_case(raw) || c.aliases.iter().any(|a| a.eq_ignore_ascii_case(raw))
-            })
+            .find(|c| c.name.eq_ignore_ascii_case(raw) || c.aliases.iter().any(|a| a.eq_ignore_ascii_case(raw)))
             .map(|c| c.name.as_str())
     }
 

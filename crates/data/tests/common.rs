@@ -23,8 +23,6 @@ pub fn png(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
 
 pub fn png_bytes(w: u32, h: u32) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
-    image::RgbImage::from_pixel(w, h, image::Rgb([1, 2, 3]))
-        .write_to(&mut out, image::ImageFormat::Png)
-        .unwrap();
+    image::RgbImage::from_pixel(w, h, image::Rgb([1, 2, 3])).write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }

@@ -76,10 +76,7 @@ ai-generated = ["Lexica"]
 /// uses: an Image struct column, string labels and sources, and a ClassLabel
 /// integer column whose names sit in the `huggingface` metadata.
 fn unsafebench_shard(path: &std::path::Path, broken_row: bool) {
-    let img_fields = Fields::from(vec![
-        Field::new("bytes", DataType::Binary, true),
-        Field::new("path", DataType::Utf8, true),
-    ]);
+    let img_fields = Fields::from(vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)]);
     let mut bytes: Vec<Option<Vec<u8>>> = vec![Some(png_bytes(5, 5)), Some(png_bytes(6, 6)), Some(png_bytes(7, 7))];
     if broken_row {
         bytes[2] = Some(b"not an image".to_vec());
@@ -111,9 +108,7 @@ fn unsafebench_shard(path: &std::path::Path, broken_row: bool) {
     )
     .unwrap();
     let hf = r#"{"info": {"features": {"style": {"_type": "ClassLabel", "names": ["photo", "art"]}}}}"#;
-    let props = WriterProperties::builder()
-        .set_key_value_metadata(Some(vec![KeyValue::new("huggingface".into(), hf.to_string())]))
-        .build();
+    let props = WriterProperties::builder().set_key_value_metadata(Some(vec![KeyValue::new("huggingface".into(), hf.to_string())])).build();
     let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, Some(props)).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
@@ -183,15 +178,12 @@ fn hub_descriptor_resolves_manifests_from_an_offline_cache() {
     unsafebench_shard(&snap.join("train.parquet"), false);
 
     let dir = tempfile::tempdir().unwrap();
-    let base = UNSAFEBENCH_DESCRIPTOR.replace("split = \"style\"\n", "").replace("manifest = [\"train.parquet\"]", "manifest = [\"data/train.parquet\"]");
+    let base =
+        UNSAFEBENCH_DESCRIPTOR.replace("split = \"style\"\n", "").replace("manifest = [\"train.parquet\"]", "manifest = [\"data/train.parquet\"]");
     let text = format!("{base}[hub]\nrepo = \"yiting/UnsafeBench\"\nrevision = \"{sha}\"\nfiles = [\"data/train.parquet\"]\n");
     let d = write(dir.path(), "ub.toml", &text);
     let opts = LoadOptions {
-        hub: pairguard_data::hub::HubOptions {
-            offline: true,
-            cache_dir: Some(cache.path().to_path_buf()),
-            token: None,
-        },
+        hub: pairguard_data::hub::HubOptions { offline: true, cache_dir: Some(cache.path().to_path_buf()), token: None },
         ..Default::default()
     };
     let ds = Dataset::load(&d, &opts).unwrap();

@@ -1,4 +1,4 @@
-use pairguard_data::split::{assign, SplitConfig};
+use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_data::{Mixer, PairIndex, Split, Strategy};
 
@@ -11,10 +11,7 @@ fn pair_members_share_a_split_and_the_seed_fixes_the_split() {
     let b = bench();
     let mut samples = b.pairs.samples.clone();
     samples.extend(b.coarse.samples.iter().cloned());
-    let cfg = SplitConfig {
-        seed: 3,
-        ..Default::default()
-    };
+    let cfg = SplitConfig { seed: 3, ..Default::default() };
     assign(&mut samples, &cfg).unwrap();
     let index = PairIndex::build(&samples);
     assert_eq!(index.len(), b.config.pairs);

@@ -14,12 +14,7 @@ fn rate_unsafe(part: &pairguard_data::synthetic::Part, risky: bool, clusters: us
 
 #[test]
 fn label_rates_per_cluster_follow_the_shortcut_knob() {
-    let cfg = SyntheticConfig {
-        shortcut: 0.6,
-        coarse: 8000,
-        test: 8000,
-        ..SyntheticConfig::tiny()
-    };
+    let cfg = SyntheticConfig { shortcut: 0.6, coarse: 8000, test: 8000, ..SyntheticConfig::tiny() };
     let b = Benchmark::generate(&cfg).unwrap();
     let k = cfg.clusters;
     // Binomial standard error at n ~ 4000 is under 0.008.
@@ -31,10 +26,7 @@ fn label_rates_per_cluster_follow_the_shortcut_knob() {
 
 #[test]
 fn pairs_differ_along_the_harm_direction_of_their_category() {
-    let cfg = SyntheticConfig {
-        edit_noise: 0.0,
-        ..SyntheticConfig::tiny()
-    };
+    let cfg = SyntheticConfig { edit_noise: 0.0, ..SyntheticConfig::tiny() };
     let b = Benchmark::generate(&cfg).unwrap();
     let d = cfg.dim;
     let index = PairIndex::build(&b.pairs.samples);
@@ -83,10 +75,7 @@ fn harm_directions_are_orthonormal_and_the_seed_fixes_everything() {
 #[test]
 fn written_benchmark_loads_back_through_descriptors() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = SyntheticConfig {
-        images: 8,
-        ..SyntheticConfig::tiny()
-    };
+    let cfg = SyntheticConfig { images: 8, ..SyntheticConfig::tiny() };
     let b = Benchmark::generate(&cfg).unwrap();
     let paths = b.write(dir.path()).unwrap();
     assert_eq!(paths.len(), 6);
@@ -95,10 +84,7 @@ fn written_benchmark_loads_back_through_descriptors() {
     let store = ds.embeddings.as_ref().unwrap();
     assert_eq!(store.encoder, cfg.encoder_id());
     assert_eq!(ds.embedding(&b.pairs.samples[3].id).unwrap(), &b.pairs.vectors[3 * cfg.dim..4 * cfg.dim]);
-    let opts = LoadOptions {
-        image_check: pairguard_data::images::ImageCheck::Decode,
-        ..Default::default()
-    };
+    let opts = LoadOptions { image_check: pairguard_data::images::ImageCheck::Decode, ..Default::default() };
     let images = Dataset::load(&dir.path().join("images.toml"), &opts).unwrap();
     assert_eq!(images.samples.len(), 8);
     assert_eq!(PairIndex::build(&images.samples).len(), 4);

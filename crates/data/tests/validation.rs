@@ -86,10 +86,7 @@ fn pair_members_with_the_same_label() {
 
 #[test]
 fn pair_lacking_a_member() {
-    let (_d, ds) = load_report(
-        &[OK, r#"{"id": "a", "image": "ok1.png", "label": "unsafe", "pair_id": "p", "pair_role": "original"}"#],
-        "",
-    );
+    let (_d, ds) = load_report(&[OK, r#"{"id": "a", "image": "ok1.png", "label": "unsafe", "pair_id": "p", "pair_role": "original"}"#], "");
     let f = only_finding(&ds);
     assert_eq!(f.row, 2);
     assert!(f.message.contains("pair \"p\": has 1 member(s)"), "{f}");
@@ -98,10 +95,7 @@ fn pair_lacking_a_member() {
 #[test]
 fn unknown_category_and_label() {
     let (_d, ds) = load_report(
-        &[
-            r#"{"id": "a", "image": "ok1.png", "label": "unsafe", "category": "Gambling"}"#,
-            r#"{"id": "b", "image": "ok2.png", "label": "maybe"}"#,
-        ],
+        &[r#"{"id": "a", "image": "ok1.png", "label": "unsafe", "category": "Gambling"}"#, r#"{"id": "b", "image": "ok2.png", "label": "maybe"}"#],
         "",
     );
     assert_eq!(ds.report.findings.len(), 2);
@@ -126,10 +120,7 @@ fn load_fails_by_default_and_skip_invalid_reports_every_drop() {
     let d = dir.path().join("root/d.toml");
     let e = Dataset::load(&d, &LoadOptions::default()).unwrap_err().to_string();
     assert!(e.contains("2 invalid row(s)") && e.contains("row 2"), "{e}");
-    let opts = LoadOptions {
-        skip_invalid: true,
-        ..Default::default()
-    };
+    let opts = LoadOptions { skip_invalid: true, ..Default::default() };
     let ds = Dataset::load(&d, &opts).unwrap();
     let kept: Vec<&str> = ds.samples.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(kept, ["ok", "d"]);

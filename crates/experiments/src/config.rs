@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use pairguard_data::synthetic::SyntheticConfig;
 use pairguard_data::Strategy;
+use pairguard_data::synthetic::SyntheticConfig;
 use pairguard_model::{CalibrationConfig, GuardConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
 
@@ -109,11 +109,7 @@ pub struct ReportSpec {
 
 impl Default for ReportSpec {
     fn default() -> Self {
-        ReportSpec {
-            metrics: vec!["auroc".into(), "f1".into(), "pair_accuracy".into()],
-            baseline: "coarse".into(),
-            target: None,
-        }
+        ReportSpec { metrics: vec!["auroc".into(), "f1".into(), "pair_accuracy".into()], baseline: "coarse".into(), target: None }
     }
 }
 
@@ -126,19 +122,8 @@ pub struct Target {
 }
 
 /// The per-fit metric columns, in `fits.csv` order.
-pub const METRICS: [&str; 11] = [
-    "auroc",
-    "auprc",
-    "f1",
-    "accuracy",
-    "balanced_accuracy",
-    "ece",
-    "tpr_at_fpr",
-    "pair_accuracy",
-    "ordering_accuracy",
-    "flip_rate",
-    "precision",
-];
+pub const METRICS: [&str; 11] =
+    ["auroc", "auprc", "f1", "accuracy", "balanced_accuracy", "ece", "tpr_at_fpr", "pair_accuracy", "ordering_accuracy", "flip_rate", "precision"];
 
 impl SweepSpec {
     /// The budgets, sorted and deduplicated.
@@ -219,10 +204,10 @@ impl Experiment {
                 }
             }
         }
-        if let Some(t) = &self.report.target {
-            if !METRICS.contains(&t.metric.as_str()) {
-                return bad(format!("unknown target metric {:?}", t.metric));
-            }
+        if let Some(t) = &self.report.target
+            && !METRICS.contains(&t.metric.as_str())
+        {
+            return bad(format!("unknown target metric {:?}", t.metric));
         }
         Ok(())
     }
@@ -234,12 +219,7 @@ mod tests {
 
     #[test]
     fn budget_range_is_log_spaced_and_even() {
-        let s = SweepSpec {
-            budgets: vec![],
-            budget_range: Some([16, 4096, 9]),
-            strategies: vec![],
-            seeds: vec![],
-        };
+        let s = SweepSpec { budgets: vec![], budget_range: Some([16, 4096, 9]), strategies: vec![], seeds: vec![] };
         assert_eq!(s.budgets().unwrap(), vec![16, 32, 64, 128, 256, 512, 1024, 2048, 4096]);
     }
 }

@@ -22,15 +22,5 @@ pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions, progress: &d
     let (exp, text) = Experiment::from_file(config)?;
     let base = config.parent().unwrap_or(Path::new("."));
     let (rows, data, identity) = sweep::run(&exp, base, out, opts, progress)?;
-    report::write(
-        out,
-        &report::ReportInputs {
-            exp: &exp,
-            config_text: &text,
-            config_path: config,
-            rows: &rows,
-            data: &data,
-            identity: &identity,
-        },
-    )
+    report::write(out, &report::ReportInputs { exp: &exp, config_text: &text, config_path: config, rows: &rows, data: &data, identity: &identity })
 }

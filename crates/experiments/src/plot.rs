@@ -33,7 +33,13 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str) -> Result<(), String>
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    rows: &[&SummaryRow],
+    strategies: &[String],
+    title: &str,
+    metric: &str,
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -88,9 +94,7 @@ where
             .map_err(|e| format!("{e:?}"))?
             .label(s.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
-        chart
-            .draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| format!("{e:?}"))?;
+        chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| format!("{e:?}"))?;
     }
     chart
         .configure_series_labels()

@@ -10,8 +10,8 @@ use pairguard_model::{NormKind, Optimizer};
 use crate::config::Experiment;
 use crate::error::{Error, Result};
 use crate::plot::plot_metric;
-use crate::summary::{budget_to_reach, compare, summarize, SummaryRow};
-use crate::sweep::{to_csv, FitRow, RunIdentity, SweepData};
+use crate::summary::{SummaryRow, budget_to_reach, compare, summarize};
+use crate::sweep::{FitRow, RunIdentity, SweepData, to_csv};
 
 /// The code that produced a result: the crate version and the commit the
 /// binary was built from (`-dirty` when the work tree had changes), as the
@@ -43,15 +43,24 @@ fn describe_training(exp: &Experiment) -> String {
     let t = &exp.train;
     let optimizer = match t.optimizer {
         Optimizer::Lbfgs { iterations } => format!("L-BFGS, at most {iterations} iterations"),
-        Optimizer::Adamw { learning_rate, epochs, batch_size } => format!("AdamW, learning rate {learning_rate}, {epochs} epochs, batches of {batch_size}"),
+        Optimizer::Adamw { learning_rate, epochs, batch_size } => {
+            format!("AdamW, learning rate {learning_rate}, {epochs} epochs, batches of {batch_size}")
+        }
     };
     let norm = match t.normalization {
         NormKind::Standardize => "features L2-normalised, then standardised with each training set's own mean and deviation",
         NormKind::L2 => "features L2-normalised",
         NormKind::None => "raw features",
     };
-    let decay = if t.weight_decay_grid.is_empty() { format!("weight decay {}", t.weight_decay) } else { format!("weight decay selected on validation from {:?}", t.weight_decay_grid) };
-    let stop = t.early_stopping.map(|e| format!("; early stopping after {} evaluations without improvement, one every {}", e.patience, e.every)).unwrap_or_default();
+    let decay = if t.weight_decay_grid.is_empty() {
+        format!("weight decay {}", t.weight_decay)
+    } else {
+        format!("weight decay selected on validation from {:?}", t.weight_decay_grid)
+    };
+    let stop = t
+        .early_stopping
+        .map(|e| format!("; early stopping after {} evaluations without improvement, one every {}", e.patience, e.every))
+        .unwrap_or_default();
     format!("{optimizer}; {norm}; {decay}{stop}; class balance {}", t.class_balance)
 }
 
@@ -132,14 +141,18 @@ pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
     }
     writeln!(md, "- config: `{}`", inp.config_path.display())?;
     writeln!(md, "- code: {version}")?;
-    writeln!(
-        md,
-        "- encoder: {} (rev {:?}, weights sha256 {}, preprocess {}, dim {})",
-        inp.data.encoder.model, inp.data.encoder.revision, inp.data.encoder.weights_sha256, inp.data.encoder.preprocess, inp.data.encoder.dim
-    )?;
+    let e = &inp.data.encoder;
+    let revision = e.revision.as_ref().map(|r| format!(" at revision {r}")).unwrap_or_default();
+    writeln!(md, "- encoder: {}{revision} (weights sha256 {}, preprocessing {}, dimension {})", e.model, e.weights_sha256, e.preprocess, e.dim)?;
     writeln!(md, "- head: {}; {}", exp.train.head.name(), describe_training(exp))?;
     writeln!(md, "- {}", describe_calibration(exp, inp.data.validation.as_ref().map(|v| v.len())))?;
-    writeln!(md, "- pools: {} coarse samples, {} pair-pool samples ({} pairs)", inp.data.coarse.len(), inp.data.pairs.len(), inp.data.pairs.pairs.len())?;
+    writeln!(
+        md,
+        "- pools: {} coarse samples, {} pair-pool samples ({} pairs)",
+        inp.data.coarse.len(),
+        inp.data.pairs.len(),
+        inp.data.pairs.pairs.len()
+    )?;
     writeln!(md, "- seeds: {:?}; budgets: {:?}", exp.sweep.seeds, exp.sweep.budgets()?)?;
     writeln!(md, "- fits: {} rows in `fits.csv` (one per head and test set)\n", rows.len())?;
     writeln!(md, "## Inputs\n\n| file | sha256 |\n|---|---|")?;
@@ -149,7 +162,11 @@ pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
 
     if let Some(target) = &exp.report.target {
         writeln!(md, "\n## Sample efficiency\n")?;
-        writeln!(md, "Budget at which the mean {} on the `{}` test set first reaches {} (log-interpolated):\n", target.metric, target.test, target.value)?;
+        writeln!(
+            md,
+            "Budget at which the mean {} on the `{}` test set first reaches {} (log-interpolated):\n",
+            target.metric, target.test, target.value
+        )?;
         writeln!(md, "| strategy | budget needed | samples saved vs {} |\n|---|---|---|", exp.report.baseline)?;
         let curve = |s: &str| -> Vec<(usize, f64)> {
             let mut c: Vec<(usize, f64)> = summary
@@ -221,7 +238,16 @@ pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
                 writeln!(md, "\nPaired difference from `{}` (same seeds), 95% CI:\n", exp.report.baseline)?;
                 writeln!(md, "| strategy | budget | difference | verdict |\n|---|---|---|---|")?;
                 for c in cs {
-                    writeln!(md, "| {} | {} | {} [{}, {}] | {} |", c.strategy, c.budget, fmt(c.diff.mean), fmt(c.diff.ci_low), fmt(c.diff.ci_high), c.verdict)?;
+                    writeln!(
+                        md,
+                        "| {} | {} | {} [{}, {}] | {} |",
+                        c.strategy,
+                        c.budget,
+                        fmt(c.diff.mean),
+                        fmt(c.diff.ci_low),
+                        fmt(c.diff.ci_high),
+                        c.verdict
+                    )?;
                 }
             }
             if plots.contains(&format!("plots/{t}_{m}.png")) {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::stats::{mean_ci, MeanCi};
+use crate::stats::{MeanCi, mean_ci};
 use crate::sweep::FitRow;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,17 +35,7 @@ pub fn summarize(rows: &[FitRow], metrics: &[&str]) -> Vec<SummaryRow> {
                 continue;
             }
             let MeanCi { n, mean, sd, ci_low, ci_high } = mean_ci(&values);
-            out.push(SummaryRow {
-                test: test.clone(),
-                strategy: strategy.clone(),
-                budget,
-                metric: m.to_string(),
-                n,
-                mean,
-                sd,
-                ci_low,
-                ci_high,
-            });
+            out.push(SummaryRow { test: test.clone(), strategy: strategy.clone(), budget, metric: m.to_string(), n, mean, sd, ci_low, ci_high });
         }
     }
     out

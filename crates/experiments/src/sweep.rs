@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
 use pairguard_data::hub::HubOptions;
-use pairguard_data::split::{assign, SplitConfig};
+use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::synthetic::Benchmark;
 use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Progress, Split, Strategy};
 use pairguard_model::guard::probabilities_of;
-use pairguard_model::{evaluate_scores, train_guards, Device, LabeledSet};
+use pairguard_model::{Device, LabeledSet, evaluate_scores, train_guards};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Experiment, TestSpec};
@@ -101,12 +101,8 @@ fn pool(ds: &Dataset, cfg: &SplitConfig, tested_here: bool) -> Result<LabeledSet
 }
 
 fn load(path: &Path, embeddings: Option<&Path>, skip_invalid: bool, hub: &HubOptions, dropped: &mut Vec<String>) -> Result<Dataset> {
-    let opts = LoadOptions {
-        skip_invalid,
-        image_check: pairguard_data::images::ImageCheck::None,
-        hub: hub.clone(),
-        embeddings: embeddings.is_none(),
-    };
+    let opts =
+        LoadOptions { skip_invalid, image_check: pairguard_data::images::ImageCheck::None, hub: hub.clone(), embeddings: embeddings.is_none() };
     let mut ds = Dataset::load(path, &opts)?;
     dropped.extend(ds.report.findings.iter().map(ToString::to_string));
     if let Some(e) = embeddings {
@@ -267,7 +263,10 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
         let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
         let old: RunIdentity = serde_json::from_str(&text)?;
         if old != identity {
-            return Err(Error::Results(format!("{} holds results of a different experiment or different data; choose another --out or delete it", out.display())));
+            return Err(Error::Results(format!(
+                "{} holds results of a different experiment or different data; choose another --out or delete it",
+                out.display()
+            )));
         }
     } else {
         write_atomic(&id_path, &serde_json::to_vec_pretty(&identity)?)?;
@@ -302,7 +301,8 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
         }
         let mut rows = Vec::new();
         if !sets.is_empty() {
-            let members: Vec<Vec<usize>> = sets.iter().map(|s| s.coarse.iter().copied().chain(s.pair_pool.iter().map(|&i| nc + i)).collect()).collect();
+            let members: Vec<Vec<usize>> =
+                sets.iter().map(|s| s.coarse.iter().copied().chain(s.pair_pool.iter().map(|&i| nc + i)).collect()).collect();
             let mut guard = exp.guard();
             guard.train.seed = *seed;
             let guards = train_guards(&pool, &members, data.validation.as_ref(), &data.encoder, &guard, &opts.device)?;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pairguard_experiments::{run_experiment, RunOptions};
+use pairguard_experiments::{RunOptions, run_experiment};
 
 const TINY: &str = r#"
 name = "tiny"
@@ -148,7 +148,15 @@ fn each_head_is_standardised_on_its_own_training_set() {
     let data = pairguard_experiments::sweep::SweepData::load(&exp, dir.path(), &dir.path().join("data"), &Default::default()).unwrap();
     let pool = data.coarse.concat(&data.pairs);
     let rows: Vec<usize> = (0..16).collect();
-    let guards = pairguard_model::train_guards(&pool, &[rows.clone(), (0..pool.len()).collect()], None, &data.encoder, &exp.guard(), &pairguard_model::Device::flex()).unwrap();
+    let guards = pairguard_model::train_guards(
+        &pool,
+        &[rows.clone(), (0..pool.len()).collect()],
+        None,
+        &data.encoder,
+        &exp.guard(),
+        &pairguard_model::Device::flex(),
+    )
+    .unwrap();
     let own = pairguard_model::FeatureNorm::fit_rows(pairguard_model::NormKind::Standardize, &pool.x, pool.dim, &rows);
     assert_eq!(guards[0].norm, own);
     assert_ne!(guards[0].norm, guards[1].norm);

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use pairguard_model::clip::{ClipVisionModelWithProjection, VisionConfig};
-use pairguard_model::device::{select, DeviceChoice};
+use pairguard_model::device::{DeviceChoice, select};
 
 /// The encoder on one device with a fixed input batch.
 struct Bench {
@@ -62,10 +62,8 @@ impl Bench {
 /// open_clip's images per second, and its description line.
 fn open_clip(python: &str, batch: usize, batches: usize) -> Result<(f64, String), String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/open_clip_peer.py");
-    let out = std::process::Command::new(python)
-        .args([script, &batch.to_string(), &batches.to_string()])
-        .output()
-        .map_err(|e| format!("{python}: {e}"))?;
+    let out =
+        std::process::Command::new(python).args([script, &batch.to_string(), &batches.to_string()]).output().map_err(|e| format!("{python}: {e}"))?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
     }
@@ -81,24 +79,18 @@ fn open_clip(python: &str, batch: usize, batches: usize) -> Result<(f64, String)
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).map_or(3, |r| {
-        r.parse::<usize>().ok().filter(|&r| r > 0).unwrap_or_else(|| panic!("--rounds takes a positive number, not {r:?}"))
-    });
-    let nums: Vec<usize> = args
+    let rounds = args
         .iter()
-        .enumerate()
-        .filter(|(i, _)| *i == 0 || args[i - 1] != "--rounds")
-        .filter_map(|(_, a)| a.parse().ok())
-        .collect();
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .map_or(3, |r| r.parse::<usize>().ok().filter(|&r| r > 0).unwrap_or_else(|| panic!("--rounds takes a positive number, not {r:?}")));
+    let nums: Vec<usize> =
+        args.iter().enumerate().filter(|(i, _)| *i == 0 || args[i - 1] != "--rounds").filter_map(|(_, a)| a.parse().ok()).collect();
     let batch = nums.first().copied().unwrap_or(32);
     let batches = nums.get(1).copied().unwrap_or(3);
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -17,11 +17,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
-use pairguard_model::{bank_logits, fit_bank, metrics, BankJob, Device, FeatureNorm, NormKind, TrainConfig};
+use pairguard_model::{BankJob, Device, FeatureNorm, NormKind, TrainConfig, bank_logits, fit_bank, metrics};
 
 fn main() -> anyhow::Result<()> {
     // Noise is raised so the problem is not trivially separable at 512 dimensions.
-    let cfg = SyntheticConfig { dim: 512, categories: 4, coarse: 10_000, pairs: 10, test: 5_000, test_pairs: 10, noise: 4.0, ..SyntheticConfig::default() };
+    let cfg =
+        SyntheticConfig { dim: 512, categories: 4, coarse: 10_000, pairs: 10, test: 5_000, test_pairs: 10, noise: 4.0, ..SyntheticConfig::default() };
     let b = Benchmark::generate(&cfg)?;
     let d = cfg.dim;
     let norm = FeatureNorm::fit(NormKind::Standardize, &b.coarse.vectors, d);
@@ -37,7 +38,16 @@ fn main() -> anyhow::Result<()> {
     let dev = Device::flex();
     println!("logistic probe, {n} x {d} training embeddings, {} test; lambda {lambda} (C = {:.4})", yte.len(), 1.0 / (lambda * n as f64));
 
-    let job = |lambdas: Vec<f64>| BankJob { x: &xtr, dim: d, targets: &ytr, outputs: 1, members: vec![(0..n).collect(); lambdas.len()], norms: vec![identity.clone(); lambdas.len()], lambdas, validation: None };
+    let job = |lambdas: Vec<f64>| BankJob {
+        x: &xtr,
+        dim: d,
+        targets: &ytr,
+        outputs: 1,
+        members: vec![(0..n).collect(); lambdas.len()],
+        norms: vec![identity.clone(); lambdas.len()],
+        lambdas,
+        validation: None,
+    };
     let t = Instant::now();
     let fit = fit_bank(&job(vec![lambda]), &tc, &dev)?;
     let secs = t.elapsed().as_secs_f64();
@@ -49,7 +59,12 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let bank = fit_bank(&job(grid.clone()), &tc, &dev)?;
     let bank_secs = t.elapsed().as_secs_f64();
-    println!("pairguard bank of {} heads (weight-decay sweep in one computation, {} evaluations): {bank_secs:.3} s ({:.3} s per head)", grid.len(), bank.evaluations, bank_secs / grid.len() as f64);
+    println!(
+        "pairguard bank of {} heads (weight-decay sweep in one computation, {} evaluations): {bank_secs:.3} s ({:.3} s per head)",
+        grid.len(),
+        bank.evaluations,
+        bank_secs / grid.len() as f64
+    );
 
     // The peer: same standardised features and labels through a file.
     let dir = std::env::temp_dir().join(format!("pairguard-bench-{}", std::process::id()));

@@ -59,9 +59,13 @@ pub fn fit_temperature(logits: &[f64], labels: &[bool]) -> (f64, bool) {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ThresholdRule {
-    Fixed { threshold: f64 },
+    Fixed {
+        threshold: f64,
+    },
     /// The lowest threshold whose validation FPR does not exceed the target.
-    TargetFpr { fpr: f64 },
+    TargetFpr {
+        fpr: f64,
+    },
     /// The threshold with the best validation F1.
     #[default]
     BestF1,
@@ -82,7 +86,8 @@ impl std::str::FromStr for ThresholdRule {
 
     /// `best-f1`, `fpr:<target>` or a fixed threshold in [0, 1].
     fn from_str(s: &str) -> crate::Result<Self> {
-        let bad = || crate::Error::UnknownName { kind: "threshold rule", name: s.into(), known: "best-f1, fpr:<target>, or a number in [0, 1]".into() };
+        let bad =
+            || crate::Error::UnknownName { kind: "threshold rule", name: s.into(), known: "best-f1, fpr:<target>, or a number in [0, 1]".into() };
         let unit = |v: &str| v.parse::<f64>().ok().filter(|x| (0.0..=1.0).contains(x));
         if s == "best-f1" {
             Ok(ThresholdRule::BestF1)
@@ -101,11 +106,13 @@ pub fn choose_threshold(rule: ThresholdRule, probs: &[f64], labels: &[bool]) -> 
     candidates.dedup();
     match rule {
         ThresholdRule::Fixed { threshold } => threshold,
-        ThresholdRule::BestF1 => candidates
-            .iter()
-            .map(|&t| (metrics::binary(probs, labels, t, 0.01).f1, t))
-            .fold((f64::NEG_INFINITY, 0.5), |best, (f1, t)| if f1 > best.0 { (f1, t) } else { best })
-            .1,
+        ThresholdRule::BestF1 => {
+            candidates
+                .iter()
+                .map(|&t| (metrics::binary(probs, labels, t, 0.01).f1, t))
+                .fold((f64::NEG_INFINITY, 0.5), |best, (f1, t)| if f1 > best.0 { (f1, t) } else { best })
+                .1
+        }
         ThresholdRule::TargetFpr { fpr } => {
             let neg = labels.iter().filter(|&&l| !l).count().max(1) as f64;
             candidates
@@ -129,11 +136,7 @@ mod tests {
         // Labels drawn from sigmoid(z / 2): the fitted temperature is near 2
         // when the same logits are presented.
         let logits: Vec<f64> = (0..4000).map(|i| (i as f64 / 4000.0 - 0.5) * 16.0).collect();
-        let labels: Vec<bool> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, &z)| ((i * 7919 % 1000) as f64 / 1000.0) < sigmoid(z / 2.0))
-            .collect();
+        let labels: Vec<bool> = logits.iter().enumerate().map(|(i, &z)| ((i * 7919 % 1000) as f64 / 1000.0) < sigmoid(z / 2.0)).collect();
         let (t, edge) = fit_temperature(&logits, &labels);
         assert!((t - 2.0).abs() < 0.2 && !edge, "T = {t}");
         // Perfectly separated logits push T down to the bound, and say so.

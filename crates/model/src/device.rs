@@ -58,11 +58,7 @@ pub fn wgpu_adapters() -> Vec<(String, String, String)> {
 }
 
 fn cpu(reason: &str) -> Selected {
-    Selected {
-        device: Device::flex(),
-        description: format!("cpu (burn flex backend{reason})"),
-        is_wgpu: false,
-    }
+    Selected { device: Device::flex(), description: format!("cpu (burn flex backend{reason})"), is_wgpu: false }
 }
 
 pub fn select(choice: DeviceChoice) -> Result<Selected> {
@@ -91,11 +87,7 @@ fn wgpu_device(allow_software: bool) -> Result<Selected> {
         }
     };
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-    Ok(Selected {
-        device,
-        description: format!("wgpu ({}, {}, {})", chosen.0, chosen.1, chosen.2),
-        is_wgpu: true,
-    })
+    Ok(Selected { device, description: format!("wgpu ({}, {}, {})", chosen.0, chosen.1, chosen.2), is_wgpu: true })
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use pairguard_data::hash::write_atomic;
-use pairguard_data::{images, EmbeddingStore, Progress, Sample};
+use pairguard_data::{EmbeddingStore, Progress, Sample, images};
 use serde::{Deserialize, Serialize};
 
 use crate::clip::Encoder;

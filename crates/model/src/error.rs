@@ -23,7 +23,9 @@ pub enum Error {
     NoConfig { weights: PathBuf, looked: String },
     #[error("{0}: no model.safetensors or open_clip_model.safetensors in this folder")]
     NoWeights(PathBuf),
-    #[error("{0}: pickle checkpoints are not loaded because unpickling can execute code; convert it to safetensors (e.g. with the `safetensors` Python package)")]
+    #[error(
+        "{0}: pickle checkpoints are not loaded because unpickling can execute code; convert it to safetensors (e.g. with the `safetensors` Python package)"
+    )]
     PickleRefused(PathBuf),
     #[error("{path}: checkpoint does not match the config: {message}")]
     Weights { path: PathBuf, message: String },
@@ -33,7 +35,9 @@ pub enum Error {
     TrainOption { option: &'static str, message: String },
     #[error("invalid training data: {0}")]
     TrainingData(String),
-    #[error("dataset {dataset} has no embedding store: run `pairguard embed {descriptor}` (it writes {default_store}, where the descriptor finds it)")]
+    #[error(
+        "dataset {dataset} has no embedding store: run `pairguard embed {descriptor}` (it writes {default_store}, where the descriptor finds it)"
+    )]
     NoStore { dataset: String, descriptor: PathBuf, default_store: PathBuf },
     #[error("sample {id:?}: {message}")]
     Sample { id: String, message: String },

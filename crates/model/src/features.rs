@@ -94,11 +94,18 @@ impl LabeledSet {
         }
         let mut split = ds.clone();
         split.samples.iter_mut().for_each(|s| s.split = None);
-        pairguard_data::split::assign(&mut split.samples, &pairguard_data::SplitConfig { train: 1.0 - fraction, validation: fraction, test: 0.0, seed })?;
+        pairguard_data::split::assign(
+            &mut split.samples,
+            &pairguard_data::SplitConfig { train: 1.0 - fraction, validation: fraction, test: 0.0, seed },
+        )?;
         let train = Self::from_dataset(&split, Some(Split::Train), None)?;
         let validation = Self::from_dataset(&split, Some(Split::Validation), None)?;
         if validation.is_empty() {
-            return Err(Error::TrainingData(format!("a validation fraction of {fraction} leaves no validation samples in {} ({} samples)", ds.descriptor.name, ds.samples.len())));
+            return Err(Error::TrainingData(format!(
+                "a validation fraction of {fraction} leaves no validation samples in {} ({} samples)",
+                ds.descriptor.name,
+                ds.samples.len()
+            )));
         }
         Ok((train, validation))
     }
@@ -124,11 +131,7 @@ impl LabeledSet {
             out.category.push(self.category[i]);
             out.sources.push(self.sources[i]);
         }
-        out.pairs = self
-            .pairs
-            .iter()
-            .filter_map(|(u, s)| Some((*new_index.get(u)?, *new_index.get(s)?)))
-            .collect();
+        out.pairs = self.pairs.iter().filter_map(|(u, s)| Some((*new_index.get(u)?, *new_index.get(s)?))).collect();
         out
     }
 
@@ -154,7 +157,10 @@ impl LabeledSet {
         let mut t = vec![0.0; self.len() * outputs];
         for i in 0..self.len() {
             t[i * outputs] = f32::from(u8::from(self.labels[i]));
-            if multilabel && self.labels[i] && let Some(c) = self.category[i] {
+            if multilabel
+                && self.labels[i]
+                && let Some(c) = self.category[i]
+            {
                 t[i * outputs + 1 + c] = 1.0;
             }
         }

@@ -5,18 +5,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use pairguard_data::{EncoderId, Label};
 use pairguard_data::hash::write_atomic;
+use pairguard_data::{EncoderId, Label};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::{choose_threshold, fit_temperature, sigmoid, ThresholdRule, TEMPERATURE_MAX, TEMPERATURE_MIN};
+use crate::calibrate::{TEMPERATURE_MAX, TEMPERATURE_MIN, ThresholdRule, choose_threshold, fit_temperature, sigmoid};
 use crate::error::{Error, Result};
 use crate::features::LabeledSet;
 use crate::head::{HeadKind, HeadWeights};
 use crate::metrics::{self, BinaryMetrics, PairMetrics};
 use crate::normalize::{FeatureNorm, NormKind};
-use crate::train::{bank_logits, fit_bank, refit_config, BankJob, TrainConfig};
+use crate::train::{BankJob, TrainConfig, bank_logits, fit_bank, refit_config};
 
 pub const CARD_FORMAT: &str = "pairguard-guard/2";
 
@@ -58,7 +58,10 @@ impl CalibrationConfig {
             ThresholdRule::TargetFpr { fpr } if !(0.0..=1.0).contains(&fpr) => return bad("threshold", format!("fpr {fpr} is not in [0, 1]")),
             ThresholdRule::Fixed { .. } => {}
             rule if !has_validation => {
-                return bad("threshold", format!("rule {} needs validation data, and there is none here; use {{ rule = \"fixed\", threshold = 0.5 }}", rule.name()));
+                return bad(
+                    "threshold",
+                    format!("rule {} needs validation data, and there is none here; use {{ rule = \"fixed\", threshold = 0.5 }}", rule.name()),
+                );
             }
             _ => {}
         }
@@ -150,17 +153,8 @@ pub struct Evaluation {
 
 /// Scores a set: overall, per category, per source and, where the set has
 /// pairs, pair metrics. `category_probs` is `[n, K]` when available.
-pub fn evaluate_scores(
-    set: &LabeledSet,
-    probs: &[f64],
-    category_probs: Option<&[f64]>,
-    threshold: f64,
-    fpr_target: f64,
-) -> Evaluation {
-    let mut ev = Evaluation {
-        overall: metrics::binary(probs, &set.labels, threshold, fpr_target),
-        ..Default::default()
-    };
+pub fn evaluate_scores(set: &LabeledSet, probs: &[f64], category_probs: Option<&[f64]>, threshold: f64, fpr_target: f64) -> Evaluation {
+    let mut ev = Evaluation { overall: metrics::binary(probs, &set.labels, threshold, fpr_target), ..Default::default() };
     let slice = |keep: &dyn Fn(usize) -> bool| {
         let rows: Vec<usize> = (0..set.len()).filter(|&i| keep(i)).collect();
         let p: Vec<f64> = rows.iter().map(|&i| probs[i]).collect();
@@ -468,8 +462,10 @@ impl GuardModel {
             tensors.push(("head.w2", bytes(w2), vec![width, h.outputs]));
             tensors.push(("head.b2", bytes(b2), vec![h.outputs]));
         }
-        let views: Vec<(&str, TensorView)> =
-            tensors.iter().map(|(n, b, s)| Ok((*n, TensorView::new(Dtype::F32, s.clone(), b)?))).collect::<Result<_, safetensors::SafeTensorError>>()?;
+        let views: Vec<(&str, TensorView)> = tensors
+            .iter()
+            .map(|(n, b, s)| Ok((*n, TensorView::new(Dtype::F32, s.clone(), b)?)))
+            .collect::<Result<_, safetensors::SafeTensorError>>()?;
         let file = safetensors::serialize(views, None)?;
         write_atomic(path, &file)?;
         write_atomic(&Self::card_path(path), &serde_json::to_vec_pretty(&self.card)?)?;
@@ -490,7 +486,7 @@ impl GuardModel {
         if card.input_dim == 0 || matches!(card.head, HeadKind::Mlp { hidden: 0, .. }) {
             return Err(card_error("`input_dim` and the MLP's `hidden` must be positive".into()));
         }
-        if !(card.temperature > 0.0 && card.temperature.is_finite()) || !(0.0..=1.0).contains(&card.threshold) {
+        if !(card.temperature > 0.0 && card.temperature.is_finite() && (0.0..=1.0).contains(&card.threshold)) {
             return Err(card_error(format!("temperature {} must be positive and threshold {} in [0, 1]", card.temperature, card.threshold)));
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

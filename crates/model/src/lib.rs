@@ -19,10 +19,10 @@ pub use calibrate::ThresholdRule;
 pub use device::{DeviceChoice, Selected};
 pub use error::{Error, Result};
 pub use features::LabeledSet;
-pub use guard::{evaluate_scores, train_guards, CalibrationConfig, Evaluation, GuardConfig, GuardModel, ModelCard, Prediction};
+pub use guard::{CalibrationConfig, Evaluation, GuardConfig, GuardModel, ModelCard, Prediction, evaluate_scores, train_guards};
 pub use head::{HeadBank, HeadKind, HeadWeights};
 pub use normalize::{FeatureNorm, NormKind};
-pub use train::{bank_logits, fit_bank, BankJob, BankResult, EarlyStopping, Optimizer, TrainConfig};
+pub use train::{BankJob, BankResult, EarlyStopping, Optimizer, TrainConfig, bank_logits, fit_bank};
 
 /// Re-exported so downstream crates name devices without depending on burn.
 pub use burn::tensor::Device;

@@ -85,11 +85,7 @@ pub fn auprc(scores: &[f64], labels: &[bool]) -> f64 {
 }
 
 pub fn tpr_at_fpr(scores: &[f64], labels: &[bool], target: f64) -> f64 {
-    roc_curve(scores, labels)
-        .into_iter()
-        .filter(|&(fpr, _)| fpr <= target + 1e-12)
-        .map(|(_, tpr)| tpr)
-        .fold(0.0, f64::max)
+    roc_curve(scores, labels).into_iter().filter(|&(fpr, _)| fpr <= target + 1e-12).map(|(_, tpr)| tpr).fold(0.0, f64::max)
 }
 
 /// Expected calibration error of probabilities `probs` for the positive class.
@@ -104,10 +100,7 @@ pub fn ece(probs: &[f64], labels: &[bool], bins: usize) -> f64 {
         acc[b] += f64::from(u8::from(l));
     }
     let n = probs.len().max(1) as f64;
-    (0..bins)
-        .filter(|&b| count[b] > 0)
-        .map(|b| (count[b] as f64 / n) * ((acc[b] - conf[b]) / count[b] as f64).abs())
-        .sum()
+    (0..bins).filter(|&b| count[b] > 0).map(|b| (count[b] as f64 / n) * ((acc[b] - conf[b]) / count[b] as f64).abs()).sum()
 }
 
 /// All metrics for probabilities `probs` (of "unsafe") with `threshold`.
@@ -160,12 +153,7 @@ pub fn pairs(scores: &[(f64, f64)], threshold: f64) -> PairMetrics {
     let both = scores.iter().filter(|(u, s)| *u >= threshold && *s < threshold).count();
     let ordered = scores.iter().filter(|(u, s)| u > s).count();
     let flipped = scores.iter().filter(|(u, s)| (*u >= threshold) != (*s >= threshold)).count();
-    PairMetrics {
-        pairs: n,
-        pair_accuracy: ratio(both, n),
-        ordering_accuracy: ratio(ordered, n),
-        flip_rate: ratio(flipped, n),
-    }
+    PairMetrics { pairs: n, pair_accuracy: ratio(both, n), ordering_accuracy: ratio(ordered, n), flip_rate: ratio(flipped, n) }
 }
 
 #[cfg(test)]

@@ -31,11 +31,7 @@ fn l2_rows(x: &mut [f32], d: usize) {
 
 impl FeatureNorm {
     pub fn identity(d: usize) -> Self {
-        FeatureNorm {
-            kind: NormKind::None,
-            mean: vec![0.0; d],
-            std: vec![1.0; d],
-        }
+        FeatureNorm { kind: NormKind::None, mean: vec![0.0; d], std: vec![1.0; d] }
     }
 
     /// Fits on row-major `[n, d]` training features.

@@ -41,7 +41,7 @@ fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
 }
 
 fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let dim = dims
         .iter()
         .map(|d| Dimension {

@@ -14,8 +14,8 @@
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, LBFGSConfig, LineSearchFn};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -148,7 +148,7 @@ impl TrainConfig {
     pub fn check(&self, has_validation: bool) -> Result<()> {
         let bad = |option: &'static str, message: String| Err(Error::TrainOption { option, message });
         match self.optimizer {
-            Optimizer::Lbfgs { iterations } if iterations == 0 => return bad("optimizer.iterations", "must be positive".into()),
+            Optimizer::Lbfgs { iterations: 0 } => return bad("optimizer.iterations", "must be positive".into()),
             Optimizer::Adamw { learning_rate, epochs, batch_size } => {
                 if !(learning_rate > 0.0 && learning_rate.is_finite()) {
                     return bad("optimizer.learning_rate", format!("{learning_rate} must be positive"));
@@ -179,7 +179,10 @@ impl TrainConfig {
             }
         }
         if !self.weight_decay_grid.is_empty() && !has_validation {
-            return bad("weight_decay_grid", "selecting a weight decay needs validation data, and there is none here; set `weight_decay` instead".into());
+            return bad(
+                "weight_decay_grid",
+                "selecting a weight decay needs validation data, and there is none here; set `weight_decay` instead".into(),
+            );
         }
         Ok(())
     }
@@ -291,11 +294,19 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
     let heads = job.members.len();
     let (d, o) = (job.dim, job.outputs);
     if heads == 0 || job.lambdas.len() != heads || job.norms.len() != heads {
-        return Err(Error::TrainingData(format!("a bank needs one lambda and one normalisation per head ({heads} heads, {} lambdas, {} norms)", job.lambdas.len(), job.norms.len())));
+        return Err(Error::TrainingData(format!(
+            "a bank needs one lambda and one normalisation per head ({heads} heads, {} lambdas, {} norms)",
+            job.lambdas.len(),
+            job.norms.len()
+        )));
     }
     let n = job.x.len() / d.max(1);
     if d == 0 || job.x.len() != n * d || job.targets.len() != n * o {
-        return Err(Error::TrainingData(format!("{} feature values and {} targets do not form [n, {d}] and [n, {o}]", job.x.len(), job.targets.len())));
+        return Err(Error::TrainingData(format!(
+            "{} feature values and {} targets do not form [n, {d}] and [n, {o}]",
+            job.x.len(),
+            job.targets.len()
+        )));
     }
     for (i, rows) in job.members.iter().enumerate() {
         if rows.is_empty() {
@@ -416,9 +427,15 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
                     let (xb, yb, wb, frac) = if full_batch {
                         (x_all.clone(), y_all.clone(), w_all.clone(), 1.0)
                     } else {
-                        let idx = Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]), &ad);
+                        let idx =
+                            Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]), &ad);
                         let frac = batch.len() as f64 / n as f64;
-                        (x_all.clone().select(0, idx.clone()), y_all.clone().select(1, idx.clone()), w_all.clone().select(1, idx).div_scalar(frac), frac)
+                        (
+                            x_all.clone().select(0, idx.clone()),
+                            y_all.clone().select(1, idx.clone()),
+                            w_all.clone().select(1, idx).div_scalar(frac),
+                            frac,
+                        )
                     };
                     let nb = xb.dims()[0];
                     let keep = match cfg.head {

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use pairguard_data::hub::HubOptions;
-use pairguard_model::clip::{Encoder, Layout, Preprocessor};
 use pairguard_model::Device;
+use pairguard_model::clip::{Encoder, Layout, Preprocessor};
 use safetensors::SafeTensors;
 
 fn fixtures() -> PathBuf {
@@ -68,8 +68,7 @@ fn openai_layout_matches_the_same_reference() {
 
 #[test]
 fn preprocessing_matches_the_reference_within_one_level() {
-    let names: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("images.json")).unwrap()).unwrap();
+    let names: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("images.json")).unwrap()).unwrap();
     let pre = Preprocessor::clip(224);
     for name in names["images"].as_array().unwrap() {
         let name = name.as_str().unwrap();
@@ -93,13 +92,10 @@ fn preprocessing_matches_the_reference_within_one_level() {
 fn rewrite(src: &Path, dst: &Path, edit: impl Fn(&mut Vec<(String, Vec<u8>, Vec<usize>)>)) {
     let bytes = std::fs::read(src).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut ts: Vec<(String, Vec<u8>, Vec<usize>)> =
-        st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec(), t.shape().to_vec())).collect();
+    let mut ts: Vec<(String, Vec<u8>, Vec<usize>)> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec(), t.shape().to_vec())).collect();
     edit(&mut ts);
-    let views: Vec<(String, safetensors::tensor::TensorView)> = ts
-        .iter()
-        .map(|(n, d, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
-        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        ts.iter().map(|(n, d, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())).collect();
     std::fs::write(dst, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
@@ -122,7 +118,8 @@ fn missing_unknown_and_pickled_weights_are_refused_with_names() {
     let e = Encoder::load(&pickle, None, false, &Device::flex()).unwrap_err().to_string();
     assert!(e.contains("pickle checkpoints are not loaded"), "{e}");
     // A checkpoint from another config names the wrong shapes.
-    let cfg = std::fs::read_to_string(fixtures().join("hf-quickgelu/config.json")).unwrap().replace("\"projection_dim\": 32", "\"projection_dim\": 16");
+    let cfg =
+        std::fs::read_to_string(fixtures().join("hf-quickgelu/config.json")).unwrap().replace("\"projection_dim\": 32", "\"projection_dim\": 16");
     std::fs::write(dir.path().join("config.json"), cfg).unwrap();
     std::fs::copy(&src, &bad).unwrap();
     let e = Encoder::load(&bad, None, false, &Device::flex()).unwrap_err().to_string();
@@ -161,7 +158,8 @@ fn half_precision_checkpoints_load() {
     let views: Vec<(String, safetensors::tensor::TensorView)> = converted
         .iter()
         .map(|(n, d, s)| {
-            let dtype = if st.tensor(n).unwrap().dtype() == safetensors::Dtype::F32 { safetensors::Dtype::F16 } else { st.tensor(n).unwrap().dtype() };
+            let dtype =
+                if st.tensor(n).unwrap().dtype() == safetensors::Dtype::F32 { safetensors::Dtype::F16 } else { st.tensor(n).unwrap().dtype() };
             (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), d).unwrap())
         })
         .collect();

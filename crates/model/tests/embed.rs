@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
+use pairguard_data::Silent;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_data::{Dataset, EmbeddingStore, LoadOptions};
-use pairguard_model::clip::Encoder;
-use pairguard_model::embed::{embed_samples, failures_path, parts_dir, EmbedOptions};
-use pairguard_data::Silent;
 use pairguard_model::Device;
+use pairguard_model::clip::Encoder;
+use pairguard_model::embed::{EmbedOptions, embed_samples, failures_path, parts_dir};
 
 fn encoder() -> Encoder {
     let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/hf-quickgelu/model.safetensors");

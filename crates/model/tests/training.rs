@@ -1,10 +1,10 @@
 //! Heads trained with burn on the CPU backend: they learn the synthetic
 //! benchmark's signal, are deterministic, and a bank equals separate fits.
 
-use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_data::Sample;
+use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::{
-    bank_logits, fit_bank, BankJob, Device, FeatureNorm, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind, Optimizer, TrainConfig,
+    BankJob, Device, FeatureNorm, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind, Optimizer, TrainConfig, bank_logits, fit_bank,
 };
 
 fn set(part: &pairguard_data::synthetic::Part, cats: &[String], dim: usize) -> LabeledSet {
@@ -73,12 +73,7 @@ fn a_bank_trains_each_head_as_if_alone() {
     // host-standardised features gives the same head.
     let mut xa = data.x.clone();
     norm(&a).apply(&mut xa);
-    let on_host = fit_bank(
-        &BankJob { x: &xa, norms: vec![FeatureNorm::identity(d)], ..job(vec![a.clone()], vec![1e-3]) },
-        &cfg,
-        &dev,
-    )
-    .unwrap();
+    let on_host = fit_bank(&BankJob { x: &xa, norms: vec![FeatureNorm::identity(d)], ..job(vec![a.clone()], vec![1e-3]) }, &cfg, &dev).unwrap();
     for (x, y) in alone_a.heads[0].w1.iter().zip(&on_host.heads[0].w1) {
         assert!((x - y).abs() < 1e-4, "in-bank standardisation {x} vs on the host {y}");
     }

@@ -5,7 +5,7 @@
 #![cfg(feature = "wgpu")]
 
 use pairguard_model::device::{select, wgpu_adapters};
-use pairguard_model::{bank_logits, fit_bank, BankJob, DeviceChoice, FeatureNorm, NormKind, Optimizer, TrainConfig};
+use pairguard_model::{BankJob, DeviceChoice, FeatureNorm, NormKind, Optimizer, TrainConfig, bank_logits, fit_bank};
 
 #[test]
 #[ignore = "needs a wgpu adapter (a GPU, or Mesa's lavapipe); run with --ignored"]

@@ -9,10 +9,7 @@ use crate::{DataError, Result};
 pub(super) fn read(file: &Path, cols: &[String]) -> Result<Vec<RawRow>> {
     let mut reader = ::csv::Reader::from_path(file).map_err(|e| DataError::parse(file, e))?;
     let headers = reader.headers().map_err(|e| DataError::parse(file, e))?.clone();
-    let index: Vec<(String, usize)> = cols
-        .iter()
-        .filter_map(|c| headers.iter().position(|h| h == c).map(|i| (c.clone(), i)))
-        .collect();
+    let index: Vec<(String, usize)> = cols.iter().filter_map(|c| headers.iter().position(|h| h == c).map(|i| (c.clone(), i))).collect();
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         // Row numbers count data rows from 1, as a spreadsheet user sees them below the header.
@@ -26,11 +23,7 @@ pub(super) fn read(file: &Path, cols: &[String]) -> Result<Vec<RawRow>> {
                 (c.clone(), raw)
             })
             .collect();
-        rows.push(RawRow {
-            file: file.to_path_buf(),
-            row,
-            fields,
-        });
+        rows.push(RawRow { file: file.to_path_buf(), row, fields });
     }
     Ok(rows)
 }

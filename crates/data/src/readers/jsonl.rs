@@ -14,11 +14,8 @@ pub(super) fn read(file: &Path, cols: &[String]) -> Result<Vec<RawRow>> {
             continue;
         }
         let row = i + 1;
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| DataError::parse(file, format!("line {row}: not valid JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| DataError::parse(file, format!("line {row}: expected a JSON object")))?;
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| DataError::parse(file, format!("line {row}: not valid JSON: {e}")))?;
+        let obj = value.as_object().ok_or_else(|| DataError::parse(file, format!("line {row}: expected a JSON object")))?;
         let mut fields = HashMap::new();
         for col in cols {
             if let Some(v) = obj.get(col) {
@@ -34,11 +31,7 @@ pub(super) fn read(file: &Path, cols: &[String]) -> Result<Vec<RawRow>> {
                 fields.insert(col.clone(), raw);
             }
         }
-        rows.push(RawRow {
-            file: file.to_path_buf(),
-            row,
-            fields,
-        });
+        rows.push(RawRow { file: file.to_path_buf(), row, fields });
     }
     Ok(rows)
 }

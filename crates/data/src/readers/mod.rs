@@ -10,15 +10,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::descriptor::{Descriptor, Format};
 use crate::Result;
+use crate::descriptor::{Descriptor, Format};
 
 #[derive(Clone, PartialEq)]
 pub enum RawValue {
     Null,
     Str(String),
     /// An embedded image: encoded bytes and the original file name if known.
-    Image { bytes: Arc<[u8]>, name: Option<String> },
+    Image {
+        bytes: Arc<[u8]>,
+        name: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for RawValue {
@@ -61,10 +64,7 @@ impl RawRow {
 pub(crate) fn wanted_columns(d: &Descriptor) -> Vec<String> {
     let c = &d.columns;
     let mut cols = vec![c.label.clone()];
-    for col in [&c.id, &c.image, &c.category, &c.source, &c.pair_id, &c.pair_role, &c.group, &c.split]
-        .into_iter()
-        .flatten()
-    {
+    for col in [&c.id, &c.image, &c.category, &c.source, &c.pair_id, &c.pair_role, &c.group, &c.split].into_iter().flatten() {
         cols.push(col.clone());
     }
     cols

@@ -11,24 +11,20 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{RawRow, RawValue};
 use crate::{DataError, Result};
 
 pub(super) fn read(file: &Path, cols: &[String], image_col: Option<&str>) -> Result<Vec<RawRow>> {
     let f = std::fs::File::open(file).map_err(|e| DataError::io(file, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| DataError::parse(file, format!("not a readable parquet file: {e}")))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| DataError::parse(file, format!("not a readable parquet file: {e}")))?;
     let class_names = class_label_names(builder.metadata().file_metadata().key_value_metadata());
     let schema = builder.schema().clone();
     let present: Vec<usize> = cols.iter().filter_map(|c| schema.index_of(c).ok()).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), present.iter().copied());
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| DataError::parse(file, e))?;
+    let reader = builder.with_projection(mask).build().map_err(|e| DataError::parse(file, e))?;
 
     let mut rows = Vec::new();
     for batch in reader {
@@ -46,11 +42,7 @@ pub(super) fn read(file: &Path, cols: &[String], image_col: Option<&str>) -> Res
         }
         for i in 0..batch.num_rows() {
             let fields = columns.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect();
-            rows.push(RawRow {
-                file: file.to_path_buf(),
-                row: base + i + 1,
-                fields,
-            });
+            rows.push(RawRow { file: file.to_path_buf(), row: base + i + 1, fields });
         }
     }
     Ok(rows)
@@ -70,25 +62,14 @@ fn class_label_names(kv: Option<&Vec<parquet::file::metadata::KeyValue>>) -> Has
             if feature.get("_type").and_then(|t| t.as_str()) == Some("ClassLabel")
                 && let Some(names) = feature.get("names").and_then(|n| n.as_array())
             {
-                out.insert(
-                    name.clone(),
-                    names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
-                );
+                out.insert(name.clone(), names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect());
             }
         }
     }
     out
 }
 
-fn cell(
-    file: &Path,
-    row: usize,
-    col: &str,
-    array: &ArrayRef,
-    i: usize,
-    is_image: bool,
-    class_names: Option<&Vec<String>>,
-) -> Result<RawValue> {
+fn cell(file: &Path, row: usize, col: &str, array: &ArrayRef, i: usize, is_image: bool, class_names: Option<&Vec<String>>) -> Result<RawValue> {
     if array.is_null(i) {
         return Ok(RawValue::Null);
     }
@@ -118,14 +99,8 @@ fn cell(
         DataType::UInt16 => text(array.as_primitive::<UInt16Type>().value(i).to_string()),
         DataType::UInt32 => text(array.as_primitive::<UInt32Type>().value(i).to_string()),
         DataType::UInt64 => text(array.as_primitive::<UInt64Type>().value(i).to_string()),
-        DataType::Binary if is_image => Ok(RawValue::Image {
-            bytes: Arc::from(array.as_binary::<i32>().value(i)),
-            name: None,
-        }),
-        DataType::LargeBinary if is_image => Ok(RawValue::Image {
-            bytes: Arc::from(array.as_binary::<i64>().value(i)),
-            name: None,
-        }),
+        DataType::Binary if is_image => Ok(RawValue::Image { bytes: Arc::from(array.as_binary::<i32>().value(i)), name: None }),
+        DataType::LargeBinary if is_image => Ok(RawValue::Image { bytes: Arc::from(array.as_binary::<i64>().value(i)), name: None }),
         DataType::Struct(_) if is_image => {
             let s = array.as_struct();
             let bytes = s.column_by_name("bytes").filter(|b| !b.is_null(i)).and_then(|b| match b.data_type() {

@@ -287,10 +287,11 @@ impl std::str::FromStr for Preset {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Preset::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| Error::UnknownName { kind: "encoder preset", name: s.to_string(), known: Preset::ALL.map(Preset::name).join(", ") })
+        Preset::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(s)).ok_or_else(|| Error::UnknownName {
+            kind: "encoder preset",
+            name: s.to_string(),
+            known: Preset::ALL.map(Preset::name).join(", "),
+        })
     }
 }
 
@@ -331,10 +332,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("config.json") && e.contains("head_width 0"), "{e}");
-        let e = parse(r#"{"hidden_size": 0, "intermediate_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1,
-            "image_size": 32, "patch_size": 8, "projection_dim": 4}"#)
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            r#"{"hidden_size": 0, "intermediate_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1,
+            "image_size": 32, "patch_size": 8, "projection_dim": 4}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("hidden_size is 0"), "{e}");
         let e = parse(r#"{"hidden_size": 64}"#).unwrap_err().to_string();
         assert!(e.contains("config.json"), "{e}");

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use pairguard_data::EncoderId;
 use pairguard_data::hash::sha256_file;
 use pairguard_data::hub::{self, HubOptions, RepoKind};
-use pairguard_data::EncoderId;
 
 use super::config::VisionConfig;
-use super::load::{load_weights, Layout};
+use super::load::{Layout, load_weights};
 use super::model::ClipVisionModelWithProjection;
 use super::preprocess::Preprocessor;
 use crate::error::{Error, Result};

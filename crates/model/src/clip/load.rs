@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::store::burn_pack::Tensor as PackTensor;
-use burn::store::{bridge, ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore, bridge,
+};
 use burn::tensor::{DType, Shape, TensorData};
 
 use super::model::ClipVisionModelWithProjection;
@@ -112,7 +114,9 @@ fn transpose(t: PackTensor) -> PackTensor {
 /// The layout-specific step the remap table cannot express.
 fn reshape_step(layout: Layout, tensors: BTreeMap<String, PackTensor>) -> Vec<PackTensor> {
     match layout {
-        Layout::OpenAi => tensors.into_values().map(|t| if t.name == "visual_projection.weight" && t.shape.len() == 2 { transpose(t) } else { t }).collect(),
+        Layout::OpenAi => {
+            tensors.into_values().map(|t| if t.name == "visual_projection.weight" && t.shape.len() == 2 { transpose(t) } else { t }).collect()
+        }
         Layout::HuggingFace => {
             let mut out = Vec::with_capacity(tensors.len());
             let mut tensors = tensors;

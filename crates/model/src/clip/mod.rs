@@ -10,7 +10,7 @@ pub mod model;
 pub mod preprocess;
 
 pub use config::{Activation, Preset, VisionConfig};
-pub use encoder::{Encoder, DEFAULT_MODEL, DEFAULT_REVISION};
-pub use load::{load_weights, Layout};
+pub use encoder::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder};
+pub use load::{Layout, load_weights};
 pub use model::ClipVisionModelWithProjection;
 pub use preprocess::Preprocessor;

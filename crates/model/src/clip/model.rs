@@ -47,7 +47,6 @@ impl ClipVisionEmbeddings {
             position_embedding: EmbeddingConfig::new(cfg.num_positions(), h).with_initializer(INIT).init(device),
         }
     }
-
 }
 
 /// Multi-head self-attention. The query, key and value projections are one
@@ -65,7 +64,6 @@ impl ClipAttention {
         let h = cfg.hidden_size;
         ClipAttention { qkv_proj: linear(h, 3 * h, true, device), out_proj: linear(h, h, true, device), num_heads: cfg.num_attention_heads }
     }
-
 }
 
 /// The feed-forward block: fc1, the activation, fc2.
@@ -85,7 +83,6 @@ impl ClipMlp {
             activation: cfg.hidden_act,
         }
     }
-
 }
 
 /// A pre-norm transformer block.

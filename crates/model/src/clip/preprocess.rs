@@ -87,8 +87,8 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// First input index and integer weights of output positions `window` of a
 /// resize from `in_size` to `out_size`, computed as PIL's `precompute_coeffs`
-/// + `normalize_coeffs_8bpc` do. Downscaling widens the kernel by the scale
-/// factor (antialiasing).
+/// and `normalize_coeffs_8bpc` do. Downscaling widens the kernel by the
+/// scale factor (antialiasing).
 fn coefficients(in_size: usize, out_size: usize, window: std::ops::Range<usize>) -> Vec<(usize, Vec<i32>)> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
@@ -195,7 +195,9 @@ mod tests {
     }
 
     fn test_image(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([x.wrapping_mul(7).wrapping_add(y * 3) as u8, x.wrapping_mul(y) as u8, 255u32.wrapping_sub(x * 5).wrapping_add(y) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([x.wrapping_mul(7).wrapping_add(y * 3) as u8, x.wrapping_mul(y) as u8, 255u32.wrapping_sub(x * 5).wrapping_add(y) as u8])
+        })
     }
 
     #[test]
