@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics;
-
 pub fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
@@ -107,11 +105,32 @@ pub fn choose_threshold(rule: ThresholdRule, probs: &[f64], labels: &[bool]) -> 
     match rule {
         ThresholdRule::Fixed { threshold } => threshold,
         ThresholdRule::BestF1 => {
-            candidates
-                .iter()
-                .map(|&t| (metrics::binary(probs, labels, t, 0.01).f1, t))
-                .fold((f64::NEG_INFINITY, 0.5), |best, (f1, t)| if f1 > best.0 { (f1, t) } else { best })
-                .1
+            // One pass over the distinct scores from the highest down: at
+            // threshold t, everything scoring >= t is called unsafe.
+            let positives = labels.iter().filter(|&&l| l).count() as f64;
+            let mut order: Vec<usize> = (0..probs.len()).collect();
+            order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+            let (mut tp, mut fp, mut best) = (0.0, 0.0, (f64::NEG_INFINITY, 0.5));
+            for (k, &i) in order.iter().enumerate() {
+                if labels[i] {
+                    tp += 1.0
+                } else {
+                    fp += 1.0
+                }
+                let last_of_tie = k + 1 == order.len() || probs[order[k + 1]] != probs[i];
+                let f1 = if tp > 0.0 { 2.0 * tp / (2.0 * tp + fp + (positives - tp)) } else { 0.0 };
+                // Among thresholds with equal F1, the lowest.
+                if last_of_tie && f1 >= best.0 {
+                    best = (f1, probs[i]);
+                }
+            }
+            // Between the chosen score and the next lower one, so scores
+            // that saturate at the chosen value still count as unsafe.
+            let t = best.1;
+            match candidates.iter().rposition(|&c| c < t) {
+                Some(j) => (candidates[j] + t) / 2.0,
+                None => t,
+            }
         }
         ThresholdRule::TargetFpr { fpr } => {
             let neg = labels.iter().filter(|&&l| !l).count().max(1) as f64;
@@ -163,6 +182,14 @@ mod tests {
         let fp = probs.iter().zip(&labels).filter(|&(&p, &l)| !l && p >= t).count();
         assert!(fp <= 5, "fpr {} at threshold {t}", fp as f64 / 50.0);
         assert!(t <= 0.46, "the lowest admissible threshold is chosen, got {t}");
-        assert_eq!(choose_threshold(ThresholdRule::BestF1, &probs, &labels), 0.5);
+        // Best F1 at 0.5, placed halfway to the next lower score.
+        assert!((choose_threshold(ThresholdRule::BestF1, &probs, &labels) - 0.495).abs() < 1e-12);
+        // It agrees with scoring every candidate threshold.
+        let noisy: Vec<f64> = (0..300).map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
+        let truth: Vec<bool> = (0..300).map(|i| (i * 31) % 7 < 3 || noisy[i] > 0.8).collect();
+        let t = choose_threshold(ThresholdRule::BestF1, &noisy, &truth);
+        use crate::metrics;
+        let best = noisy.iter().map(|&c| metrics::binary(&noisy, &truth, c, 0.01).f1).fold(0.0, f64::max);
+        assert!((metrics::binary(&noisy, &truth, t, 0.01).f1 - best).abs() < 1e-12);
     }
 }
