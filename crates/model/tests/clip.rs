@@ -134,6 +134,27 @@ fn missing_unknown_and_pickled_weights_are_refused_with_names() {
     assert!(e.contains("post_layernorm.beta: non-finite value at index 1"), "{e}");
 }
 
+/// Tensors of the wrong rank are named errors, not panics.
+#[test]
+fn scalars_and_vectors_where_matrices_belong_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("hf-quickgelu/config.json"), dir.path().join("config.json")).unwrap();
+    let bad = dir.path().join("model.safetensors");
+    rewrite(&fixtures().join("hf-quickgelu/model.safetensors"), &bad, |ts| {
+        for (n, d, s) in ts.iter_mut() {
+            if n == "vision_model.encoder.layers.0.self_attn.q_proj.weight" {
+                *d = d[..4].to_vec();
+                *s = vec![];
+            } else if n == "visual_projection.weight" {
+                *s = vec![s.iter().product()];
+            }
+        }
+    });
+    let e = Encoder::load(&bad, None, false, &Device::flex()).unwrap_err().to_string();
+    assert!(e.contains("layers.0.self_attn.qkv_proj.weight") && e.contains("q_proj.weight"), "{e}");
+    assert!(e.contains("visual_projection.weight"), "{e}");
+}
+
 /// Half-precision checkpoints (as many Hub repos ship) load to the same
 /// function within half precision's rounding.
 #[test]

@@ -123,7 +123,12 @@ fn reshape_step(layout: Layout, tensors: BTreeMap<String, PackTensor>) -> Vec<Pa
             let q_keys: Vec<String> = tensors.keys().filter(|k| k.contains(".self_attn.q_proj.")).cloned().collect();
             for q in q_keys {
                 let (k, v) = (q.replace(".q_proj.", ".k_proj."), q.replace(".q_proj.", ".v_proj."));
-                if tensors.contains_key(&k) && tensors.contains_key(&v) {
+                // Fused only when the three are stackable; anything else stays
+                // as it is and is reported as unexpected keys.
+                let stackable = [&q, &k, &v].iter().all(|n| {
+                    tensors.get(*n).is_some_and(|t| !t.shape.is_empty() && t.shape[1..] == tensors[&q].shape[1..] && t.dtype == tensors[&q].dtype)
+                });
+                if stackable {
                     let parts: Vec<PackTensor> = [&q, &k, &v].iter().map(|n| tensors.remove(*n).expect("checked")).collect();
                     out.push(concat_rows(q.replace(".q_proj.", ".qkv_proj."), parts));
                 }
