@@ -165,6 +165,8 @@ fn descriptor_embed_train_eval_predict_export_from_a_fresh_folder() {
     // No `embeddings` line: embed writes beside the descriptor, train finds it.
     let e = fails(&["train", "--train", "bench/images.toml", "--out", "g.safetensors"], d);
     assert!(e.contains("pairguard embed bench/images.toml"), "the error names the command that fixes it: {e}");
+    let e = fails(&["embed", "bench/images.toml", "--model", "enc/modle.safetensors", "--device", "cpu"], d);
+    assert!(e.contains("enc/modle.safetensors") && e.contains("not a Hub repo id"), "a mistyped path is not fetched from the Hub: {e}");
     let store = ok(&["embed", "bench/images.toml", "--model", "enc/model.safetensors", "--device", "cpu"], d);
     assert!(store.trim().ends_with("bench/synthetic-images.embeddings.safetensors"), "{store}");
     ok(&["train", "--train", "bench/images.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "g.safetensors"], d);

@@ -46,6 +46,9 @@ impl Encoder {
                 local.to_path_buf()
             };
             Self::load(&weights, config, normalize, device)
+        } else if model.starts_with(['.', '/', '~']) || model.matches('/').count() != 1 || model.ends_with(".safetensors") {
+            // Not `owner/name`: a local path that is not there.
+            Err(Error::io(local, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder, and not a Hub repo id (owner/name)")))
         } else {
             Self::from_hub(model, revision, hub, normalize, device)
         }
