@@ -189,6 +189,28 @@ pub fn evaluate_scores(set: &LabeledSet, probs: &[f64], category_probs: Option<&
     ev
 }
 
+/// What calibration on validation data gave one guard.
+#[derive(Debug)]
+struct Calibration {
+    temperature: f64,
+    threshold: f64,
+    metrics: Option<BinaryMetrics>,
+    warnings: Vec<String>,
+    /// Iterations or epochs of the kept weights.
+    epochs: usize,
+}
+
+/// Checks raw embeddings for a guard of input dimension `d`.
+fn check_embeddings(x: &[f32], d: usize) -> Result<()> {
+    if !x.len().is_multiple_of(d) {
+        return Err(Error::Dimension { what: format!("embeddings ({} values)", x.len()), found: x.len() % d, expected: d });
+    }
+    match x.iter().position(|v| !v.is_finite()) {
+        Some(j) => Err(Error::NonFinite { what: "embeddings", row: j / d, dim: j % d }),
+        None => Ok(()),
+    }
+}
+
 /// Ids of validation samples that are also training samples, by id or by
 /// an identical embedding.
 fn overlap(train: &LabeledSet, rows: &[usize], validation: &LabeledSet) -> usize {
@@ -249,7 +271,7 @@ pub fn train_guards(
         .collect();
 
     // Calibration on validation predictions of the train-only heads.
-    let mut calibration = Vec::with_capacity(sets.len());
+    let mut calibration: Vec<Calibration> = Vec::with_capacity(sets.len());
     match validation {
         Some(v) => {
             let heads: Vec<&HeadWeights> = chosen.iter().map(|&h| &fit.heads[h]).collect();
@@ -270,16 +292,13 @@ pub fn train_guards(
                     warnings.push(format!("the fitted temperature {t:.3} is at the edge of its range [{TEMPERATURE_MIN}, {TEMPERATURE_MAX}]: validation data may overlap training or be too small"));
                 }
                 let metrics = metrics::binary(&p, &v.labels, thr, cfg.calibration.fpr_target);
-                calibration.push((t, thr, Some(metrics), warnings, fit.best_epoch[h]));
+                calibration.push(Calibration { temperature: t, threshold: thr, metrics: Some(metrics), warnings, epochs: fit.best_epoch[h] });
             }
         }
         None => {
-            let thr = match cfg.calibration.threshold {
-                ThresholdRule::Fixed { threshold } => threshold,
-                _ => unreachable!("checked by GuardConfig::check"),
-            };
+            let ThresholdRule::Fixed { threshold } = cfg.calibration.threshold else { unreachable!("checked by GuardConfig::check") };
             for &h in &chosen {
-                calibration.push((1.0, thr, None, Vec::new(), fit.best_epoch[h]));
+                calibration.push(Calibration { temperature: 1.0, threshold, metrics: None, warnings: Vec::new(), epochs: fit.best_epoch[h] });
             }
         }
     }
@@ -318,14 +337,13 @@ pub fn train_guards(
     if tc.multilabel {
         names.extend(data.categories.iter().cloned());
     }
-    let rule = if validation.is_some() { cfg.calibration.threshold } else { ThresholdRule::Fixed { threshold: calibration[0].1 } };
     Ok(final_heads
         .into_iter()
         .zip(final_norms)
         .zip(calibration)
         .zip(trained_on)
         .zip(&chosen)
-        .map(|((((head, norm), (temperature, threshold, validation_metrics, warnings, epochs)), set), &h)| GuardModel {
+        .map(|((((head, norm), c), set), &h)| GuardModel {
             card: ModelCard {
                 format: CARD_FORMAT.into(),
                 head: tc.head,
@@ -334,15 +352,15 @@ pub fn train_guards(
                 normalization: tc.normalization,
                 encoder: encoder.clone(),
                 categories: data.categories.clone(),
-                threshold,
-                threshold_rule: rule,
-                temperature,
+                threshold: c.threshold,
+                threshold_rule: cfg.calibration.threshold,
+                temperature: c.temperature,
                 weight_decay: job.lambdas[h],
-                epochs,
+                epochs: c.epochs,
                 training_samples: set.len(),
                 training_data_sha256: set.content_hash(),
-                validation_metrics,
-                warnings,
+                validation_metrics: c.metrics,
+                warnings: c.warnings,
                 config: cfg.clone(),
             },
             norm,
@@ -360,12 +378,7 @@ pub fn probabilities_of(guards: &[GuardModel], x: &[f32], device: &Device) -> Re
     if guards.iter().any(|g| g.card.head != first.card.head || g.card.input_dim != d || g.card.outputs.len() != first.card.outputs.len()) {
         return Err(Error::TrainingData("guards scored together must share head kind, input dimension and outputs".into()));
     }
-    if !x.len().is_multiple_of(d) {
-        return Err(Error::Dimension { what: format!("embeddings ({} values)", x.len()), found: x.len() % d, expected: d });
-    }
-    if let Some(j) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFinite { what: "embeddings", row: j / d, dim: j % d });
-    }
+    check_embeddings(x, d)?;
     let (n, o) = (x.len() / d, first.card.outputs.len());
     let heads: Vec<&HeadWeights> = guards.iter().map(|g| &g.head).collect();
     let norms: Vec<&FeatureNorm> = guards.iter().map(|g| &g.norm).collect();
@@ -388,13 +401,7 @@ impl GuardModel {
 
     /// Raw logits `[n, outputs]` for row-major embeddings.
     pub fn logits(&self, x: &[f32], device: &Device) -> Result<Vec<f32>> {
-        let d = self.card.input_dim;
-        if !x.len().is_multiple_of(d) {
-            return Err(Error::Dimension { what: format!("embeddings ({} values)", x.len()), found: x.len() % d, expected: d });
-        }
-        if let Some(j) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "embeddings", row: j / d, dim: j % d });
-        }
+        check_embeddings(x, self.card.input_dim)?;
         if x.is_empty() {
             return Ok(Vec::new());
         }
