@@ -10,12 +10,6 @@ pub enum Error {
     Data(#[from] pairguard_data::DataError),
     #[error(transparent)]
     Model(#[from] pairguard_model::Error),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{0}")]
@@ -35,7 +29,8 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error naming its file (the data crate's variant, shared).
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Data(pairguard_data::DataError::io(path, source))
     }
 }

@@ -9,12 +9,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Data(#[from] pairguard_data::DataError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{path}: {message}")]
     ConfigFile { path: PathBuf, message: String },
     #[error("invalid encoder config: {0}")]
@@ -60,7 +54,8 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error naming its file (the data crate's variant, shared).
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Data(pairguard_data::DataError::io(path, source))
     }
 }
