@@ -184,3 +184,42 @@ fn options_a_sweep_cannot_honour_are_errors() {
     let e = pairguard_experiments::Experiment::from_file(&cfg).unwrap_err().to_string();
     assert!(e.contains("needs validation data"), "{e}");
 }
+
+/// With a validation set, a sweep selects the weight decay, fits a
+/// temperature and a threshold per head, as `train` does.
+#[test]
+fn a_sweep_with_validation_data_selects_and_calibrates_each_head() {
+    let dir = tempfile::tempdir().unwrap();
+    pairguard_data::synthetic::Benchmark::generate(&pairguard_data::synthetic::SyntheticConfig::tiny())
+        .unwrap()
+        .write(&dir.path().join("bench"))
+        .unwrap();
+    let text = r#"
+name = "validated"
+[data]
+coarse = "bench/coarse.toml"
+pairs = "bench/pairs.toml"
+tests = [{ name = "shifted", dataset = "bench/test-shifted.toml" }]
+validation = { name = "val", dataset = "bench/test-coarse.toml" }
+[train]
+weight_decay_grid = [0.0001, 0.01, 1.0]
+[calibration]
+threshold = { rule = "best-f1" }
+temperature = true
+[sweep]
+budgets = [32, 64]
+strategies = [{ kind = "coarse-only" }, { kind = "ratio", pair_fraction = 0.5 }]
+seeds = [0, 1]
+"#;
+    let cfg = dir.path().join("v.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("r");
+    let report = run(&cfg, &out, None).unwrap();
+    let mut r = csv::Reader::from_path(out.join("fits.csv")).unwrap();
+    let rows: Vec<pairguard_experiments::FitRow> = r.deserialize().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2 * 2 * 2);
+    assert!(rows.iter().all(|f| [0.0001, 0.01, 1.0].contains(&f.weight_decay)));
+    assert!(rows.iter().any(|f| f.temperature != 1.0), "temperatures are fitted");
+    assert!(rows.iter().any(|f| f.threshold != 0.5), "thresholds are chosen on validation");
+    assert!(read(&report).contains("calibrated on 200 validation samples"), "{}", read(&report));
+}
