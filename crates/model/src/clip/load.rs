@@ -25,8 +25,7 @@ use super::model::ClipVisionModelWithProjection;
 use crate::error::{Error, Result};
 
 /// How a checkpoint names the vision tower's parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     HuggingFace,
     OpenAi,
