@@ -68,6 +68,7 @@ struct SynthArgs {
     /// Benchmark size: default or tiny.
     #[arg(long, default_value = "default")]
     preset: synthetic::Preset,
+    /// Seed of the generator (default: the preset's).
     #[arg(long)]
     seed: Option<u64>,
     /// Also write this many small images (pairs) for pixel-level tests.
@@ -93,11 +94,13 @@ enum DataCommand {
         /// Assign seeded grouped splits to unsplit samples first (train,validation,test fractions).
         #[arg(long, value_delimiter = ',')]
         split: Option<Vec<f64>>,
+        /// Seed of those splits.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Drop invalid rows (each reported) instead of failing.
         #[arg(long)]
         skip_invalid: bool,
+        /// Print the counts as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -138,6 +141,7 @@ struct EmbedArgs {
     /// Keep raw projections instead of L2-normalised embeddings.
     #[arg(long)]
     no_normalize: bool,
+    /// Drop invalid rows (each reported) instead of failing.
     #[arg(long)]
     skip_invalid: bool,
     #[command(flatten)]
@@ -181,8 +185,10 @@ struct TrainArgs {
     /// Threshold rule: best-f1, fpr:<target> or a fixed value in [0, 1].
     #[arg(long)]
     threshold: Option<ThresholdRule>,
+    /// Seed of the validation split, the initialisation and minibatches.
     #[arg(long)]
     seed: Option<u64>,
+    /// Drop invalid rows (each reported) instead of failing.
     #[arg(long)]
     skip_invalid: bool,
     #[command(flatten)]
@@ -191,8 +197,10 @@ struct TrainArgs {
 
 #[derive(Args, Debug)]
 struct EvalArgs {
+    /// The guard (`.safetensors`, with its `.json` card beside it).
     #[arg(long)]
     model: PathBuf,
+    /// Labelled dataset descriptor with an embedding store of the guard's encoder.
     #[arg(long)]
     data: PathBuf,
     /// Override the model's decision threshold.
@@ -207,11 +215,13 @@ struct EvalArgs {
 
 #[derive(Args, Debug)]
 struct PredictArgs {
+    /// The guard (`.safetensors`, with its `.json` card beside it).
     #[arg(long)]
     model: PathBuf,
     /// Dataset descriptor with an embedding store (labels are ignored).
     #[arg(long)]
     data: PathBuf,
+    /// Override the model's decision threshold.
     #[arg(long)]
     threshold: Option<f64>,
     /// Output JSON-lines file (default: standard output).
@@ -223,6 +233,7 @@ struct PredictArgs {
 
 #[derive(Args, Debug)]
 struct ExportArgs {
+    /// The guard (`.safetensors`, with its `.json` card beside it).
     #[arg(long)]
     model: PathBuf,
     /// Output .onnx file.
@@ -235,8 +246,10 @@ struct ExportArgs {
     /// Encoder for --pipeline: a Hub repo id or a local checkpoint (default: the model card's).
     #[arg(long)]
     encoder: Option<String>,
+    /// Hub revision of --encoder (default: the model card's).
     #[arg(long)]
     revision: Option<String>,
+    /// Config for a local --encoder checkpoint (default: beside it).
     #[arg(long)]
     config: Option<PathBuf>,
 }
