@@ -28,7 +28,10 @@ fn run_tract(bytes: &[u8], input: Vec<f32>, shape: &[usize]) -> Vec<f32> {
 /// Runs the model in onnxruntime through Python when available; returns
 /// None (and says so) when it is not.
 fn run_onnxruntime(bytes: &[u8], input: &[f32], shape: &[usize]) -> Option<Vec<f32>> {
-    let python = std::env::var("PAIRGUARD_PYTHON").ok()?;
+    let Ok(python) = std::env::var("PAIRGUARD_PYTHON") else {
+        eprintln!("onnxruntime check not run: set PAIRGUARD_PYTHON to a Python with onnxruntime and numpy");
+        return None;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (m, x, y) = (dir.path().join("m.onnx"), dir.path().join("x.bin"), dir.path().join("y.bin"));
     std::fs::write(&m, bytes).unwrap();
