@@ -468,12 +468,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let dev = device(a.device.device)?;
     let ds = load(&a.train, a.skip_invalid, true)?;
     // Fails, saying which command makes it, when the dataset has no store.
-    let all = LabeledSet::from_dataset(&ds, None, None)?;
-    let encoder = ds.embeddings.as_ref().map(|s| s.encoder.clone()).context("a dataset with vectors has a store")?;
+    let encoder = pairguard_model::features::store_of(&ds)?.encoder.clone();
     let (train_set, val_set) = match &a.validation {
         Some(v) => {
             let vds = load(v, a.skip_invalid, true)?;
-            (all, LabeledSet::from_dataset(&vds, None, Some(&encoder))?)
+            (LabeledSet::from_dataset(&ds, None, None)?, LabeledSet::from_dataset(&vds, None, Some(&encoder))?)
         }
         None => LabeledSet::train_validation(&ds, a.validation_fraction, cfg.train.seed)?,
     };

@@ -167,11 +167,7 @@ impl SweepData {
         };
         let mut encoder: Option<EncoderId> = None;
         let mut check = |ds: &Dataset| -> Result<()> {
-            let store = ds.embeddings.as_ref().ok_or_else(|| pairguard_model::Error::NoStore {
-                dataset: ds.descriptor.name.clone(),
-                descriptor: ds.descriptor.path.clone(),
-                default_store: ds.descriptor.default_store_path(),
-            })?;
+            let store = pairguard_model::features::store_of(ds)?;
             match &encoder {
                 None => encoder = Some(store.encoder.clone()),
                 Some(e) => e.ensure_matches(&store.encoder, &format!("dataset {}", ds.descriptor.name))?,

@@ -1,9 +1,18 @@
 //! Labelled feature matrices: samples joined with their embeddings, in the
 //! row-major layout heads train on.
 
-use pairguard_data::{Dataset, EncoderId, Label, PairIndex, Sample, Source, Split};
+use pairguard_data::{Dataset, EmbeddingStore, EncoderId, Label, PairIndex, Sample, Source, Split};
 
 use crate::error::{Error, Result};
+
+/// A dataset's embedding store, or an error naming the command that makes it.
+pub fn store_of(ds: &Dataset) -> Result<&EmbeddingStore> {
+    ds.embeddings.as_ref().ok_or_else(|| Error::NoStore {
+        dataset: ds.descriptor.name.clone(),
+        descriptor: ds.descriptor.path.clone(),
+        default_store: ds.descriptor.default_store_path(),
+    })
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabeledSet {
@@ -71,11 +80,7 @@ impl LabeledSet {
     /// The samples of a dataset (optionally one split) with the dataset's
     /// embedding store, checking the store's encoder against `expected`.
     pub fn from_dataset(ds: &Dataset, split: Option<Split>, expected: Option<&EncoderId>) -> Result<Self> {
-        let store = ds.embeddings.as_ref().ok_or_else(|| Error::NoStore {
-            dataset: ds.descriptor.name.clone(),
-            descriptor: ds.descriptor.path.clone(),
-            default_store: ds.descriptor.default_store_path(),
-        })?;
+        let store = store_of(ds)?;
         if let Some(e) = expected {
             e.ensure_matches(&store.encoder, &format!("dataset {}", ds.descriptor.name))?;
         }
