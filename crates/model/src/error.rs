@@ -47,6 +47,8 @@ pub enum Error {
     ForeignParts { path: PathBuf },
     #[error("{0}")]
     Device(String),
+    #[error("invalid attack option `{option}`: {message}")]
+    AttackOption { option: &'static str, message: String },
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("safetensors: {0}")]

@@ -387,6 +387,38 @@ pub fn probabilities_of(guards: &[GuardModel], x: &[f32], device: &Device) -> Re
 }
 
 impl GuardModel {
+    /// A guard from given head weights (not trained here): one "unsafe"
+    /// output, temperature 1 and a fixed threshold.
+    pub fn fixed(head: HeadWeights, norm: FeatureNorm, encoder: EncoderId, threshold: f64) -> Result<Self> {
+        if head.outputs != 1 || norm.dim() != head.input_dim || encoder.dim != head.input_dim {
+            return Err(Error::Dimension {
+                what: "a fixed guard's head, normalisation and encoder".into(),
+                found: norm.dim(),
+                expected: head.input_dim,
+            });
+        }
+        let card = ModelCard {
+            format: CARD_FORMAT.into(),
+            head: head.kind,
+            input_dim: head.input_dim,
+            outputs: vec!["unsafe".into()],
+            normalization: norm.kind,
+            encoder,
+            categories: Vec::new(),
+            threshold,
+            threshold_rule: ThresholdRule::Fixed { threshold },
+            temperature: 1.0,
+            weight_decay: 0.0,
+            epochs: 0,
+            training_samples: 0,
+            training_data_sha256: String::new(),
+            validation_metrics: None,
+            warnings: Vec::new(),
+            config: GuardConfig { calibration: CalibrationConfig::fixed(threshold), ..GuardConfig::default() },
+        };
+        Ok(GuardModel { card, norm, head })
+    }
+
     /// Trains one guard on all of `train`; see [`train_guards`].
     pub fn train(train: &LabeledSet, validation: Option<&LabeledSet>, encoder: EncoderId, cfg: &GuardConfig, device: &Device) -> Result<Self> {
         if train.is_empty() {

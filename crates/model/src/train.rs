@@ -271,7 +271,7 @@ fn validation_losses(logits: &[f32], targets: &[f32], heads: usize, o: usize) ->
 }
 
 /// The per-head standardisation as bank tensors (None when no head standardises).
-fn affine(norms: &[&FeatureNorm], device: &Device) -> Option<Affine> {
+pub(crate) fn affine(norms: &[&FeatureNorm], device: &Device) -> Option<Affine> {
     if norms.iter().all(|n| n.kind != NormKind::Standardize) {
         return None;
     }

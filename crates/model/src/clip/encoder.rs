@@ -97,11 +97,21 @@ impl Encoder {
     pub fn embed_pixels(&self, pixels: Vec<f32>, batch: usize) -> Vec<f32> {
         let s = self.config.image_size;
         let x: Tensor<4> = Tensor::from_data(TensorData::new(pixels, [batch, 3, s, s]), &self.device);
-        let mut y = self.model.forward(x);
-        if self.id.normalized {
-            let norm = y.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
-            y = y / norm;
-        }
-        y.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
+        self.embed(x).into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
     }
+
+    /// Embeddings `[b, dim]` for CLIP-normalised pixels `[b, 3, s, s]`, as
+    /// the store records them (unit length when the identity says so). On
+    /// autodiff tensors gradients flow to the pixels; the weights stay
+    /// constants.
+    pub fn embed(&self, pixels: Tensor<4>) -> Tensor<2> {
+        let y = self.model.forward(pixels);
+        if self.id.normalized { l2_rows(y) } else { y }
+    }
+}
+
+/// Rows scaled to unit length (a zero row stays zero), as the host code does.
+pub fn l2_rows(y: Tensor<2>) -> Tensor<2> {
+    let norm = y.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+    y / norm
 }
