@@ -56,6 +56,9 @@ enum Command {
     ExportOnnx(ExportArgs),
     /// Run a sample-efficiency sweep from an experiment file.
     Sweep(SweepArgs),
+    /// Attack a guard through the whole pipeline (pixels, encoder, head) and
+    /// corrupt its images: robust accuracy per attack, epsilon, category and source.
+    Robustness(RobustnessArgs),
     /// List compute devices and say which one `--device auto` picks.
     Devices,
 }
@@ -265,6 +268,58 @@ struct SweepArgs {
     device: DeviceArg,
 }
 
+#[derive(Args, Debug)]
+struct RobustnessArgs {
+    /// The guard (`.safetensors`, with its `.json` card beside it).
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled dataset descriptor whose samples have images.
+    #[arg(long)]
+    data: PathBuf,
+    /// The guard's encoder: a Hub repo id or a local checkpoint (default: the model card's).
+    #[arg(long)]
+    encoder: Option<String>,
+    /// Hub revision of --encoder (default: the model card's).
+    #[arg(long)]
+    revision: Option<String>,
+    /// Config for a local --encoder checkpoint (default: beside it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Results folder (resumed when it holds an interrupted run of the same settings).
+    #[arg(long)]
+    out: PathBuf,
+    /// Attacks, comma-separated: gn, fgsm, pgd, deepfool (UnsafeBench's settings), or none.
+    #[arg(long, value_delimiter = ',', default_value = "gn,fgsm,pgd,deepfool")]
+    attacks: Vec<String>,
+    /// Epsilons, comma-separated, in --eps-unit.
+    #[arg(long, value_delimiter = ',', default_value = "0.01")]
+    eps: Vec<f64>,
+    /// normalized (the CLIP-normalised tensor, bounds -3..3) or pixel (8-bit levels: eps/255 on [0, 1] pixels).
+    #[arg(long, default_value = "normalized")]
+    eps_unit: pairguard_model::robust::EpsUnit,
+    /// Corruptions: default (JPEG, blur, rescale and noise at several severities),
+    /// none, or kind:severity items such as jpeg:50,blur:2,rescale:0.25,noise:16.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    corruptions: Vec<String>,
+    /// Images to attack, drawn among those the guard classifies correctly.
+    #[arg(long, default_value_t = 500)]
+    samples: usize,
+    /// Attack only images of this source: real, ai-generated or all.
+    #[arg(long, default_value = "all")]
+    source: String,
+    /// Seed of the draw, the noise and PGD's random start.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images per forward/backward batch.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Write every adversarial image as PNG under <out>/adversarial/.
+    #[arg(long)]
+    save_adversarial: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
 fn device(choice: DeviceChoice) -> anyhow::Result<pairguard_model::Device> {
     let sel = pairguard_model::device::select(choice)?;
     eprintln!("device: {}", sel.description);
@@ -297,6 +352,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict(a),
         Command::ExportOnnx(a) => export_onnx(a),
         Command::Sweep(a) => sweep(a),
+        Command::Robustness(a) => robustness(a),
         Command::Devices => {
             let adapters = pairguard_model::device::wgpu_adapters();
             if adapters.is_empty() {
@@ -559,5 +615,68 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
     let report = pairguard_experiments::run_experiment(&a.experiment, &out, &opts, &Bar::new())?;
     eprintln!("sweep finished in {:.1}s", t0.elapsed().as_secs_f64());
     println!("{}", report.display());
+    Ok(())
+}
+
+fn robustness_config(a: &RobustnessArgs) -> anyhow::Result<pairguard_experiments::robustness::RobustnessConfig> {
+    use pairguard_model::robust::{Attack, Corruption};
+    let attacks: Vec<Attack> = match a.attacks.as_slice() {
+        [none] if none == "none" => Vec::new(),
+        names => names.iter().map(|n| n.parse()).collect::<Result<_, _>>()?,
+    };
+    let corruptions: Vec<Corruption> = match a.corruptions.as_slice() {
+        [d] if d == "default" => Corruption::defaults(),
+        [none] if none == "none" => Vec::new(),
+        items => items.iter().map(|c| c.parse()).collect::<Result<_, _>>()?,
+    };
+    let source = match a.source.as_str() {
+        "all" => None,
+        s => Some(
+            pairguard_data::Source::parse(s)
+                .filter(|s| *s != pairguard_data::Source::Unknown)
+                .ok_or_else(|| anyhow::anyhow!("--source {s:?}: expected real, ai-generated or all"))?,
+        ),
+    };
+    let cfg = pairguard_experiments::robustness::RobustnessConfig {
+        attacks,
+        eps: a.eps.clone(),
+        eps_unit: a.eps_unit,
+        corruptions,
+        samples: a.samples,
+        source,
+        seed: a.seed,
+        batch: a.batch,
+    };
+    cfg.check()?;
+    Ok(cfg)
+}
+
+fn robustness(a: RobustnessArgs) -> anyhow::Result<()> {
+    use pairguard_experiments::robustness;
+    // Settings first: a bad option fails before anything loads.
+    let cfg = robustness_config(&a)?;
+    let model = GuardModel::load(&a.model)?;
+    let dev = device(a.device.device)?;
+    let ds = load(&a.data, false, false)?;
+    let id = &model.card.encoder;
+    let name = a.encoder.clone().unwrap_or_else(|| id.model.clone());
+    let revision = a.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());
+    let encoder = Encoder::resolve(&name, &revision, a.config.as_deref(), &hub_options(), id.normalized, &dev)
+        .with_context(|| format!("loading the guard's encoder {name:?} (name another with --encoder)"))?;
+    let opts = robustness::RobustnessOptions { save_adversarial: a.save_adversarial, max_batches: None };
+    let t0 = std::time::Instant::now();
+    let report = robustness::run(&model, &a.model, &encoder, &ds, &cfg, &a.out, &opts, &Bar::new())?;
+    let sel = &report.selection;
+    eprintln!(
+        "clean accuracy {:.4} on {} images drawn; {} attacked; finished in {:.1}s",
+        sel.clean_accuracy(),
+        sel.examined,
+        sel.selected.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    for r in report.rows.iter().filter(|r| r.slice == "all") {
+        eprintln!("{:<10} {:>8} robust accuracy {:.4} [{:.4}, {:.4}] (n = {})", r.attack, r.eps, r.robust_accuracy, r.ci_low, r.ci_high, r.n);
+    }
+    println!("{}", a.out.join("robustness.json").display());
     Ok(())
 }

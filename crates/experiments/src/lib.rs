@@ -1,11 +1,13 @@
-//! Sample-efficiency sweeps: how much counterfactual pairs improve a
-//! lightweight guard at each training budget, with confidence intervals,
-//! plots and a report that names every input.
+//! Experiments on guards: sample-efficiency sweeps (how much counterfactual
+//! pairs improve a lightweight guard at each training budget) and
+//! robustness runs (attacks and corruptions), with confidence intervals,
+//! plots and reports that name every input.
 
 pub mod config;
 pub mod error;
 pub mod plot;
 pub mod report;
+pub mod robustness;
 pub mod stats;
 pub mod summary;
 pub mod sweep;

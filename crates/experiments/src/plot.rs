@@ -1,6 +1,6 @@
-//! Sample-efficiency plots: a metric against the training budget (log
-//! axis), one line per strategy with its 95% interval as a band, written as
-//! PNG and SVG.
+//! Curves with 95% bands on a logarithmic x axis, written as PNG and SVG:
+//! a metric against the training budget (one line per strategy), robust
+//! accuracy against epsilon (one line per attack).
 
 use std::path::Path;
 use std::sync::Once;
@@ -33,66 +33,95 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    rows: &[&SummaryRow],
-    strategies: &[String],
-    title: &str,
-    metric: &str,
-) -> Result<(), String>
+/// One point of a curve: its mean and 95% interval (NaN: no band).
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub x: f64,
+    pub mean: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// A labelled line.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<Point>,
+}
+
+/// Titles of a figure. The x axis is logarithmic (base 2), labelled with
+/// the values themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct Axes<'a> {
+    pub title: &'a str,
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &[Curve], axes: Axes) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| format!("{e:?}"))?;
-    // The x axis is log2(budget) on a linear scale, so every doubling gets a
-    // tick labelled with the budget itself.
-    let lx = |b: usize| (b as f64).log2();
-    let bmin = lx(rows.iter().map(|r| r.budget).min().unwrap_or(1));
-    let bmax = lx(rows.iter().map(|r| r.budget).max().unwrap_or(2)).max(bmin + 1.0);
-    let lo = rows.iter().map(|r| if r.ci_low.is_finite() { r.ci_low } else { r.mean }).fold(f64::INFINITY, f64::min);
-    let hi = rows.iter().map(|r| if r.ci_high.is_finite() { r.ci_high } else { r.mean }).fold(f64::NEG_INFINITY, f64::max);
+    // log2(x) on a linear scale, so every doubling gets a tick labelled with x itself.
+    let points = || curves.iter().flat_map(|c| c.points.iter());
+    let xmin = points().map(|p| p.x.log2()).fold(f64::INFINITY, f64::min);
+    let xmax = points().map(|p| p.x.log2()).fold(f64::NEG_INFINITY, f64::max).max(xmin + 1.0);
+    let (xmin, xmax) = if xmin.is_finite() { (xmin, xmax) } else { (0.0, 1.0) };
+    let lo = points().map(|p| if p.ci_low.is_finite() { p.ci_low } else { p.mean }).filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
+    let hi = points().map(|p| if p.ci_high.is_finite() { p.ci_high } else { p.mean }).filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.08).max(0.01);
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(axes.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d((bmin - 0.2)..(bmax + 0.2), (lo - pad)..(hi + pad))
+        .build_cartesian_2d((xmin - 0.2)..(xmax + 0.2), (lo - pad)..(hi + pad))
         .map_err(|e| format!("{e:?}"))?;
     chart
         .configure_mesh()
-        .x_desc("training budget (samples, log scale)")
+        .x_desc(axes.x)
         .disable_x_mesh()
-        .y_desc(metric)
-        .x_labels((bmax - bmin).round() as usize + 1)
-        .x_label_formatter(&|v| format!("{}", 2f64.powf(*v).round() as u64))
+        .y_desc(axes.y)
+        .x_labels((xmax - xmin).round() as usize + 1)
+        .x_label_formatter(&|v| {
+            let x = 2f64.powf(*v);
+            if x >= 1.0 {
+                format!("{}", x.round() as u64)
+            } else {
+                // Three significant digits, trailing zeros dropped: 0.0156, 0.125.
+                let digits = (2 - x.log10().floor() as i32).max(0) as usize;
+                format!("{x:.digits$}").trim_end_matches('0').to_string()
+            }
+        })
         .y_label_formatter(&|v| format!("{v:.2}"))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(|e| format!("{e:?}"))?;
-    for (k, s) in strategies.iter().enumerate() {
+    for (k, curve) in curves.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
-        let mut pts: Vec<&&SummaryRow> = rows.iter().filter(|r| &r.strategy == s).collect();
-        pts.sort_by_key(|r| r.budget);
+        let mut pts: Vec<&Point> = curve.points.iter().collect();
+        pts.sort_by(|a, b| a.x.total_cmp(&b.x));
         if pts.is_empty() {
             continue;
         }
         let band: Vec<(f64, f64)> = pts
             .iter()
-            .filter(|r| r.ci_low.is_finite())
-            .map(|r| (lx(r.budget), r.ci_high))
-            .chain(pts.iter().rev().filter(|r| r.ci_low.is_finite()).map(|r| (lx(r.budget), r.ci_low)))
+            .filter(|p| p.ci_low.is_finite())
+            .map(|p| (p.x.log2(), p.ci_high))
+            .chain(pts.iter().rev().filter(|p| p.ci_low.is_finite()).map(|p| (p.x.log2(), p.ci_low)))
             .collect();
         if band.len() >= 4 {
             chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18)))).map_err(|e| format!("{e:?}"))?;
         }
-        let line: Vec<(f64, f64)> = pts.iter().map(|r| (lx(r.budget), r.mean)).collect();
+        let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.x.log2(), p.mean)).collect();
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
             .map_err(|e| format!("{e:?}"))?
-            .label(s.as_str())
+            .label(curve.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
         chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| format!("{e:?}"))?;
     }
@@ -108,15 +137,15 @@ where
     Ok(())
 }
 
-/// Writes `<stem>.png` and `<stem>.svg` for one (test, metric).
-pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str, stem: &Path) -> crate::Result<()> {
+/// Writes `<stem>.png` and `<stem>.svg`.
+pub fn plot_curves(curves: &[Curve], axes: Axes, stem: &Path) -> crate::Result<()> {
     let plot_error = |message: String| crate::Error::Plot { path: stem.to_path_buf(), message };
     register_font();
     let (w, h) = (900u32, 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(root, rows, strategies, title, metric).map_err(plot_error)?;
+        draw(root, curves, axes).map_err(plot_error)?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
     let png = stem.with_extension("png");
@@ -126,8 +155,25 @@ pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, met
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        draw(root, rows, strategies, title, metric).map_err(plot_error)?;
+        draw(root, curves, axes).map_err(plot_error)?;
     }
     pairguard_data::hash::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())
+}
+
+/// Writes `<stem>.png` and `<stem>.svg` for one (test, metric): the metric
+/// against the training budget, one line per strategy.
+pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str, stem: &Path) -> crate::Result<()> {
+    let curves: Vec<Curve> = strategies
+        .iter()
+        .map(|s| Curve {
+            label: s.clone(),
+            points: rows
+                .iter()
+                .filter(|r| &r.strategy == s)
+                .map(|r| Point { x: r.budget as f64, mean: r.mean, ci_low: r.ci_low, ci_high: r.ci_high })
+                .collect(),
+        })
+        .collect();
+    plot_curves(&curves, Axes { title, x: "training budget (samples, log scale)", y: metric }, stem)
 }

@@ -125,6 +125,29 @@ fn attacks_match_foolbox_on_the_cpu() {
 }
 
 #[test]
+fn a_confident_guard_is_still_attacked() {
+    // The fixture's head scaled 400x: |z'| reaches hundreds, where the
+    // cross-entropy's derivative rounds to zero in f32 (torch's does too).
+    let fx = Fixture::load();
+    let device = Device::flex();
+    let (encoder, mut guard) = setup(&fx, &device);
+    guard.head.w1.iter_mut().chain(guard.head.b1.iter_mut()).for_each(|v| *v *= 400.0);
+    let target = GuardDecision::new(&guard, &encoder, EpsUnit::Normalized).unwrap();
+    let x0 = fx.images("pixels", &device);
+    let z = target.decisions(&x0);
+    assert!(z.iter().all(|z| z.abs() > 17.0), "saturated: {z:?}");
+    let labels: Vec<bool> = z.iter().map(|&z| z >= 0.0).collect();
+    let seeds = vec![0; labels.len()];
+    for attack in [Attack::Fgsm, Attack::Pgd { steps: 3, random_start: false, rel_stepsize: 0.5 }] {
+        let out = attack::run(&attack, &target, &x0, &labels, &[0.05], &seeds).unwrap().remove(0);
+        assert!(out.linf.iter().all(|&n| (n - 0.05).abs() < 1e-6), "{}: every image moves by eps: {:?}", attack.name(), out.linf);
+        // Each decision moves against its label: unsafe ones down, safe ones up.
+        let against = out.decision.iter().zip(&z).all(|(after, before)| if *before >= 0.0 { after < before } else { after > before });
+        assert!(against, "{}: {z:?} -> {:?}", attack.name(), out.decision);
+    }
+}
+
+#[test]
 fn gaussian_noise_has_norm_eps_and_no_preferred_direction() {
     let fx = Fixture::load();
     let device = Device::flex();

@@ -8,7 +8,6 @@
 //! does not depend on the batch it was attacked in: a resumed or sharded run
 //! gives the same numbers.
 
-use burn::tensor::activation::softplus;
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -123,6 +122,13 @@ pub struct Outcome {
     pub l2: Vec<f32>,
 }
 
+impl Outcome {
+    /// The adversarial images on the host, row-major `[b, 3, s, s]`.
+    pub fn host_images(&self) -> Vec<f32> {
+        host(self.images.clone())
+    }
+}
+
 /// Attacks images `x0` (`[b, 3, s, s]`, attack space, inside the bounds)
 /// whose true verdicts are `labels` (true = unsafe), at each epsilon
 /// (attack-space units). `seeds` gives each image its random stream.
@@ -221,13 +227,22 @@ fn gradient_descent(
     x
 }
 
-/// Gradient of the summed cross-entropy of logits `[0, z']` against the
-/// labels: `softplus(z') - y z'` per image.
+/// The direction of the cross-entropy's gradient for logits `[0, z']`.
+///
+/// L-inf steps use only the gradient's sign. The cross-entropy's derivative
+/// with respect to `z'` is `sigmoid(z') - y`: `-sigmoid(-z')` for an unsafe
+/// label and `sigmoid(z')` for a safe one, a positive factor times
+/// `-(2y - 1)`. So the sign is that of `-(2y - 1) dz'/dx`, computed here
+/// without the factor. Computed with it, as torch's cross-entropy does, the
+/// factor rounds to zero in f32 once the guard is confident (|z'| > 17), the
+/// gradient vanishes and FGSM and PGD leave such images untouched: gradient
+/// masking by saturation, not robustness. Where the factor does not vanish
+/// the steps are foolbox's exactly.
 fn cross_entropy_gradient(target: &GuardDecision, x: &Tensor<4>, y: &Tensor<1>) -> Tensor<4> {
     let xg = x.clone().autodiff().require_grad();
     let z = target.decision(xg.clone());
-    let loss = (softplus(z.clone(), 1.0) - z * y.clone().autodiff()).sum();
-    let grads = loss.backward();
+    let ascent = y.clone().mul_scalar(-2.0).add_scalar(1.0).autodiff();
+    let grads = (z * ascent).sum().backward();
     xg.grad(&grads).expect("the images require a gradient")
 }
 

@@ -176,8 +176,18 @@ impl<'a> GuardDecision<'a> {
         self.unit
     }
 
+    pub fn encoder(&self) -> &'a Encoder {
+        self.encoder
+    }
+
     pub fn device(&self) -> &Device {
         &self.encoder.device
+    }
+
+    /// Attack-space images `[n, 3, s, s]` on the device, from host rows.
+    pub fn images(&self, pixels: Vec<f32>, n: usize) -> Tensor<4> {
+        let s = self.image_size();
+        Tensor::from_data(TensorData::new(pixels, [n, 3, s, s]), self.device())
     }
 
     pub fn image_size(&self) -> usize {
