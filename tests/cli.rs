@@ -212,3 +212,135 @@ fn descriptor_embed_train_eval_predict_export_from_a_fresh_folder() {
     let err = String::from_utf8(pairguard(&["embed", "bench/cut.toml", "--model", "enc", "--device", "cpu"], d).stderr).unwrap();
     assert!(err.contains("not embedded: cut") && err.contains("truncated"), "{err}");
 }
+
+/// `robustness` as a user runs it: relative paths, then absolute ones from
+/// another folder, every option, and the refusals.
+#[test]
+fn robustness_attacks_a_trained_guard_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--preset", "tiny", "--images", "24", "--out", "bench"], d);
+    for (name, src) in [("enc", "hf-quickgelu"), ("gelu", "hf-gelu")] {
+        std::fs::create_dir(d.join(name)).unwrap();
+        for f in ["config.json", "model.safetensors"] {
+            std::fs::copy(fixture_encoder().join("..").join(src).join(f), d.join(name).join(f)).unwrap();
+        }
+    }
+    ok(&["embed", "bench/images.toml", "--model", "enc", "--device", "cpu"], d);
+    ok(&["train", "--train", "bench/images.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "g.safetensors"], d);
+
+    let args = [
+        "robustness",
+        "--model",
+        "g.safetensors",
+        "--data",
+        "bench/images.toml",
+        "--out",
+        "rob",
+        "--samples",
+        "8",
+        "--eps",
+        "0.05,0.2",
+        "--attacks",
+        "fgsm,pgd,deepfool",
+        "--corruptions",
+        "jpeg:30,blur:2",
+        "--batch",
+        "4",
+        "--save-adversarial",
+        "--device",
+        "cpu",
+    ];
+    let printed = ok(&args, d);
+    assert_eq!(printed.trim(), "rob/robustness.json");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("rob/robustness.json")).unwrap()).unwrap();
+    assert_eq!(report["selection"]["selected"].as_array().unwrap().len(), 8);
+    assert_eq!(report["config"]["attacks"][1]["steps"], 100, "pgd runs UnsafeBench's 100 steps");
+    let csv = std::fs::read_to_string(d.join("rob/robustness.csv")).unwrap();
+    assert!(csv.starts_with("attack,kind,eps,eps_unit,slice,n,robust_accuracy,ci_low,ci_high,success_rate,norm,mean_norm,max_norm"), "{csv}");
+    for needle in [
+        "fgsm,attack,0.05,normalized,all,8,",
+        "pgd,attack,0.2,normalized,source:ai-generated,8,",
+        "jpeg,corruption,30.0,,all,8,",
+        "blur,corruption,2.0,",
+    ] {
+        assert!(csv.contains(needle), "{needle} in\n{csv}");
+    }
+    for f in ["robustness.md", "robustness.png", "robustness.svg"] {
+        assert!(d.join("rob").join(f).is_file(), "{f}");
+    }
+    assert_eq!(std::fs::read_dir(d.join("rob/adversarial/pgd/eps-0.2")).unwrap().count(), 8);
+    // Run again: everything is reused, and the files are the same.
+    let before = std::fs::read(d.join("rob/robustness.csv")).unwrap();
+    ok(&args, d);
+    assert_eq!(std::fs::read(d.join("rob/robustness.csv")).unwrap(), before);
+
+    // From another folder, with absolute paths, pixel units and a source filter.
+    std::fs::create_dir(d.join("elsewhere")).unwrap();
+    let (model, data, enc) = (d.join("g.safetensors"), d.join("bench/images.toml"), d.join("enc"));
+    let printed = ok(
+        &[
+            "robustness",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--encoder",
+            enc.to_str().unwrap(),
+            "--out",
+            "px",
+            "--samples",
+            "4",
+            "--eps",
+            "1,4",
+            "--eps-unit",
+            "pixel",
+            "--attacks",
+            "gn,fgsm",
+            "--corruptions",
+            "none",
+            "--source",
+            "ai-generated",
+            "--seed",
+            "3",
+            "--device",
+            "cpu",
+        ],
+        &d.join("elsewhere"),
+    );
+    assert_eq!(printed.trim(), "px/robustness.json");
+    let csv = std::fs::read_to_string(d.join("elsewhere/px/robustness.csv")).unwrap();
+    assert!(csv.contains("fgsm,attack,4.0,pixel,all,4,") && !csv.contains("corruption"), "{csv}");
+    let fgsm4 = csv.lines().find(|l| l.starts_with("fgsm,attack,4.0,pixel,all,")).unwrap();
+    let max_norm: f64 = fgsm4.rsplit(',').next().unwrap().parse().unwrap();
+    assert!(max_norm <= 4.0 + 1e-3, "FGSM at 4 levels moves pixels at most 4 levels: {fgsm4}");
+
+    // Refusals name the problem, before any output is written.
+    let base = ["robustness", "--model", "g.safetensors", "--data", "bench/images.toml", "--out", "bad", "--device", "cpu"];
+    for (extra, needle) in [
+        (vec!["--eps", "0"], "--eps 0"),
+        (vec!["--eps", "NaN"], "--eps NaN"),
+        (vec!["--attacks", "cw"], "unknown attack \"cw\""),
+        (vec!["--samples", "0"], "--samples 0"),
+        (vec!["--eps-unit", "bits"], "normalized, pixel"),
+        (vec!["--corruptions", "jpeg:0"], "out of range"),
+        (vec!["--corruptions", "fog:2"], "unknown corruption"),
+        (vec!["--source", "painted"], "real, ai-generated or all"),
+        (vec!["--source", "real"], "no images of source real"),
+        (vec!["--encoder", "gelu"], "encoder mismatch"),
+        (vec!["--encoder", "missing-folder/model.safetensors"], "missing-folder/model.safetensors"),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let e = fails(&args, d);
+        assert!(e.contains(needle), "{extra:?}: {e}");
+        if !needle.contains("source real") {
+            assert!(!d.join("bad").exists(), "{extra:?} wrote output");
+        }
+    }
+    let e = fails(&["robustness", "--model", "g.safetensors", "--data", "bench/coarse.toml", "--out", "bad2", "--device", "cpu"], d);
+    assert!(e.contains("has no images"), "{e}");
+    // A guard trained on stored embeddings of an encoder this machine does not have.
+    ok(&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--out", "emb.safetensors"], d);
+    let e = fails(&["robustness", "--model", "emb.safetensors", "--data", "bench/images.toml", "--out", "bad3", "--device", "cpu"], d);
+    assert!(e.contains("loading the guard's encoder \"synthetic\"") && e.contains("--encoder"), "{e}");
+}

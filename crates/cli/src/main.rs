@@ -657,7 +657,9 @@ fn robustness(a: RobustnessArgs) -> anyhow::Result<()> {
     let cfg = robustness_config(&a)?;
     let model = GuardModel::load(&a.model)?;
     let dev = device(a.device.device)?;
-    let ds = load(&a.data, false, false)?;
+    // With its store when it has one, so that a dataset of embeddings alone
+    // loads and is refused for having no images.
+    let ds = load(&a.data, false, true)?;
     let id = &model.card.encoder;
     let name = a.encoder.clone().unwrap_or_else(|| id.model.clone());
     let revision = a.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());

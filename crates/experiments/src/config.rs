@@ -93,6 +93,11 @@ pub struct SweepSpec {
     pub budget_range: Option<[usize; 3]>,
     pub strategies: Vec<Strategy>,
     pub seeds: Vec<u64>,
+    /// L2 size of the embedding perturbation behind the `robust_accuracy`
+    /// metric (see `pairguard_model::robust::embedding`); unset, the metric
+    /// is NaN.
+    #[serde(default)]
+    pub embedding_eps: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,8 +127,20 @@ pub struct Target {
 }
 
 /// The per-fit metric columns, in `fits.csv` order.
-pub const METRICS: [&str; 11] =
-    ["auroc", "auprc", "f1", "accuracy", "balanced_accuracy", "ece", "tpr_at_fpr", "pair_accuracy", "ordering_accuracy", "flip_rate", "precision"];
+pub const METRICS: [&str; 12] = [
+    "auroc",
+    "auprc",
+    "f1",
+    "accuracy",
+    "balanced_accuracy",
+    "ece",
+    "tpr_at_fpr",
+    "pair_accuracy",
+    "ordering_accuracy",
+    "flip_rate",
+    "precision",
+    "robust_accuracy",
+];
 
 impl SweepSpec {
     /// The budgets, sorted and deduplicated.
@@ -209,6 +226,13 @@ impl Experiment {
         {
             return bad(format!("unknown target metric {:?}", t.metric));
         }
+        match self.sweep.embedding_eps {
+            Some(e) if !(e >= 0.0 && e.is_finite()) => return bad(format!("sweep.embedding_eps {e} is not a finite number >= 0")),
+            None if self.report.metrics.iter().chain(self.report.target.iter().map(|t| &t.metric)).any(|m| m == "robust_accuracy") => {
+                return bad("the robust_accuracy metric needs sweep.embedding_eps (the L2 size of the embedding perturbation)".into());
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -219,7 +243,7 @@ mod tests {
 
     #[test]
     fn budget_range_is_log_spaced_and_even() {
-        let s = SweepSpec { budgets: vec![], budget_range: Some([16, 4096, 9]), strategies: vec![], seeds: vec![] };
+        let s = SweepSpec { budgets: vec![], budget_range: Some([16, 4096, 9]), strategies: vec![], seeds: vec![], embedding_eps: None };
         assert_eq!(s.budgets().unwrap(), vec![16, 32, 64, 128, 256, 512, 1024, 2048, 4096]);
     }
 }

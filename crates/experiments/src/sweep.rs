@@ -13,6 +13,7 @@ use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::synthetic::Benchmark;
 use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Progress, Split, Strategy};
 use pairguard_model::guard::probabilities_of;
+use pairguard_model::robust::embedding::robust_correct;
 use pairguard_model::{Device, LabeledSet, evaluate_scores, train_guards};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,9 @@ pub struct FitRow {
     pub ordering_accuracy: f64,
     pub flip_rate: f64,
     pub precision: f64,
+    /// Share of the test set classified correctly and unchanged by every L2
+    /// perturbation of size `sweep.embedding_eps` of its embedding.
+    pub robust_accuracy: f64,
 }
 
 impl FitRow {
@@ -62,6 +66,7 @@ impl FitRow {
             "ordering_accuracy" => self.ordering_accuracy,
             "flip_rate" => self.flip_rate,
             "precision" => self.precision,
+            "robust_accuracy" => self.robust_accuracy,
             _ => f64::NAN,
         }
     }
@@ -306,6 +311,13 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
                 let probs = probabilities_of(&guards, &set.x, &opts.device)?;
                 for ((ts, g), p) in sets.iter().zip(&guards).zip(&probs) {
                     let ev = evaluate_scores(set, p, None, g.card.threshold, exp.calibration.fpr_target);
+                    let robust_accuracy = match exp.sweep.embedding_eps {
+                        Some(eps) => {
+                            let kept = robust_correct(g, &set.x, &set.labels, eps, &opts.device)?;
+                            kept.iter().filter(|&&k| k).count() as f64 / kept.len().max(1) as f64
+                        }
+                        None => f64::NAN,
+                    };
                     let pm = ev.pairs.clone().unwrap_or_default();
                     let nan_if_no_pairs = |v: f64| if ev.pairs.is_some() { v } else { f64::NAN };
                     rows.push(FitRow {
@@ -332,6 +344,7 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
                         ordering_accuracy: nan_if_no_pairs(pm.ordering_accuracy),
                         flip_rate: nan_if_no_pairs(pm.flip_rate),
                         precision: ev.overall.precision,
+                        robust_accuracy,
                     });
                 }
             }

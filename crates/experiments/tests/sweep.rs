@@ -223,3 +223,23 @@ seeds = [0, 1]
     assert!(rows.iter().any(|f| f.threshold != 0.5), "thresholds are chosen on validation");
     assert!(read(&report).contains("calibrated on 200 validation samples"), "{}", read(&report));
 }
+
+#[test]
+fn embedding_robust_accuracy_is_a_sweep_metric() {
+    let text = TINY
+        .replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2]\nembedding_eps = 0.05")
+        .replace("metrics = [\"auroc\", \"pair_accuracy\"]", "metrics = [\"auroc\", \"pair_accuracy\", \"robust_accuracy\"]");
+    let (dir, cfg) = setup(&text);
+    let out = dir.path().join("r");
+    let report = run(&cfg, &out, None).unwrap();
+    let mut reader = csv::Reader::from_path(out.join("fits.csv")).unwrap();
+    let rows: Vec<pairguard_experiments::FitRow> = reader.deserialize().map(Result::unwrap).collect();
+    assert!(rows.iter().all(|r| r.robust_accuracy.is_finite() && r.robust_accuracy <= r.accuracy + 1e-12), "robust accuracy never exceeds accuracy");
+    assert!(rows.iter().any(|r| r.robust_accuracy < r.accuracy), "eps 0.05 flips some verdicts");
+    assert!(read(&report).contains("### robust_accuracy") && out.join("plots/shifted_robust_accuracy.png").is_file());
+
+    // Asking for the metric without saying the perturbation size is refused.
+    let (dir, cfg) = setup(&text.replace("embedding_eps = 0.05", ""));
+    let e = run(&cfg, &dir.path().join("r"), None).unwrap_err().to_string();
+    assert!(e.contains("sweep.embedding_eps"), "{e}");
+}

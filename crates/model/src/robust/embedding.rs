@@ -65,3 +65,104 @@ fn pgd_l2(head: &HeadDecision, e0: Tensor<2>, labels: &[bool], eps: f64) -> Tens
     }
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::{HeadKind, HeadWeights};
+    use crate::normalize::{FeatureNorm, NormKind};
+    use pairguard_data::EncoderId;
+
+    fn encoder(dim: usize) -> EncoderId {
+        EncoderId {
+            model: "test".into(),
+            revision: None,
+            weights_sha256: "0".into(),
+            architecture: "test".into(),
+            preprocess: "test".into(),
+            dim,
+            normalized: true,
+        }
+    }
+
+    /// A standardised linear guard on 6-D embeddings and 200 rows around it.
+    fn linear_case() -> (GuardModel, Vec<f32>, Vec<bool>) {
+        let d = 6;
+        let x: Vec<f32> = (0..200 * d).map(|i| (((i * 7919) % 1009) as f32 / 1009.0) - 0.5).collect();
+        let norm = FeatureNorm::fit(NormKind::Standardize, &x, d);
+        let head = HeadWeights {
+            kind: HeadKind::Linear,
+            input_dim: d,
+            outputs: 1,
+            w1: vec![0.8, -0.5, 0.3, 0.0, 0.2, -0.1],
+            b1: vec![0.05],
+            w2: None,
+            b2: None,
+        };
+        let mut guard = GuardModel::fixed(head, norm, encoder(d), 0.4).unwrap();
+        guard.card.temperature = 1.7;
+        let labels = (0..200).map(|i| i % 3 != 0).collect();
+        (guard, x, labels)
+    }
+
+    #[test]
+    fn linear_margins_agree_with_pgd_and_shrink_with_eps() {
+        let (guard, x, labels) = linear_case();
+        let device = Device::flex();
+        let head = HeadDecision::new(&guard, &device);
+        let n = labels.len();
+        let e = head.row_step(Tensor::<2>::from_data(TensorData::new(x.clone(), [n, 6]), &device));
+        let g = head.linear_gradient_norm().unwrap();
+        let z = host(head.after_row_step(e.clone()));
+        let mut previous = usize::MAX;
+        for eps in [0.0, 0.05, 0.2, 0.5] {
+            let exact = robust_correct(&guard, &x, &labels, eps, &device).unwrap();
+            let kept = exact.iter().filter(|&&k| k).count();
+            assert!(kept <= previous, "robust accuracy never grows with eps");
+            previous = kept;
+            if eps == 0.0 {
+                let correct = z.iter().zip(&labels).filter(|(z, l)| (**z >= 0.0) == **l).count();
+                assert_eq!(kept, correct, "at eps 0 robust accuracy is accuracy");
+                continue;
+            }
+            // PGD finds the linear head's worst case wherever the margin is not within 2% of eps.
+            let attacked = host(head.after_row_step(pgd_l2(&head, e.clone(), &labels, eps)));
+            for i in 0..n {
+                let margin = f64::from(z[i].abs()) / g;
+                if (margin - eps).abs() > 0.02 * eps {
+                    let by_pgd = (z[i] >= 0.0) == labels[i] && (attacked[i] >= 0.0) == labels[i];
+                    assert_eq!(exact[i], by_pgd, "row {i} at eps {eps}: margin {margin}");
+                }
+            }
+        }
+        assert!(previous < 200 && previous > 0, "eps 0.5 leaves some rows and flips others: {previous}");
+    }
+
+    #[test]
+    fn an_mlp_is_attacked_by_pgd_and_bad_eps_is_refused() {
+        let d = 4;
+        let x: Vec<f32> = (0..100 * d).map(|i| (((i * 104_729) % 997) as f32 / 997.0) - 0.5).collect();
+        let hidden = 8;
+        let w1: Vec<f32> = (0..d * hidden).map(|i| ((i * 31 % 17) as f32 / 17.0) - 0.5).collect();
+        let w2: Vec<f32> = (0..hidden).map(|i| if i % 2 == 0 { 1.0 } else { -0.7 }).collect();
+        let head = HeadWeights {
+            kind: HeadKind::Mlp { hidden, dropout: 0.0 },
+            input_dim: d,
+            outputs: 1,
+            w1,
+            b1: vec![0.0; hidden],
+            w2: Some(w2),
+            b2: Some(vec![0.02]),
+        };
+        let guard = GuardModel::fixed(head, FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) }, encoder(d), 0.5).unwrap();
+        let device = Device::flex();
+        let labels: Vec<bool> = (0..100).map(|i| i % 2 == 0).collect();
+        let at = |eps: f64| robust_correct(&guard, &x, &labels, eps, &device).unwrap().iter().filter(|&&k| k).count();
+        let (clean, small, large) = (at(0.0), at(0.05), at(1.0));
+        assert!(clean >= small && small >= large, "{clean} >= {small} >= {large}");
+        assert!(large < clean, "a perturbation of size 1 on the unit sphere flips some verdicts");
+        for bad in [-0.1, f64::NAN] {
+            assert!(robust_correct(&guard, &x, &labels, bad, &device).unwrap_err().to_string().contains("embedding_eps"));
+        }
+    }
+}
