@@ -374,7 +374,7 @@ fn load_batch(
             Err(e) => failures.push(Failure { id: s.id.clone(), error: e }),
         }
     }
-    (kept, unit.from_normalized(pixels, encoder.config.image_size), failures)
+    (kept, unit.from_normalized(pixels, &encoder.preprocessor), failures)
 }
 
 /// Classifies images in a seeded order until K are classified correctly.
@@ -468,7 +468,7 @@ fn attack_batch(
             std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
             let host = outcome.host_images();
             for (i, s) in batch.iter().enumerate() {
-                let rgb = cfg.eps_unit.to_rgb8(&host[i * 3 * size * size..(i + 1) * 3 * size * size], size);
+                let rgb = cfg.eps_unit.to_rgb8(&host[i * 3 * size * size..(i + 1) * 3 * size * size], &target.encoder().preprocessor);
                 let img = image::RgbImage::from_raw(size as u32, size as u32, rgb).expect("size matches");
                 let mut bytes = std::io::Cursor::new(Vec::new());
                 img.write_to(&mut bytes, image::ImageFormat::Png)?;

@@ -8,7 +8,9 @@
 //! and a uniquely owned one moves out of a tensor and back without a copy, so
 //! on flex the activation is one pass here on every core (9 ms). Other
 //! backends (wgpu), and autodiff tensors (the host pass records no graph),
-//! compose it from burn ops.
+//! compose it from burn ops as `x / (1 + exp(-1.702 x))`: on flex, at
+//! ViT-B/32's `[8, 50, 3072]`, 5.0 ms forward and 14 ms forward + backward,
+//! against 9.4 and 21 ms for `x * sigmoid(1.702 x)` (per layer, mean of 12).
 //!
 //! The loop calls libm's scalar `expf`. A SIMD `exp` on the baseline x86-64
 //! build was measured and left out: the `wide` crate's took 8.6 ms against
@@ -16,7 +18,6 @@
 //! the calling crate (32 ms per thread with them on); a polynomial left to
 //! the autovectoriser was slower than libm.
 
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
@@ -30,7 +31,7 @@ const TASK: usize = 1 << 15;
 /// QuickGELU on any backend; see the module documentation.
 pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if !on_host(&x) {
-        return x.clone() * sigmoid(x.mul_scalar(ALPHA));
+        return x.clone() / x.mul_scalar(-ALPHA).exp().add_scalar(1.0);
     }
     let device = x.device();
     let mut data = x.into_data();
@@ -59,6 +60,7 @@ pub fn quick_gelu_in_place(values: &mut [f32]) {
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
+    use burn::tensor::activation::sigmoid;
 
     /// The reference definition, in f64.
     fn reference(x: f32) -> f64 {

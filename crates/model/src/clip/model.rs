@@ -237,7 +237,19 @@ impl VisionOps for Compute {
     }
 
     fn linear(&mut self, x: Tensor<3>, l: &Linear) -> Tensor<3> {
-        l.forward(x)
+        // As one 2-D product over all tokens: the same as `Linear::forward`
+        // (which broadcasts the weight over the batch) and as fast forward,
+        // but its backward is one GEMM too: 41 against 46 ms for ViT-B/32's
+        // q/k/v projection at batch 16 under autodiff (flex).
+        let [b, t, c] = x.dims();
+        let w = l.weight.val();
+        let out = w.dims()[1];
+        let y = x.reshape([b * t, c]).matmul(w);
+        let y = match &l.bias {
+            Some(bias) => y + bias.val().unsqueeze::<2>(),
+            None => y,
+        };
+        y.reshape([b, t, out])
     }
 
     fn activation(&mut self, x: Tensor<3>, a: Activation) -> Tensor<3> {

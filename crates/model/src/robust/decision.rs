@@ -9,17 +9,13 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::clip::Encoder;
 use crate::clip::encoder::l2_rows;
+use crate::clip::{Encoder, Preprocessor};
 use crate::error::{Error, Result};
 use crate::guard::GuardModel;
 use crate::head::{Affine, HeadBank};
 use crate::normalize::NormKind;
 use crate::train::affine;
-
-/// CLIP's per-channel pixel statistics, which every pairguard encoder uses.
-pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Where an attack perturbs images, and the units of its epsilon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -67,26 +63,27 @@ impl EpsUnit {
         }
     }
 
-    /// Attack-space images from CLIP-normalised pixels `[b, 3, s, s]`
-    /// (row-major, host): unchanged, or back to [0, 1].
-    pub fn from_normalized(self, mut pixels: Vec<f32>, size: usize) -> Vec<f32> {
+    /// Attack-space images from pixels `[b, 3, s, s]` (row-major, host)
+    /// normalised by `pre`: unchanged, or back to [0, 1].
+    pub fn from_normalized(self, mut pixels: Vec<f32>, pre: &Preprocessor) -> Vec<f32> {
         if self == EpsUnit::Pixel {
+            let plane = pre.size * pre.size;
             for (i, v) in pixels.iter_mut().enumerate() {
-                let c = (i / (size * size)) % 3;
-                *v = (*v * CLIP_STD[c] + CLIP_MEAN[c]).clamp(0.0, 1.0);
+                let c = (i / plane) % 3;
+                *v = (*v * pre.std[c] + pre.mean[c]).clamp(0.0, 1.0);
             }
         }
         pixels
     }
 
-    /// 8-bit RGB rows of attack-space images, for writing them as PNG.
-    pub fn to_rgb8(self, image: &[f32], size: usize) -> Vec<u8> {
-        let plane = size * size;
+    /// 8-bit RGB rows of one attack-space image `[3, s, s]`, for PNG.
+    pub fn to_rgb8(self, image: &[f32], pre: &Preprocessor) -> Vec<u8> {
+        let plane = pre.size * pre.size;
         (0..plane)
             .flat_map(|p| (0..3).map(move |c| (c, p)))
             .map(|(c, p)| {
                 let v = image[c * plane + p];
-                let unit = if self == EpsUnit::Pixel { v } else { v * CLIP_STD[c] + CLIP_MEAN[c] };
+                let unit = if self == EpsUnit::Pixel { v } else { v * pre.std[c] + pre.mean[c] };
                 (unit.clamp(0.0, 1.0) * 255.0).round() as u8
             })
             .collect()
@@ -169,7 +166,8 @@ impl<'a> GuardDecision<'a> {
         guard.card.encoder.ensure_matches(&encoder.id, "this encoder (the guard was trained on the first)")?;
         let device = &encoder.device;
         let channel = |v: [f32; 3]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 3, 1, 1]), device);
-        Ok(GuardDecision { encoder, head: HeadDecision::new(guard, device), unit, mean: channel(CLIP_MEAN), std: channel(CLIP_STD) })
+        let pre = &encoder.preprocessor;
+        Ok(GuardDecision { encoder, head: HeadDecision::new(guard, device), unit, mean: channel(pre.mean), std: channel(pre.std) })
     }
 
     pub fn unit(&self) -> EpsUnit {

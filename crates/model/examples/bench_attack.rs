@@ -1,0 +1,123 @@
+//! Attack throughput through the whole pipeline: FGSM and PGD-10 (random
+//! start) on CLIP ViT-B/32 (seeded random weights, fp32) with a linear guard
+//! on the unit-length embedding, on the CPU backend; and the same attacks in
+//! torch (open_clip's tower, plain autograd) in the same run when Python with
+//! torch and open_clip is available (`PAIRGUARD_PYTHON`, default `python3`).
+//!
+//!     cargo run -p pairguard-model --example bench_attack -- [batch] [--rounds R]
+//!
+//! pairguard and torch take turns for R rounds (default 3); medians and their
+//! ratio are printed.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::time::Instant;
+
+use pairguard_data::EncoderId;
+use pairguard_model::clip::{Encoder, Layout, Preprocessor, VisionConfig};
+use pairguard_model::head::{HeadKind, HeadWeights};
+use pairguard_model::normalize::{FeatureNorm, NormKind};
+use pairguard_model::robust::attack::{self, Attack};
+use pairguard_model::robust::{EpsUnit, GuardDecision};
+use pairguard_model::{Device, GuardModel};
+
+const EPS: f64 = 0.01;
+
+fn encoder(device: &Device) -> Encoder {
+    let config = VisionConfig::vit_b_32();
+    device.seed(0);
+    let model = config.init(device);
+    let id = EncoderId {
+        model: "random ViT-B/32".into(),
+        revision: None,
+        weights_sha256: "random".into(),
+        architecture: serde_json::to_string(&config).expect("config serialises"),
+        preprocess: "clip".into(),
+        dim: config.projection_dim,
+        normalized: true,
+    };
+    Encoder { preprocessor: Preprocessor::clip(config.image_size), config, model, id, layout: Layout::HuggingFace, device: device.clone() }
+}
+
+fn guard(encoder: &Encoder) -> GuardModel {
+    let d = encoder.config.projection_dim;
+    let w: Vec<f32> = (0..d).map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 4.0).collect();
+    let head = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: w, b1: vec![0.0], w2: None, b2: None };
+    GuardModel::fixed(head, FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) }, encoder.id.clone(), 0.5).expect("shapes match")
+}
+
+/// Images per second of one attack on one batch (the final evaluation included).
+fn images_per_s(target: &GuardDecision, attack: &Attack, batch: usize) -> f64 {
+    let s = target.image_size();
+    let pixels: Vec<f32> = (0..batch * 3 * s * s).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+    let x = target.images(pixels, batch);
+    let labels: Vec<bool> = target.decisions(&x).iter().map(|&z| z >= 0.0).collect();
+    let seeds: Vec<u64> = (0..batch as u64).collect();
+    let t = Instant::now();
+    attack::run(attack, target, &x, &labels, &[EPS], &seeds).expect("valid attack");
+    batch as f64 / t.elapsed().as_secs_f64()
+}
+
+/// torch's (FGSM, PGD-10) images per second, and its description line.
+fn torch(python: &str, batch: usize) -> Result<(f64, f64, String), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/torch_attack_peer.py");
+    let out = std::process::Command::new(python).args([script, &batch.to_string()]).output().map_err(|e| format!("{python}: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok()).ok_or_else(|| format!("no {name} line in: {text}"))
+    };
+    Ok((field("fgsm_images_per_s=")?, field("pgd10_images_per_s=")?, text.lines().next().unwrap_or("torch").to_string()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).and_then(|r| r.parse::<usize>().ok()).unwrap_or(3).max(1);
+    let batch = args.first().and_then(|a| a.parse().ok()).unwrap_or(8);
+    let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
+    println!(
+        "attacks on CLIP ViT-B/32 (random weights, fp32) + linear guard, eps {EPS}, batch {batch}, {rounds} rounds; {} threads available",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    let device = Device::flex();
+    let enc = encoder(&device);
+    let g = guard(&enc);
+    let target = GuardDecision::new(&g, &enc, EpsUnit::Normalized).expect("same encoder");
+    let fgsm = Attack::Fgsm;
+    let pgd10 = Attack::Pgd { steps: 10, random_start: true, rel_stepsize: 0.01 / 0.3 };
+    images_per_s(&target, &fgsm, batch.min(2)); // warm-up
+    let (mut ours, mut theirs) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for round in 1..=rounds {
+        let (f, p) = (images_per_s(&target, &fgsm, batch), images_per_s(&target, &pgd10, batch));
+        println!("round {round}: pairguard cpu (burn flex)  FGSM {f:6.2} images/s  PGD-10 {p:6.3} images/s");
+        ours.0.push(f);
+        ours.1.push(p);
+        match torch(&python, batch) {
+            Ok((tf, tp, line)) => {
+                println!("round {round}: {line}  FGSM {tf:6.2} images/s  PGD-10 {tp:6.3} images/s  (ratios {:.2}x, {:.2}x)", f / tf, p / tp);
+                theirs.0.push(tf);
+                theirs.1.push(tp);
+            }
+            Err(e) => {
+                println!("torch peer not run: {e}");
+                break;
+            }
+        }
+    }
+    let (of, op) = (median(ours.0), median(ours.1));
+    println!("median pairguard cpu: FGSM {of:6.2} images/s, PGD-10 {op:6.3} images/s");
+    if !theirs.0.is_empty() {
+        let (tf, tp) = (median(theirs.0), median(theirs.1));
+        println!("median torch:         FGSM {tf:6.2} images/s, PGD-10 {tp:6.3} images/s");
+        println!("ratio of medians pairguard / torch: FGSM {:.2}x, PGD-10 {:.2}x", of / tf, op / tp);
+    }
+}
