@@ -1,13 +1,8 @@
 //! The `pairguard` command-line tool.
 
-/// mimalloc instead of the system allocator. The CPU encoder allocates a
-/// fresh multi-megabyte buffer for nearly every operation (a ViT-B/32 layer's
-/// fc1 output at batch 32 is 20 MB); glibc serves each from a new `mmap` and
-/// returns it on free, so every buffer page-faults in again. On the 2-core
-/// reference machine that cost the encoder a fifth of its time (12.2 against
-/// 15.7 images/s); mimalloc keeps freed pages for reuse.
+/// mimalloc, keeping the pages it frees (see `pairguard_alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
 mod progress;
 
@@ -334,6 +329,7 @@ fn hub_options() -> HubOptions {
 }
 
 fn main() {
+    pairguard_alloc::keep_freed_pages();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");

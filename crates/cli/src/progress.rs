@@ -15,6 +15,8 @@ impl Bar {
 
 impl Progress for Bar {
     fn start(&self, total: u64, unit: &str) {
+        // A new phase of work (robustness draws images, then attacks them).
+        self.0.reset();
         self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.0.set_length(total);
         self.0.set_position(0);

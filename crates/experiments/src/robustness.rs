@@ -113,7 +113,8 @@ struct Identity {
     format: String,
     guard_sha256: String,
     encoder: EncoderId,
-    /// Hash of the candidate images' ids, labels and image references.
+    /// Hash of the descriptor, its manifests, and the candidate images' ids,
+    /// labels and image references.
     data_sha256: String,
     config: RobustnessConfig,
 }
@@ -250,7 +251,11 @@ pub fn run(
         return Err(Error::Config(format!("dataset {} has no images of source {src}", ds.descriptor.name)));
     }
     std::fs::create_dir_all(out.join("parts")).map_err(|e| Error::io(out, e))?;
+    // The descriptor, its manifests and the candidates (ids, labels, images).
     let mut data = String::new();
+    for f in std::iter::once(&ds.descriptor.path).chain(&ds.manifest_files) {
+        let _ = writeln!(data, "{}", sha256_file(f)?);
+    }
     for s in &candidates {
         let _ = writeln!(data, "{}\t{}\t{:?}", s.id, s.label.name(), s.image);
     }
@@ -298,12 +303,15 @@ pub fn run(
     }
     let unit_name = |a: Option<&Attack>| a.map_or("corruptions", |a| a.name());
     let weight = |a: Option<&Attack>, b: usize| (batches[b].len() * a.map_or(cfg.corruptions.len(), |_| cfg.eps.len())) as u64;
-    progress.start(units.iter().map(|&(a, b)| weight(a, b)).sum(), "attacks");
+    progress.start(units.iter().map(|&(a, b)| weight(a, b)).sum(), "image x settings");
     let mut new_batches = 0;
     let mut finished = true;
+    // A batch attacked before without --save-adversarial is attacked again
+    // (to the same result) when its images are wanted now.
+    let saved = |a: &Attack, b: usize| cfg.eps.iter().all(|e| batches[b].iter().all(|s| adversarial_path(out, a, *e, &s.id).is_file()));
     for &(a, b) in &units {
         let file = part(unit_name(a), b);
-        if file.is_file() {
+        if file.is_file() && (!opts.save_adversarial || a.is_none_or(|a| saved(a, b))) {
             progress.advance(weight(a, b));
             continue;
         }
@@ -464,19 +472,26 @@ fn attack_batch(
             });
         }
         if let Some(out) = save {
-            let dir = out.join("adversarial").join(attack.name()).join(format!("eps-{e_user}"));
-            std::fs::create_dir_all(&dir).map_err(|err| Error::io(&dir, err))?;
             let host = outcome.host_images();
             for (i, s) in batch.iter().enumerate() {
                 let rgb = cfg.eps_unit.to_rgb8(&host[i * 3 * size * size..(i + 1) * 3 * size * size], &target.encoder().preprocessor);
                 let img = image::RgbImage::from_raw(size as u32, size as u32, rgb).expect("size matches");
                 let mut bytes = std::io::Cursor::new(Vec::new());
                 img.write_to(&mut bytes, image::ImageFormat::Png)?;
-                write_atomic(&dir.join(format!("{}.png", file_stem(&s.id))), &bytes.into_inner())?;
+                let path = adversarial_path(out, attack, e_user, &s.id);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+                }
+                write_atomic(&path, &bytes.into_inner())?;
             }
         }
     }
     Ok(records)
+}
+
+/// Where `--save-adversarial` writes one image.
+fn adversarial_path(out: &Path, attack: &Attack, eps: f64, id: &str) -> PathBuf {
+    out.join("adversarial").join(attack.name()).join(format!("eps-{eps}")).join(format!("{}.png", file_stem(id)))
 }
 
 /// A file name for a sample id: characters outside `[A-Za-z0-9._-]` become `_`.

@@ -117,8 +117,16 @@ fn saved_adversarial_images_and_few_correct_images_are_reported() {
     assert!(report.fewer_than_requested, "24 images cannot give 1000 correct ones");
     assert_eq!(report.selection.examined, 24);
     assert!(std::fs::read_to_string(out.join("robustness.md")).unwrap().contains("fewer images were classified correctly"));
-    let saved = std::fs::read_dir(out.join("adversarial/fgsm/eps-0.1")).unwrap().count();
-    assert_eq!(saved, report.selection.selected.len());
+    let dir = out.join("adversarial/fgsm/eps-0.1");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), report.selection.selected.len());
+    // Asked for later, the images of a finished run are made then, and the results stay.
+    let csv = std::fs::read(out.join("robustness.csv")).unwrap();
+    std::fs::remove_dir_all(out.join("adversarial")).unwrap();
+    run(&guard, &path, &encoder, &ds, &cfg, &out, &RobustnessOptions::default(), &Silent).unwrap();
+    assert!(!dir.exists(), "without the option no images are written");
+    run(&guard, &path, &encoder, &ds, &cfg, &out, &opts, &Silent).unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), report.selection.selected.len());
+    assert_eq!(std::fs::read(out.join("robustness.csv")).unwrap(), csv);
 }
 
 #[test]

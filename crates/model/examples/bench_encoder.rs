@@ -11,9 +11,9 @@
 //! one back-to-back pair of figures is not a comparison.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
-// (see crates/cli/src/main.rs).
+// (see crates/alloc).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
 use std::time::Instant;
 
@@ -83,6 +83,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    pairguard_alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds = args
         .iter()

@@ -9,9 +9,9 @@
 //!     cargo run -p pairguard-model --example bench_encoder_ops
 
 // The allocator of the `pairguard` binary, so these figures are its figures
-// (see crates/cli/src/main.rs).
+// (see crates/alloc).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
 use std::time::Instant;
 
@@ -48,6 +48,7 @@ fn report(name: &str, ms: f64, flops: f64) {
 }
 
 fn main() {
+    pairguard_alloc::keep_freed_pages();
     let d = Device::flex();
     println!("one ViT-B/32 layer's operations at batch 32 ({ROWS} rows); {} threads", rayon::current_num_threads());
     let x = filled(&d, ROWS, HIDDEN);

@@ -10,9 +10,9 @@
 //! scikit-learn and safetensors.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
-// (see crates/cli/src/main.rs).
+// (see crates/alloc).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::{BankJob, Device, FeatureNorm, NormKind, TrainConfig, bank_logits, fit_bank, metrics};
 
 fn main() -> anyhow::Result<()> {
+    pairguard_alloc::keep_freed_pages();
     // Noise is raised so the problem is not trivially separable at 512 dimensions.
     let cfg =
         SyntheticConfig { dim: 512, categories: 4, coarse: 10_000, pairs: 10, test: 5_000, test_pairs: 10, noise: 4.0, ..SyntheticConfig::default() };
