@@ -663,7 +663,8 @@ fn robustness(a: RobustnessArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading the guard's encoder {name:?} (name another with --encoder)"))?;
     let opts = robustness::RobustnessOptions { save_adversarial: a.save_adversarial, max_batches: None };
     let t0 = std::time::Instant::now();
-    let report = robustness::run(&model, &a.model, &encoder, &ds, &cfg, &a.out, &opts, &Bar::new())?;
+    let subject = robustness::Subject { guard: &model, path: &a.model, encoder: &encoder };
+    let report = robustness::run(subject, &ds, &cfg, &a.out, &opts, &Bar::new())?;
     let sel = &report.selection;
     eprintln!(
         "clean accuracy {:.4} on {} images drawn; {} attacked; finished in {:.1}s",

@@ -224,18 +224,54 @@ fn settings(cfg: &RobustnessConfig) -> Vec<Setting> {
     s
 }
 
+/// The guard under test: the model, the file it was loaded from (hashed
+/// into the run's identity) and its encoder.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub guard: &'a GuardModel,
+    pub path: &'a Path,
+    pub encoder: &'a Encoder,
+}
+
+/// Fixes `out` to one run: writes `identity.json`, or checks the one there.
+fn claim(out: &Path, identity: &Identity) -> Result<()> {
+    let id_path = out.join("identity.json");
+    if !id_path.exists() {
+        return write_atomic(&id_path, &serde_json::to_vec_pretty(identity)?).map_err(Into::into);
+    }
+    let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
+    let old: Identity = serde_json::from_str(&text).map_err(|e| Error::File { path: id_path.clone(), message: e.to_string() })?;
+    if &old != identity {
+        return Err(Error::Results(format!(
+            "{} holds a robustness run of another guard, encoder, dataset or settings; choose another --out or delete it",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Hash of the descriptor, its manifests and the candidates (ids, labels, images).
+fn data_sha256(ds: &Dataset, candidates: &[&Sample]) -> Result<String> {
+    let mut data = String::new();
+    for f in std::iter::once(&ds.descriptor.path).chain(&ds.manifest_files) {
+        let _ = writeln!(data, "{}", sha256_file(f)?);
+    }
+    for s in candidates {
+        let _ = writeln!(data, "{}\t{}\t{:?}", s.id, s.label.name(), s.image);
+    }
+    Ok(sha256_bytes(data.as_bytes()))
+}
+
 /// Runs (or resumes) the measurement into `out`.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
-    guard: &GuardModel,
-    guard_path: &Path,
-    encoder: &Encoder,
+    subject: Subject,
     ds: &Dataset,
     cfg: &RobustnessConfig,
     out: &Path,
     opts: &RobustnessOptions,
     progress: &dyn Progress,
 ) -> Result<RobustnessReport> {
+    let Subject { guard, path: guard_path, encoder } = subject;
     cfg.check()?;
     let target = GuardDecision::new(guard, encoder, cfg.eps_unit)?;
     if !ds.samples.iter().any(|s| s.image.is_some()) {
@@ -250,35 +286,15 @@ pub fn run(
         let src = cfg.source.map_or("any", Source::name);
         return Err(Error::Config(format!("dataset {} has no images of source {src}", ds.descriptor.name)));
     }
-    std::fs::create_dir_all(out.join("parts")).map_err(|e| Error::io(out, e))?;
-    // The descriptor, its manifests and the candidates (ids, labels, images).
-    let mut data = String::new();
-    for f in std::iter::once(&ds.descriptor.path).chain(&ds.manifest_files) {
-        let _ = writeln!(data, "{}", sha256_file(f)?);
-    }
-    for s in &candidates {
-        let _ = writeln!(data, "{}\t{}\t{:?}", s.id, s.label.name(), s.image);
-    }
     let identity = Identity {
         format: FORMAT.into(),
         guard_sha256: sha256_file(guard_path)?,
         encoder: encoder.id.clone(),
-        data_sha256: sha256_bytes(data.as_bytes()),
+        data_sha256: data_sha256(ds, &candidates)?,
         config: cfg.clone(),
     };
-    let id_path = out.join("identity.json");
-    if id_path.exists() {
-        let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
-        let old: Identity = serde_json::from_str(&text).map_err(|e| Error::File { path: id_path.clone(), message: e.to_string() })?;
-        if old != identity {
-            return Err(Error::Results(format!(
-                "{} holds a robustness run of another guard, encoder, dataset or settings; choose another --out or delete it",
-                out.display()
-            )));
-        }
-    } else {
-        write_atomic(&id_path, &serde_json::to_vec_pretty(&identity)?)?;
-    }
+    std::fs::create_dir_all(out.join("parts")).map_err(|e| Error::io(out, e))?;
+    claim(out, &identity)?;
 
     let max_pixels = ds.descriptor.max_pixels;
     let by_id: BTreeMap<&str, &Sample> = candidates.iter().map(|s| (s.id.as_str(), *s)).collect();
@@ -445,7 +461,6 @@ fn attack_batch(
     max_pixels: u64,
     save: Option<&Path>,
 ) -> Result<Vec<Record>> {
-    let size = target.image_size();
     let (kept, pixels, failures) = load_batch(batch, target.encoder(), cfg.eps_unit, max_pixels, None);
     if let Some(f) = failures.first() {
         // The image decoded during selection: a changed file is an error, not a skip.
@@ -454,39 +469,56 @@ fn attack_batch(
     let x0 = target.images(pixels, kept.len());
     let labels: Vec<bool> = batch.iter().map(|s| s.label.is_unsafe()).collect();
     let eps: Vec<f64> = cfg.eps.iter().map(|e| e * cfg.eps_unit.scale()).collect();
+    // DeepFool runs once and is clipped to every epsilon; the others run per
+    // epsilon, each drawing its noise from its own stream.
+    let calls: Vec<Vec<usize>> = match attack {
+        Attack::Deepfool { .. } => vec![(0..eps.len()).collect()],
+        _ => (0..eps.len()).map(|k| vec![k]).collect(),
+    };
     let mut records = Vec::new();
-    // One call per epsilon, so each draws its noise from its own stream.
-    for (k, (&e, &e_user)) in eps.iter().zip(&cfg.eps).enumerate() {
-        let seeds: Vec<u64> = batch.iter().map(|s| stream(cfg.seed, &format!("{}/{}/{k}", s.id, attack.name()))).collect();
-        let outcome = attack::run(attack, target, &x0, &labels, &[e], &seeds)?.remove(0);
-        let setting =
-            settings.iter().position(|s| s.kind == "attack" && s.attack == attack.name() && s.eps == e_user).expect("a setting per attack and eps");
-        for (i, s) in batch.iter().enumerate() {
-            records.push(Record {
-                id: s.id.clone(),
-                setting,
-                success: outcome.success[i],
-                decision: outcome.decision[i],
-                linf: Some(outcome.linf[i]),
-                l2: Some(outcome.l2[i]),
-            });
-        }
-        if let Some(out) = save {
-            let host = outcome.host_images();
+    for ks in calls {
+        let seeds: Vec<u64> = batch.iter().map(|s| stream(cfg.seed, &format!("{}/{}/{}", s.id, attack.name(), ks[0]))).collect();
+        let call_eps: Vec<f64> = ks.iter().map(|&k| eps[k]).collect();
+        for (&k, outcome) in ks.iter().zip(attack::run(attack, target, &x0, &labels, &call_eps, &seeds)?) {
+            let e_user = cfg.eps[k];
+            let setting = settings
+                .iter()
+                .position(|s| s.kind == "attack" && s.attack == attack.name() && s.eps == e_user)
+                .expect("a setting per attack and eps");
             for (i, s) in batch.iter().enumerate() {
-                let rgb = cfg.eps_unit.to_rgb8(&host[i * 3 * size * size..(i + 1) * 3 * size * size], &target.encoder().preprocessor);
-                let img = image::RgbImage::from_raw(size as u32, size as u32, rgb).expect("size matches");
-                let mut bytes = std::io::Cursor::new(Vec::new());
-                img.write_to(&mut bytes, image::ImageFormat::Png)?;
-                let path = adversarial_path(out, attack, e_user, &s.id);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
-                }
-                write_atomic(&path, &bytes.into_inner())?;
+                records.push(Record {
+                    id: s.id.clone(),
+                    setting,
+                    success: outcome.success[i],
+                    decision: outcome.decision[i],
+                    linf: Some(outcome.linf[i]),
+                    l2: Some(outcome.l2[i]),
+                });
+            }
+            if let Some(out) = save {
+                save_images(out, attack, e_user, batch, &outcome, target)?;
             }
         }
     }
     Ok(records)
+}
+
+/// Writes a batch's adversarial images as 8-bit PNG.
+fn save_images(out: &Path, attack: &Attack, eps: f64, batch: &[&Sample], outcome: &attack::Outcome, target: &GuardDecision) -> Result<()> {
+    let size = target.image_size();
+    let host = outcome.host_images();
+    for (s, image) in batch.iter().zip(host.chunks(3 * size * size)) {
+        let rgb = target.unit().to_rgb8(image, &target.encoder().preprocessor);
+        let img = image::RgbImage::from_raw(size as u32, size as u32, rgb).expect("size matches");
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, image::ImageFormat::Png)?;
+        let path = adversarial_path(out, attack, eps, &s.id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+        }
+        write_atomic(&path, &bytes.into_inner())?;
+    }
+    Ok(())
 }
 
 /// Where `--save-adversarial` writes one image.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use pairguard_data::synthetic::{Benchmark, Preset, SyntheticConfig};
 use pairguard_data::{Dataset, LoadOptions, Silent};
-use pairguard_experiments::robustness::{RobustnessConfig, RobustnessOptions, run};
+use pairguard_experiments::robustness::{RobustnessConfig, RobustnessOptions, Subject, run};
 use pairguard_model::clip::Encoder;
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
@@ -55,9 +55,10 @@ fn outputs(out: &Path) -> Vec<(String, Vec<u8>)> {
 fn an_interrupted_run_resumes_to_the_same_files() {
     let dir = tempfile::tempdir().unwrap();
     let (ds, encoder, guard, path) = setup(dir.path());
+    let subject = Subject { guard: &guard, path: &path, encoder: &encoder };
     let cfg = config();
     let whole = dir.path().join("whole");
-    let report = run(&guard, &path, &encoder, &ds, &cfg, &whole, &RobustnessOptions::default(), &Silent).unwrap();
+    let report = run(subject, &ds, &cfg, &whole, &RobustnessOptions::default(), &Silent).unwrap();
     assert!(report.finished);
     let sel = &report.selection;
     assert_eq!(sel.selected.len(), sel.correct.min(10));
@@ -85,17 +86,17 @@ fn an_interrupted_run_resumes_to_the_same_files() {
     // Stopped after two batches, then resumed: the same files.
     let parts = dir.path().join("parts");
     let stop = RobustnessOptions { max_batches: Some(2), ..Default::default() };
-    let first = run(&guard, &path, &encoder, &ds, &cfg, &parts, &stop, &Silent).unwrap();
+    let first = run(subject, &ds, &cfg, &parts, &stop, &Silent).unwrap();
     assert!(!first.finished && !parts.join("robustness.json").exists());
     assert_eq!(std::fs::read_dir(parts.join("parts")).unwrap().count(), 2);
-    let resumed = run(&guard, &path, &encoder, &ds, &cfg, &parts, &RobustnessOptions::default(), &Silent).unwrap();
+    let resumed = run(subject, &ds, &cfg, &parts, &RobustnessOptions::default(), &Silent).unwrap();
     assert!(resumed.finished);
     assert!(outputs(&whole) == outputs(&parts), "a resumed run writes what an uninterrupted one does");
 
     // Other settings in the same folder are refused.
     let mut changed = cfg.clone();
     changed.seed = 9;
-    let err = run(&guard, &path, &encoder, &ds, &changed, &parts, &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+    let err = run(subject, &ds, &changed, &parts, &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
     assert!(err.contains("another guard, encoder, dataset or settings"), "{err}");
 }
 
@@ -103,6 +104,7 @@ fn an_interrupted_run_resumes_to_the_same_files() {
 fn saved_adversarial_images_and_few_correct_images_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (ds, encoder, guard, path) = setup(dir.path());
+    let subject = Subject { guard: &guard, path: &path, encoder: &encoder };
     let cfg = RobustnessConfig {
         attacks: vec!["fgsm".parse().unwrap()],
         eps: vec![0.1],
@@ -113,7 +115,7 @@ fn saved_adversarial_images_and_few_correct_images_are_reported() {
     };
     let out = dir.path().join("r");
     let opts = RobustnessOptions { save_adversarial: true, ..Default::default() };
-    let report = run(&guard, &path, &encoder, &ds, &cfg, &out, &opts, &Silent).unwrap();
+    let report = run(subject, &ds, &cfg, &out, &opts, &Silent).unwrap();
     assert!(report.fewer_than_requested, "24 images cannot give 1000 correct ones");
     assert_eq!(report.selection.examined, 24);
     assert!(std::fs::read_to_string(out.join("robustness.md")).unwrap().contains("fewer images were classified correctly"));
@@ -122,9 +124,9 @@ fn saved_adversarial_images_and_few_correct_images_are_reported() {
     // Asked for later, the images of a finished run are made then, and the results stay.
     let csv = std::fs::read(out.join("robustness.csv")).unwrap();
     std::fs::remove_dir_all(out.join("adversarial")).unwrap();
-    run(&guard, &path, &encoder, &ds, &cfg, &out, &RobustnessOptions::default(), &Silent).unwrap();
+    run(subject, &ds, &cfg, &out, &RobustnessOptions::default(), &Silent).unwrap();
     assert!(!dir.exists(), "without the option no images are written");
-    run(&guard, &path, &encoder, &ds, &cfg, &out, &opts, &Silent).unwrap();
+    run(subject, &ds, &cfg, &out, &opts, &Silent).unwrap();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), report.selection.selected.len());
     assert_eq!(std::fs::read(out.join("robustness.csv")).unwrap(), csv);
 }
@@ -133,6 +135,7 @@ fn saved_adversarial_images_and_few_correct_images_are_reported() {
 fn bad_settings_and_data_fail_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let (ds, encoder, guard, path) = setup(dir.path());
+    let subject = Subject { guard: &guard, path: &path, encoder: &encoder };
     for (cfg, needle) in [
         (RobustnessConfig { eps: vec![0.0], ..config() }, "--eps 0"),
         (RobustnessConfig { eps: vec![f64::NAN], ..config() }, "--eps NaN"),
@@ -140,17 +143,16 @@ fn bad_settings_and_data_fail_before_any_work() {
         (RobustnessConfig { attacks: vec![], corruptions: vec![], ..config() }, "nothing to measure"),
     ] {
         let out = dir.path().join("never");
-        let err = run(&guard, &path, &encoder, &ds, &cfg, &out, &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+        let err = run(subject, &ds, &cfg, &out, &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
         assert!(err.contains(needle), "{err}");
         assert!(!out.exists(), "nothing is written for a refused run");
     }
     // A dataset of embeddings only has nothing to attack.
     let coarse = Dataset::load(&dir.path().join("coarse.toml"), &LoadOptions::default()).unwrap();
-    let err =
-        run(&guard, &path, &encoder, &coarse, &config(), &dir.path().join("x"), &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+    let err = run(subject, &coarse, &config(), &dir.path().join("x"), &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
     assert!(err.contains("has no images"), "{err}");
     // Only AI-generated images exist here.
     let real = RobustnessConfig { source: Some(pairguard_data::Source::Real), ..config() };
-    let err = run(&guard, &path, &encoder, &ds, &real, &dir.path().join("y"), &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+    let err = run(subject, &ds, &real, &dir.path().join("y"), &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
     assert!(err.contains("no images of source real"), "{err}");
 }
