@@ -241,7 +241,15 @@ struct ExportArgs {
     /// must be the one the guard was trained on (checked).
     #[arg(long)]
     pipeline: bool,
-    /// Encoder for --pipeline: a Hub repo id or a local checkpoint (default: the model card's).
+    /// The encoder for --pipeline.
+    #[command(flatten)]
+    encoder: GuardEncoderArgs,
+}
+
+/// The encoder a guard was trained on, found again.
+#[derive(Args, Debug)]
+struct GuardEncoderArgs {
+    /// A Hub repo id or a local checkpoint (default: the model card's).
     #[arg(long)]
     encoder: Option<String>,
     /// Hub revision of --encoder (default: the model card's).
@@ -250,6 +258,18 @@ struct ExportArgs {
     /// Config for a local --encoder checkpoint (default: beside it).
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+impl GuardEncoderArgs {
+    /// Loads the encoder named here, or else the one on the guard's card;
+    /// whether it is the guard's encoder is checked by what uses it.
+    fn resolve(&self, guard: &GuardModel, device: &pairguard_model::Device) -> anyhow::Result<Encoder> {
+        let id = &guard.card.encoder;
+        let name = self.encoder.clone().unwrap_or_else(|| id.model.clone());
+        let revision = self.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());
+        Encoder::resolve(&name, &revision, self.config.as_deref(), &hub_options(), id.normalized, device)
+            .with_context(|| format!("loading the guard's encoder {name:?} (name another with --encoder)"))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -271,15 +291,9 @@ struct RobustnessArgs {
     /// Labelled dataset descriptor whose samples have images.
     #[arg(long)]
     data: PathBuf,
-    /// The guard's encoder: a Hub repo id or a local checkpoint (default: the model card's).
-    #[arg(long)]
-    encoder: Option<String>,
-    /// Hub revision of --encoder (default: the model card's).
-    #[arg(long)]
-    revision: Option<String>,
-    /// Config for a local --encoder checkpoint (default: beside it).
-    #[arg(long)]
-    config: Option<PathBuf>,
+    /// The guard's encoder.
+    #[command(flatten)]
+    encoder: GuardEncoderArgs,
     /// Results folder (resumed when it holds an interrupted run of the same settings).
     #[arg(long)]
     out: PathBuf,
@@ -426,10 +440,7 @@ fn stats(descriptor: &Path, split: Option<Vec<f64>>, seed: u64, skip_invalid: bo
 fn export_onnx(a: ExportArgs) -> anyhow::Result<()> {
     let model = GuardModel::load(&a.model)?;
     let bytes = if a.pipeline {
-        let id = &model.card.encoder;
-        let name = a.encoder.clone().unwrap_or_else(|| id.model.clone());
-        let revision = a.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());
-        let enc = Encoder::resolve(&name, &revision, a.config.as_deref(), &hub_options(), id.normalized, &pairguard_model::Device::flex())?;
+        let enc = a.encoder.resolve(&model, &pairguard_model::Device::flex())?;
         pairguard_model::onnx::export_pipeline(&enc, &model)?
     } else {
         pairguard_model::onnx::export_head(&model)
@@ -656,11 +667,7 @@ fn robustness(a: RobustnessArgs) -> anyhow::Result<()> {
     // With its store when it has one, so that a dataset of embeddings alone
     // loads and is refused for having no images.
     let ds = load(&a.data, false, true)?;
-    let id = &model.card.encoder;
-    let name = a.encoder.clone().unwrap_or_else(|| id.model.clone());
-    let revision = a.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());
-    let encoder = Encoder::resolve(&name, &revision, a.config.as_deref(), &hub_options(), id.normalized, &dev)
-        .with_context(|| format!("loading the guard's encoder {name:?} (name another with --encoder)"))?;
+    let encoder = a.encoder.resolve(&model, &dev)?;
     let opts = robustness::RobustnessOptions { save_adversarial: a.save_adversarial, max_batches: None };
     let t0 = std::time::Instant::now();
     let subject = robustness::Subject { guard: &model, path: &a.model, encoder: &encoder };

@@ -14,6 +14,8 @@
 #[global_allocator]
 static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
+mod peer;
+
 use std::time::Instant;
 
 use pairguard_data::EncoderId;
@@ -63,22 +65,8 @@ fn images_per_s(target: &GuardDecision, attack: &Attack, batch: usize) -> f64 {
 
 /// torch's (FGSM, PGD-10) images per second, and its description line.
 fn torch(python: &str, batch: usize) -> Result<(f64, f64, String), String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/torch_attack_peer.py");
-    let out = std::process::Command::new(python).args([script, &batch.to_string()]).output().map_err(|e| format!("{python}: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| {
-        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok()).ok_or_else(|| format!("no {name} line in: {text}"))
-    };
-    Ok((field("fgsm_images_per_s=")?, field("pgd10_images_per_s=")?, text.lines().next().unwrap_or("torch").to_string()))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    let text = peer::run(python, "torch_attack_peer.py", &[batch.to_string()])?;
+    Ok((peer::field(&text, "fgsm_images_per_s")?, peer::field(&text, "pgd10_images_per_s")?, text.lines().next().unwrap_or("torch").to_string()))
 }
 
 fn main() {
@@ -116,10 +104,10 @@ fn main() {
             }
         }
     }
-    let (of, op) = (median(ours.0), median(ours.1));
+    let (of, op) = (peer::median(ours.0), peer::median(ours.1));
     println!("median pairguard cpu: FGSM {of:6.2} images/s, PGD-10 {op:6.3} images/s");
     if !theirs.0.is_empty() {
-        let (tf, tp) = (median(theirs.0), median(theirs.1));
+        let (tf, tp) = (peer::median(theirs.0), peer::median(theirs.1));
         println!("median torch:         FGSM {tf:6.2} images/s, PGD-10 {tp:6.3} images/s");
         println!("ratio of medians pairguard / torch: FGSM {:.2}x, PGD-10 {:.2}x", of / tf, op / tp);
     }

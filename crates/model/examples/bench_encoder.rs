@@ -15,6 +15,8 @@
 #[global_allocator]
 static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
+mod peer;
+
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -61,25 +63,8 @@ impl Bench {
 
 /// open_clip's images per second, and its description line.
 fn open_clip(python: &str, batch: usize, batches: usize) -> Result<(f64, String), String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/open_clip_peer.py");
-    let out =
-        std::process::Command::new(python).args([script, &batch.to_string(), &batches.to_string()]).output().map_err(|e| format!("{python}: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let ips = text
-        .lines()
-        .find_map(|l| l.strip_prefix("images_per_s="))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no images_per_s line in: {text}"))?;
-    Ok((ips, text.lines().next().unwrap_or("open_clip").to_string()))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    let text = peer::run(python, "open_clip_peer.py", &[batch.to_string(), batches.to_string()])?;
+    Ok((peer::field(&text, "images_per_s")?, text.lines().next().unwrap_or("open_clip").to_string()))
 }
 
 fn main() {
@@ -107,9 +92,9 @@ fn main() {
         println!("round {round}: pairguard cpu (burn flex) {ips:7.2} images/s");
         ours.push(ips);
         match open_clip(&python, batch, batches) {
-            Ok((peer, line)) => {
-                println!("round {round}: {line}  (ratio {:.2}x)", ips / peer);
-                theirs.push(peer);
+            Ok((theirs_ips, line)) => {
+                println!("round {round}: {line}  (ratio {:.2}x)", ips / theirs_ips);
+                theirs.push(theirs_ips);
             }
             Err(e) => {
                 println!("open_clip peer not run: {e}");
@@ -117,12 +102,12 @@ fn main() {
             }
         }
     }
-    let ours_median = median(ours);
+    let ours_median = peer::median(ours);
     println!("median pairguard cpu (burn flex): {ours_median:7.2} images/s");
     if !theirs.is_empty() {
-        let peer = median(theirs);
-        println!("median open_clip:                 {peer:7.2} images/s");
-        println!("ratio of medians pairguard cpu / open_clip: {:.2}x", ours_median / peer);
+        let peer_median = peer::median(theirs);
+        println!("median open_clip:                 {peer_median:7.2} images/s");
+        println!("ratio of medians pairguard cpu / open_clip: {:.2}x", ours_median / peer_median);
     }
 
     let want_wgpu = args.iter().any(|a| a == "--wgpu");
