@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use image::DynamicImage;
 use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
 use pairguard_data::{Dataset, EncoderId, Progress, Sample, Source, images};
 use pairguard_model::GuardModel;
@@ -214,6 +215,8 @@ fn stream(seed: u64, name: &str) -> u64 {
     u64::from_str_radix(&hex[..16], 16).expect("hex digits")
 }
 
+/// Every setting of a run, in order: each attack at each epsilon (attack
+/// `a`, epsilon `k` at `a * eps.len() + k`), then each corruption.
 fn settings(cfg: &RobustnessConfig) -> Vec<Setting> {
     let mut s: Vec<Setting> = cfg
         .attacks
@@ -298,7 +301,7 @@ pub fn run(
 
     let max_pixels = ds.descriptor.max_pixels;
     let by_id: BTreeMap<&str, &Sample> = candidates.iter().map(|s| (s.id.as_str(), *s)).collect();
-    let selection = select(&target, encoder, &candidates, cfg, max_pixels, out, progress)?;
+    let selection = select(&target, &candidates, cfg, max_pixels, out, progress)?;
     let fewer = selection.selected.len() < cfg.samples;
     if fewer {
         progress.note(&format!(
@@ -312,19 +315,20 @@ pub fn run(
     let chosen: Vec<&Sample> = selection.selected.iter().map(|id| by_id[id.as_str()]).collect();
     let batches: Vec<&[&Sample]> = chosen.chunks(cfg.batch).collect();
     let part = |name: &str, b: usize| out.join("parts").join(format!("{name}-{b:05}.json"));
-    // Work units: one per attack and batch, plus one per batch for all corruptions.
-    let mut units: Vec<(Option<&Attack>, usize)> = cfg.attacks.iter().flat_map(|a| (0..batches.len()).map(move |b| (Some(a), b))).collect();
+    // Work units: one per attack and batch, plus one per batch for all
+    // corruptions; an attack is named by its index, which places its settings.
+    let mut units: Vec<(Option<usize>, usize)> = (0..cfg.attacks.len()).flat_map(|a| (0..batches.len()).map(move |b| (Some(a), b))).collect();
     if !cfg.corruptions.is_empty() {
         units.extend((0..batches.len()).map(|b| (None, b)));
     }
-    let unit_name = |a: Option<&Attack>| a.map_or("corruptions", |a| a.name());
-    let weight = |a: Option<&Attack>, b: usize| (batches[b].len() * a.map_or(cfg.corruptions.len(), |_| cfg.eps.len())) as u64;
+    let unit_name = |a: Option<usize>| a.map_or("corruptions", |a| cfg.attacks[a].name());
+    let weight = |a: Option<usize>, b: usize| (batches[b].len() * a.map_or(cfg.corruptions.len(), |_| cfg.eps.len())) as u64;
     progress.start(units.iter().map(|&(a, b)| weight(a, b)).sum(), "image x settings");
     let mut new_batches = 0;
     let mut finished = true;
     // A batch attacked before without --save-adversarial is attacked again
     // (to the same result) when its images are wanted now.
-    let saved = |a: &Attack, b: usize| cfg.eps.iter().all(|e| batches[b].iter().all(|s| adversarial_path(out, a, *e, &s.id).is_file()));
+    let saved = |a: usize, b: usize| cfg.eps.iter().all(|e| batches[b].iter().all(|s| adversarial_path(out, &cfg.attacks[a], *e, &s.id).is_file()));
     for &(a, b) in &units {
         let file = part(unit_name(a), b);
         if file.is_file() && (!opts.save_adversarial || a.is_none_or(|a| saved(a, b))) {
@@ -337,8 +341,11 @@ pub fn run(
         }
         progress.stage(&format!("{} batch {}/{}", unit_name(a), b + 1, batches.len()));
         let records = match a {
-            Some(attack) => attack_batch(&target, attack, batches[b], &settings, cfg, max_pixels, opts.save_adversarial.then_some(out))?,
-            None => corrupt_batch(&target, encoder, batches[b], &settings, cfg, max_pixels)?,
+            Some(a) => {
+                let save = opts.save_adversarial.then_some(out);
+                attack_batch(&target, &cfg.attacks[a], batches[b], a * cfg.eps.len(), cfg, max_pixels, save)?
+            }
+            None => corrupt_batch(&target, batches[b], cfg.attacks.len() * cfg.eps.len(), cfg, max_pixels)?,
         };
         write_atomic(&file, &serde_json::to_vec(&records)?)?;
         progress.advance(weight(a, b));
@@ -372,39 +379,35 @@ pub fn run(
     Ok(report)
 }
 
-/// Decodes and preprocesses a batch into attack-space images; images that
-/// fail are returned as failures.
-fn load_batch(
-    samples: &[&Sample],
-    encoder: &Encoder,
-    unit: EpsUnit,
-    max_pixels: u64,
-    corrupt: Option<(&Corruption, u64)>,
-) -> (Vec<usize>, Vec<f32>, Vec<Failure>) {
-    let (mut kept, mut pixels, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+/// Decodes a batch's images: the indices of those that decoded, the images,
+/// and a failure for each that did not.
+fn decode(samples: &[&Sample], max_pixels: u64) -> (Vec<usize>, Vec<DynamicImage>, Vec<Failure>) {
+    let (mut kept, mut decoded, mut failures) = (Vec::new(), Vec::new(), Vec::new());
     for (i, s) in samples.iter().enumerate() {
-        let image = s.image.as_ref().expect("candidates have images");
-        match images::decode(image, max_pixels) {
+        match images::decode(s.image.as_ref().expect("candidates have images"), max_pixels) {
             Ok(img) => {
-                let img = match corrupt {
-                    Some((c, seed)) => {
-                        image::DynamicImage::ImageRgb8(c.apply(&img, stream(seed, &format!("{}/{}/{}", s.id, c.name(), c.severity()))))
-                    }
-                    None => img,
-                };
                 kept.push(i);
-                pixels.extend(encoder.preprocessor.pixels(&img));
+                decoded.push(img);
             }
-            Err(e) => failures.push(Failure { id: s.id.clone(), error: e }),
+            Err(error) => failures.push(Failure { id: s.id.clone(), error }),
         }
     }
-    (kept, unit.from_normalized(pixels, &encoder.preprocessor), failures)
+    (kept, decoded, failures)
+}
+
+/// Decodes drawn images again: they decoded when they were drawn, so a
+/// failure now (a changed file) is an error naming the sample, not a skip.
+fn decode_drawn(samples: &[&Sample], max_pixels: u64) -> Result<Vec<DynamicImage>> {
+    let (_, decoded, failures) = decode(samples, max_pixels);
+    match failures.first() {
+        Some(f) => Err(Error::Results(format!("sample {}: {} (it decoded when the images were drawn)", f.id, f.error))),
+        None => Ok(decoded),
+    }
 }
 
 /// Classifies images in a seeded order until K are classified correctly.
 fn select(
     target: &GuardDecision,
-    encoder: &Encoder,
     candidates: &[&Sample],
     cfg: &RobustnessConfig,
     max_pixels: u64,
@@ -425,7 +428,7 @@ fn select(
         if sel.selected.len() >= cfg.samples {
             break;
         }
-        let (kept, pixels, failures) = load_batch(batch, encoder, cfg.eps_unit, max_pixels, None);
+        let (kept, decoded, failures) = decode(batch, max_pixels);
         for f in &failures {
             progress.note(&format!("skipped {}: {}", f.id, f.error));
         }
@@ -433,7 +436,7 @@ fn select(
         if kept.is_empty() {
             continue;
         }
-        let z = target.decisions(&target.images(pixels, kept.len()));
+        let z = target.decisions(&target.images_of(&decoded));
         for (&i, &z) in kept.iter().zip(&z) {
             if sel.selected.len() >= cfg.samples {
                 break;
@@ -456,17 +459,12 @@ fn attack_batch(
     target: &GuardDecision,
     attack: &Attack,
     batch: &[&Sample],
-    settings: &[Setting],
+    first_setting: usize,
     cfg: &RobustnessConfig,
     max_pixels: u64,
     save: Option<&Path>,
 ) -> Result<Vec<Record>> {
-    let (kept, pixels, failures) = load_batch(batch, target.encoder(), cfg.eps_unit, max_pixels, None);
-    if let Some(f) = failures.first() {
-        // The image decoded during selection: a changed file is an error, not a skip.
-        return Err(Error::Results(format!("sample {}: {} (it decoded when the images were drawn)", f.id, f.error)));
-    }
-    let x0 = target.images(pixels, kept.len());
+    let x0 = target.images_of(&decode_drawn(batch, max_pixels)?);
     let labels: Vec<bool> = batch.iter().map(|s| s.label.is_unsafe()).collect();
     let eps: Vec<f64> = cfg.eps.iter().map(|e| e * cfg.eps_unit.scale()).collect();
     // DeepFool runs once and is clipped to every epsilon; the others run per
@@ -480,11 +478,7 @@ fn attack_batch(
         let seeds: Vec<u64> = batch.iter().map(|s| stream(cfg.seed, &format!("{}/{}/{}", s.id, attack.name(), ks[0]))).collect();
         let call_eps: Vec<f64> = ks.iter().map(|&k| eps[k]).collect();
         for (&k, outcome) in ks.iter().zip(attack::run(attack, target, &x0, &labels, &call_eps, &seeds)?) {
-            let e_user = cfg.eps[k];
-            let setting = settings
-                .iter()
-                .position(|s| s.kind == "attack" && s.attack == attack.name() && s.eps == e_user)
-                .expect("a setting per attack and eps");
+            let setting = first_setting + k;
             for (i, s) in batch.iter().enumerate() {
                 records.push(Record {
                     id: s.id.clone(),
@@ -496,7 +490,7 @@ fn attack_batch(
                 });
             }
             if let Some(out) = save {
-                save_images(out, attack, e_user, batch, &outcome, target)?;
+                save_images(out, attack, cfg.eps[k], batch, &outcome, target)?;
             }
         }
     }
@@ -531,26 +525,19 @@ fn file_stem(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
 }
 
-fn corrupt_batch(
-    target: &GuardDecision,
-    encoder: &Encoder,
-    batch: &[&Sample],
-    settings: &[Setting],
-    cfg: &RobustnessConfig,
-    max_pixels: u64,
-) -> Result<Vec<Record>> {
+fn corrupt_batch(target: &GuardDecision, batch: &[&Sample], first_setting: usize, cfg: &RobustnessConfig, max_pixels: u64) -> Result<Vec<Record>> {
+    let decoded = decode_drawn(batch, max_pixels)?;
     let mut records = Vec::new();
-    for c in &cfg.corruptions {
-        let (kept, pixels, failures) = load_batch(batch, encoder, cfg.eps_unit, max_pixels, Some((c, cfg.seed)));
-        if let Some(f) = failures.first() {
-            return Err(Error::Results(format!("sample {}: {} (it decoded when the images were drawn)", f.id, f.error)));
-        }
-        let z = target.decisions(&target.images(pixels, kept.len()));
-        let setting =
-            settings.iter().position(|s| s.kind == "corruption" && s.attack == c.name() && s.eps == c.severity()).expect("a setting per corruption");
-        for (i, s) in batch.iter().enumerate() {
-            let success = (z[i] >= 0.0) != s.label.is_unsafe();
-            records.push(Record { id: s.id.clone(), setting, success, decision: z[i], linf: None, l2: None });
+    for (k, c) in cfg.corruptions.iter().enumerate() {
+        let corrupted: Vec<DynamicImage> = batch
+            .iter()
+            .zip(&decoded)
+            .map(|(s, img)| DynamicImage::ImageRgb8(c.apply(img, stream(cfg.seed, &format!("{}/{}/{}", s.id, c.name(), c.severity())))))
+            .collect();
+        let z = target.decisions(&target.images_of(&corrupted));
+        for (s, &z) in batch.iter().zip(&z) {
+            let success = (z >= 0.0) != s.label.is_unsafe();
+            records.push(Record { id: s.id.clone(), setting: first_setting + k, success, decision: z, linf: None, l2: None });
         }
     }
     Ok(records)
@@ -689,9 +676,4 @@ pub fn summary(r: &RobustnessReport) -> String {
     table(&mut s, "corruption", "corruption, severity");
     let _ = writeln!(s, "Per category and per source: robustness.csv. Plot: robustness.png.");
     s
-}
-
-/// Where `run` writes its report files.
-pub fn outputs(out: &Path) -> Vec<PathBuf> {
-    ["robustness.json", "robustness.csv", "robustness.md", "robustness.png", "robustness.svg"].iter().map(|f| out.join(f)).collect()
 }

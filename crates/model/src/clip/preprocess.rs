@@ -57,12 +57,24 @@ impl Preprocessor {
 
     /// Normalised CHW floats `[3, size, size]`.
     pub fn pixels(&self, img: &DynamicImage) -> Vec<f32> {
+        let mut out = self.unit_pixels(img);
+        let plane = self.size * self.size;
+        for (i, v) in out.iter_mut().enumerate() {
+            let c = i / plane;
+            *v = (*v - self.mean[c]) / self.std[c];
+        }
+        out
+    }
+
+    /// CHW floats `[3, size, size]` in [0, 1], before normalisation (where
+    /// attacks in 8-bit units perturb images).
+    pub fn unit_pixels(&self, img: &DynamicImage) -> Vec<f32> {
         let crop = self.resize_crop(img);
         let s = self.size;
         let mut out = vec![0f32; 3 * s * s];
         for (i, p) in crop.pixels().enumerate() {
             for c in 0..3 {
-                out[c * s * s + i] = (f32::from(p.0[c]) / 255.0 - self.mean[c]) / self.std[c];
+                out[c * s * s + i] = f32::from(p.0[c]) / 255.0;
             }
         }
         out

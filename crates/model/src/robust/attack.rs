@@ -78,17 +78,6 @@ impl Attack {
         }
     }
 
-    /// Forward and backward passes per image and epsilon (DeepFool: at most,
-    /// and once for all epsilons).
-    pub fn passes(&self) -> usize {
-        match self {
-            Attack::Gn => 1,
-            Attack::Fgsm => 3,
-            Attack::Pgd { steps, .. } => 2 * steps + 1,
-            Attack::Deepfool { steps, .. } => 2 * steps + 1,
-        }
-    }
-
     pub fn check(&self) -> Result<()> {
         let bad = |message: String| Err(Error::AttackOption { option: "attack", message });
         match *self {
@@ -109,8 +98,6 @@ impl Attack {
 /// What one attack at one epsilon did to a batch.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Epsilon in the attacked space's units (see [`super::EpsUnit::scale`]).
-    pub eps: f64,
     /// The adversarial images, within epsilon of the originals.
     pub images: Tensor<4>,
     /// Decision logits of the adversarial images.
@@ -131,7 +118,8 @@ impl Outcome {
 
 /// Attacks images `x0` (`[b, 3, s, s]`, attack space, inside the bounds)
 /// whose true verdicts are `labels` (true = unsafe), at each epsilon
-/// (attack-space units). `seeds` gives each image its random stream.
+/// (attack-space units; see [`super::EpsUnit::scale`]), one outcome per
+/// epsilon in order. `seeds` gives each image its random stream.
 pub fn run(attack: &Attack, target: &GuardDecision, x0: &Tensor<4>, labels: &[bool], eps: &[f64], seeds: &[u64]) -> Result<Vec<Outcome>> {
     attack.check()?;
     let b = x0.dims()[0];
@@ -142,20 +130,20 @@ pub fn run(attack: &Attack, target: &GuardDecision, x0: &Tensor<4>, labels: &[bo
         return Err(Error::AttackOption { option: "eps", message: format!("{e} is not a positive finite number") });
     }
     let x0 = x0.clone().without_autodiff();
-    let finish = |eps: f64, x: Tensor<4>| outcome(target, &x0, x, labels, eps);
+    let finish = |x: Tensor<4>| outcome(target, &x0, x, labels);
     match *attack {
-        Attack::Gn => eps.iter().map(|&e| finish(e, gaussian_noise(target, &x0, e, seeds))).collect(),
-        Attack::Fgsm => eps.iter().map(|&e| finish(e, gradient_descent(target, &x0, labels, e, 1, 1.0, None))).collect(),
+        Attack::Gn => eps.iter().map(|&e| finish(gaussian_noise(target, &x0, e, seeds))).collect(),
+        Attack::Fgsm => eps.iter().map(|&e| finish(gradient_descent(target, &x0, labels, e, 1, 1.0, None))).collect(),
         Attack::Pgd { steps, random_start, rel_stepsize } => eps
             .iter()
             .map(|&e| {
                 let start = random_start.then_some(seeds);
-                finish(e, gradient_descent(target, &x0, labels, e, steps, rel_stepsize, start))
+                finish(gradient_descent(target, &x0, labels, e, steps, rel_stepsize, start))
             })
             .collect(),
         Attack::Deepfool { steps, overshoot, .. } => {
             let raw = deepfool(target, &x0, labels, steps, overshoot);
-            eps.iter().map(|&e| finish(e, project_linf(&x0, raw.clone(), e))).collect()
+            eps.iter().map(|&e| finish(project_linf(&x0, raw.clone(), e))).collect()
         }
     }
 }
@@ -286,7 +274,7 @@ fn deepfool(target: &GuardDecision, x0: &Tensor<4>, labels: &[bool], steps: usiz
     x
 }
 
-fn outcome(target: &GuardDecision, x0: &Tensor<4>, x: Tensor<4>, labels: &[bool], eps: f64) -> Result<Outcome> {
+fn outcome(target: &GuardDecision, x0: &Tensor<4>, x: Tensor<4>, labels: &[bool]) -> Result<Outcome> {
     let b = x0.dims()[0];
     let decision = target.decisions(&x);
     if let Some(i) = decision.iter().position(|z| !z.is_finite()) {
@@ -296,5 +284,5 @@ fn outcome(target: &GuardDecision, x0: &Tensor<4>, x: Tensor<4>, labels: &[bool]
     let linf = host(delta.clone().abs().max_dim(1));
     let l2 = host(delta.square().sum_dim(1).sqrt());
     let success = decision.iter().zip(labels).map(|(&z, &l)| (z >= 0.0) != l).collect();
-    Ok(Outcome { eps, images: x, decision, success, linf, l2 })
+    Ok(Outcome { images: x, decision, success, linf, l2 })
 }

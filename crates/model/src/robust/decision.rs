@@ -8,6 +8,7 @@
 //! As a two-class classifier the guard's logits are `[0, z']`.
 
 use burn::tensor::{Device, Tensor, TensorData};
+use image::DynamicImage;
 
 use crate::clip::encoder::l2_rows;
 use crate::clip::{Encoder, Preprocessor};
@@ -63,17 +64,13 @@ impl EpsUnit {
         }
     }
 
-    /// Attack-space images from pixels `[b, 3, s, s]` (row-major, host)
-    /// normalised by `pre`: unchanged, or back to [0, 1].
-    pub fn from_normalized(self, mut pixels: Vec<f32>, pre: &Preprocessor) -> Vec<f32> {
-        if self == EpsUnit::Pixel {
-            let plane = pre.size * pre.size;
-            for (i, v) in pixels.iter_mut().enumerate() {
-                let c = (i / plane) % 3;
-                *v = (*v * pre.std[c] + pre.mean[c]).clamp(0.0, 1.0);
-            }
+    /// One image in attack space `[3, s, s]`: normalised as the encoder
+    /// takes it, or in [0, 1].
+    pub fn pixels(self, pre: &Preprocessor, img: &DynamicImage) -> Vec<f32> {
+        match self {
+            EpsUnit::Normalized => pre.pixels(img),
+            EpsUnit::Pixel => pre.unit_pixels(img),
         }
-        pixels
     }
 
     /// 8-bit RGB rows of one attack-space image `[3, s, s]`, for PNG.
@@ -180,6 +177,12 @@ impl<'a> GuardDecision<'a> {
 
     pub fn device(&self) -> &Device {
         &self.encoder.device
+    }
+
+    /// Decoded images in attack space `[n, 3, s, s]` on the device.
+    pub fn images_of(&self, decoded: &[DynamicImage]) -> Tensor<4> {
+        let pre = &self.encoder.preprocessor;
+        self.images(decoded.iter().flat_map(|img| self.unit.pixels(pre, img)).collect(), decoded.len())
     }
 
     /// Attack-space images `[n, 3, s, s]` on the device, from host rows.
