@@ -320,6 +320,7 @@ fn robustness_attacks_a_trained_guard_and_refuses_bad_input() {
     for (extra, needle) in [
         (vec!["--eps", "0"], "--eps 0"),
         (vec!["--eps", "NaN"], "--eps NaN"),
+        (vec!["--eps", "-1"], "--eps -1"),
         (vec!["--attacks", "cw"], "unknown attack \"cw\""),
         (vec!["--samples", "0"], "--samples 0"),
         (vec!["--eps-unit", "bits"], "normalized, pixel"),

@@ -301,7 +301,7 @@ struct RobustnessArgs {
     #[arg(long, value_delimiter = ',', default_value = "gn,fgsm,pgd,deepfool")]
     attacks: Vec<String>,
     /// Epsilons, comma-separated, in --eps-unit.
-    #[arg(long, value_delimiter = ',', default_value = "0.01")]
+    #[arg(long, value_delimiter = ',', default_value = "0.01", allow_negative_numbers = true)]
     eps: Vec<f64>,
     /// normalized (the CLIP-normalised tensor, bounds -3..3) or pixel (8-bit levels: eps/255 on [0, 1] pixels).
     #[arg(long, default_value = "normalized")]
