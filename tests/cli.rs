@@ -345,3 +345,327 @@ fn robustness_attacks_a_trained_guard_and_refuses_bad_input() {
     let e = fails(&["robustness", "--model", "emb.safetensors", "--data", "bench/images.toml", "--out", "bad3", "--device", "cpu"], d);
     assert!(e.contains("loading the guard's encoder \"synthetic\"") && e.contains("--encoder"), "{e}");
 }
+
+fn pairguard_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pairguard"));
+    for var in ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "JOB_COMPLETION_INDEX"] {
+        c.env_remove(var);
+    }
+    c.args(args).current_dir(cwd).envs(env.iter().copied()).output().expect("runs")
+}
+
+fn ok_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
+    let out = pairguard_env(args, cwd, env);
+    assert!(out.status.success(), "pairguard {args:?} ({env:?}) failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every file under `dir` (relative path, bytes), leaving out the folders named.
+fn tree(dir: &Path, skip: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if skip.contains(&rel.as_str()) {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+const SHARDED_SWEEP: &str = r#"
+name = "sharded"
+[data.synthetic]
+dim = 16
+categories = 3
+clusters = 4
+coarse = 200
+pairs = 60
+test = 100
+test_pairs = 30
+seed = 2
+
+[train]
+optimizer = { kind = "lbfgs", iterations = 20 }
+
+[sweep]
+budgets = [16, 32]
+strategies = [{ kind = "coarse-only" }, { kind = "ratio", pair_fraction = 0.5 }]
+seeds = [0, 1, 2]
+
+[report]
+metrics = ["auroc"]
+baseline = "coarse"
+"#;
+
+/// embed, sweep and robustness as shards (index from --shard, from a Slurm
+/// array's variables and from an Indexed Job's), merged or collected to
+/// exactly the files of a one-machine run; and the refusals.
+#[test]
+fn shards_of_embed_sweep_and_robustness_merge_to_one_machine_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--preset", "tiny", "--images", "24", "--out", "bench"], d);
+    std::fs::create_dir(d.join("enc")).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture_encoder().join(f), d.join("enc").join(f)).unwrap();
+    }
+    let embed = ["embed", "bench/images.toml", "--model", "enc", "--chunk", "8", "--batch", "4", "--device", "cpu"];
+    let with = |extra: &[&'static str]| -> Vec<&str> { embed.iter().copied().chain(extra.iter().copied()).collect() };
+    ok(&with(&["--out", "whole.safetensors"]), d);
+    // 24 images in 3 chunks, one per shard, each told its index another way.
+    let printed = ok(&with(&["--out", "s.safetensors", "--shard", "2/3"]), d);
+    assert!(printed.trim().ends_with("s.safetensors.parts/shards/2-of-3.json"), "{printed}");
+    let e = fails(&["merge", "s.safetensors"], d);
+    assert!(e.contains("shards not finished: 0/3, 1/3"), "{e}");
+    ok_env(&with(&["--out", "s.safetensors"]), d, &[("SLURM_ARRAY_TASK_ID", "0"), ("SLURM_ARRAY_TASK_COUNT", "3"), ("SLURM_ARRAY_TASK_MIN", "0")]);
+    ok_env(&with(&["--out", "s.safetensors", "--shards", "3"]), d, &[("JOB_COMPLETION_INDEX", "1")]);
+    assert_eq!(ok(&["merge", "s.safetensors"], d).trim(), "s.safetensors");
+    for f in ["whole.safetensors", "whole.json", "whole.failures.json"] {
+        let sharded = f.replace("whole", "s");
+        assert_eq!(std::fs::read(d.join(f)).unwrap(), std::fs::read(d.join(&sharded)).unwrap(), "{f} vs {sharded}");
+    }
+    for (extra, needle) in [
+        (vec!["--shard", "3/3"], "out of range for 3 shards"),
+        (vec!["--shard", "one/3"], "expected I/N"),
+        (vec!["--shards", "3"], "neither is set; give --shard I/3 instead"),
+        (vec!["--shard", "0/3", "--shards", "3"], "cannot be used with"),
+    ] {
+        let mut args = with(&["--out", "bad.safetensors"]);
+        args.extend(extra.iter().copied());
+        let e = fails(&args, d);
+        assert!(e.contains(needle), "{extra:?}: {e}");
+    }
+    let e =
+        String::from_utf8(pairguard_env(&with(&["--out", "bad.safetensors", "--shards", "2"]), d, &[("JOB_COMPLETION_INDEX", "2")]).stderr).unwrap();
+    assert!(e.contains("JOB_COMPLETION_INDEX: shard index 2 is out of range"), "{e}");
+    assert!(fails(&["merge", "nowhere.safetensors"], d).contains("no shard of this store has started"));
+
+    // A sweep in two folders with relative paths: whole, and as 2 shards.
+    for f in ["one", "two"] {
+        std::fs::create_dir(d.join(f)).unwrap();
+        std::fs::write(d.join(f).join("exp.toml"), SHARDED_SWEEP).unwrap();
+    }
+    let sweep = ["sweep", "exp.toml", "--out", "res", "--device", "cpu"];
+    ok(&sweep, &d.join("one"));
+    let e = fails(&[&sweep[..], &["--collect"]].concat(), &d.join("two"));
+    assert!(e.contains("no shard has finished yet"), "{e}");
+    for i in ["1", "0"] {
+        ok_env(&sweep, &d.join("two"), &[("SLURM_ARRAY_TASK_ID", i), ("SLURM_ARRAY_TASK_COUNT", "2")]);
+    }
+    assert!(!d.join("two/res/report.md").exists());
+    assert!(fails(&[&sweep[..], &["--collect", "--shard", "0/2"]].concat(), &d.join("two")).contains("cannot be used with"));
+    assert_eq!(ok(&[&sweep[..], &["--collect"]].concat(), &d.join("two")).trim(), "res/report.md");
+    let (one, two) = (tree(&d.join("one/res"), &[]), tree(&d.join("two/res"), &["shards"]));
+    assert_eq!(one.iter().map(|f| &f.0).collect::<Vec<_>>(), two.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for (a, b) in one.iter().zip(&two) {
+        assert!(a.1 == b.1, "{} differs between the one-machine and the sharded sweep", a.0);
+    }
+
+    // Robustness: up to 8 images in batches of 3, whole and as 2 shards (one
+    // of them a rerun of one task of a Slurm array, which keeps --shards).
+    ok(&embed, d);
+    ok(&["train", "--train", "bench/images.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "g.safetensors"], d);
+    let rob = |out: &'static str| -> Vec<&str> {
+        vec![
+            "robustness",
+            "--model",
+            "g.safetensors",
+            "--data",
+            "bench/images.toml",
+            "--samples",
+            "8",
+            "--eps",
+            "0.05",
+            "--attacks",
+            "fgsm,gn",
+            "--corruptions",
+            "jpeg:30",
+            "--batch",
+            "3",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        ]
+    };
+    ok(&rob("rob-whole"), d);
+    let e = fails(&[&rob("rob-sharded")[..], &["--collect"]].concat(), d);
+    assert!(e.contains("no shard has drawn the images yet"), "{e}");
+    let printed = ok(&[&rob("rob-sharded")[..], &["--shard", "0/2"]].concat(), d);
+    assert_eq!(printed.trim(), "rob-sharded/shards/0-of-2.json");
+    let e = fails(&[&rob("rob-sharded")[..], &["--collect"]].concat(), d);
+    assert!(e.contains("shards not finished: 1/2"), "{e}");
+    let rerun = [("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "1"), ("SLURM_ARRAY_TASK_MIN", "1")];
+    ok_env(&[&rob("rob-sharded")[..], &["--shards", "2"]].concat(), d, &rerun);
+    assert_eq!(ok(&[&rob("rob-sharded")[..], &["--collect"]].concat(), d).trim(), "rob-sharded/robustness.json");
+    assert!(tree(&d.join("rob-whole"), &[]) == tree(&d.join("rob-sharded"), &["shards"]), "collected shards differ from the one-machine run");
+}
+
+/// Launch files: the sbatch script is valid bash naming the array, limits
+/// and merge; the Kubernetes manifests parse back with the fields asked for.
+#[test]
+fn cluster_writes_launch_files_for_slurm_and_kubernetes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--preset", "tiny", "--images", "4", "--out", "bench"], d);
+    let printed = ok(
+        &[
+            "cluster",
+            "slurm",
+            "--shards",
+            "8",
+            "--concurrency",
+            "3",
+            "--gpus",
+            "2",
+            "--cpus",
+            "6",
+            "--mem",
+            "32G",
+            "--time",
+            "1-00:00:00",
+            "--partition",
+            "gpu",
+            "--account",
+            "lab",
+            "--logs",
+            "slurm-logs",
+            "--out",
+            "jobs/embed.sbatch",
+            "--",
+            "embed",
+            "bench/images.toml",
+            "--model",
+            "openai/clip-vit-base-patch32",
+        ],
+        d,
+    );
+    assert_eq!(printed.trim(), "jobs/embed.sbatch");
+    let script = std::fs::read_to_string(d.join("jobs/embed.sbatch")).unwrap();
+    let root = d.canonicalize().unwrap();
+    for line in [
+        "#SBATCH --job-name=pairguard-embed".to_string(),
+        "#SBATCH --array=0-7%3".into(),
+        format!("#SBATCH --chdir={}", root.display()),
+        format!("#SBATCH --output={}/slurm-logs/%x-%A_%a.out", root.display()),
+        "#SBATCH --time=1-00:00:00".into(),
+        "#SBATCH --partition=gpu".into(),
+        "#SBATCH --account=lab".into(),
+        "#SBATCH --gres=gpu:2".into(),
+        "#SBATCH --cpus-per-task=6".into(),
+        "#SBATCH --mem=32G".into(),
+    ] {
+        assert!(script.lines().any(|l| l == line), "{line} in\n{script}");
+    }
+    let last = script.lines().last().unwrap();
+    assert!(last.starts_with("exec /") && last.ends_with("embed bench/images.toml --model openai/clip-vit-base-patch32 --shards 8"), "{last}");
+    assert!(
+        script.contains("--dependency=\"afterok:${array%%;*}\"") && script.contains("merge bench/synthetic-images.embeddings.safetensors'"),
+        "{script}"
+    );
+    let syntax = Command::new("bash").arg("-n").arg(d.join("jobs/embed.sbatch")).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    // Without a GPU or a concurrency limit those lines are left out.
+    ok(&["cluster", "slurm", "--shards", "2", "--gpus", "0", "--out", "s.sbatch", "--", "sweep", "exp.toml", "--out", "r"], d);
+    let script = std::fs::read_to_string(d.join("s.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-1\n") && !script.contains("--gres"), "{script}");
+    assert!(script.contains("--wrap='exec ") && script.contains(" sweep exp.toml --out r --collect'"), "{script}");
+
+    let printed = ok(
+        &[
+            "cluster",
+            "k8s",
+            "--shards",
+            "6",
+            "--parallelism",
+            "2",
+            "--retries",
+            "4",
+            "--gpus",
+            "1",
+            "--cpu",
+            "8",
+            "--memory",
+            "24Gi",
+            "--image",
+            "registry.example/pairguard:0.1",
+            "--claim",
+            "guards",
+            "--mount",
+            "/data",
+            "--namespace",
+            "safety",
+            "--name",
+            "attack-vitl",
+            "--out",
+            "k8s/job.yaml",
+            "--",
+            "robustness",
+            "--model",
+            "g.safetensors",
+            "--data",
+            "ub.toml",
+            "--out",
+            "rob dir",
+        ],
+        d,
+    );
+    assert_eq!(printed.lines().collect::<Vec<_>>(), ["k8s/job.yaml", "k8s/job-merge.yaml"]);
+    let parse = |f: &str| -> serde_json::Value { serde_saphyr::from_str(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap() };
+    let job = parse("k8s/job.yaml");
+    assert_eq!((job["apiVersion"].as_str(), job["kind"].as_str()), (Some("batch/v1"), Some("Job")));
+    assert_eq!(job["metadata"]["name"], "attack-vitl");
+    assert_eq!(job["metadata"]["namespace"], "safety");
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!((spec["completions"].as_u64(), spec["parallelism"].as_u64(), spec["backoffLimitPerIndex"].as_u64()), (Some(6), Some(2), Some(4)));
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never", "per-index retries need it");
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "registry.example/pairguard:0.1");
+    assert_eq!(c["workingDir"], "/data");
+    let command: Vec<&str> = c["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(command, ["pairguard", "robustness", "--model", "g.safetensors", "--data", "ub.toml", "--out", "rob dir", "--shards", "6"]);
+    assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"].as_u64(), Some(1));
+    assert_eq!(c["resources"]["limits"]["memory"], "24Gi");
+    assert_eq!(c["resources"]["requests"]["cpu"], "8");
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/data");
+    assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "guards");
+    assert_eq!(c["volumeMounts"][0]["name"], pod["volumes"][0]["name"]);
+    let merge = parse("k8s/job-merge.yaml");
+    assert_eq!(merge["metadata"]["name"], "attack-vitl-merge");
+    let mc = &merge["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(mc["command"].as_array().unwrap().last().unwrap(), "--collect");
+    assert!(mc["resources"]["limits"].get("nvidia.com/gpu").is_none(), "the merge needs no GPU");
+
+    // Refusals, before anything is written.
+    for (args, needle) in [
+        (vec!["slurm", "--shards", "2", "--out", "x", "--", "train", "--train", "a"], "only embed, robustness and sweep run as shards"),
+        (vec!["slurm", "--shards", "2", "--out", "x", "--", "embed", "bench/images.toml", "--shard", "0/2"], "leave --shard"),
+        (vec!["slurm", "--shards", "2", "--out", "x", "--", "sweep", "e.toml", "--collect"], "leave --shard"),
+        (vec!["slurm", "--shards", "2", "--out", "x", "--", "embed", "--batch", "2"], "the command after `--`"),
+        (vec!["slurm", "--shards", "2", "--out", "x", "--", "embed", "missing.toml"], "missing.toml"),
+        (vec!["slurm", "--shards", "0", "--out", "x", "--", "embed", "bench/images.toml"], "--shards must be at least 1"),
+        (vec!["slurm", "--shards", "2", "--concurrency", "0", "--out", "x", "--", "embed", "bench/images.toml"], "--concurrency"),
+        (
+            vec!["k8s", "--shards", "2", "--image", "i", "--claim", "c", "--name", "Big_Name", "--out", "x", "--", "embed", "bench/images.toml"],
+            "lowercase",
+        ),
+        (vec!["k8s", "--shards", "2", "--claim", "c", "--out", "x", "--", "embed", "bench/images.toml"], "--image"),
+    ] {
+        let args: Vec<&str> = std::iter::once("cluster").chain(args.iter().copied()).collect();
+        let e = fails(&args, d);
+        assert!(e.contains(needle), "{args:?}: {e}");
+        assert!(!d.join("x").exists(), "{args:?} wrote a file");
+    }
+}

@@ -4,6 +4,7 @@
 #[global_allocator]
 static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
+mod cluster;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -15,10 +16,12 @@ use pairguard_data::images::ImageCheck;
 use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::stats::Stats;
 use pairguard_data::synthetic::{self, Benchmark, SyntheticConfig};
-use pairguard_data::{Dataset, LoadOptions};
+use pairguard_data::{Assignment, Dataset, LoadOptions, Shard};
 use pairguard_model::clip::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder};
 use pairguard_model::{DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, ThresholdRule, TrainConfig};
 
+use pairguard_experiments::Finished;
+use pairguard_model::embed::Ending;
 use progress::Bar;
 
 #[derive(Parser, Debug)]
@@ -54,6 +57,16 @@ enum Command {
     /// Attack a guard through the whole pipeline (pixels, encoder, head) and
     /// corrupt its images: robust accuracy per attack, epsilon, category and source.
     Robustness(RobustnessArgs),
+    /// Assemble an embedding store from the shards of `embed --shard` once
+    /// all of them have finished (the store a one-machine run writes).
+    Merge {
+        /// The store the shards were embedding (their --out).
+        store: PathBuf,
+    },
+    /// Write launch files that run embed, robustness or sweep as shards on
+    /// a Slurm cluster or Kubernetes, with the step that merges them.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// List compute devices and say which one `--device auto` picks.
     Devices,
 }
@@ -111,6 +124,83 @@ struct DeviceArg {
     device: DeviceChoice,
 }
 
+/// This process's share of a job spread over machines.
+#[derive(Args, Debug)]
+struct ShardArgs {
+    /// Do shard I of N (counted from 0) into the shared output, then leave a
+    /// completion marker; `pairguard merge` (embed) or `--collect` (sweep,
+    /// robustness) combines the shards.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// Split the work into N shards, this process's index taken from
+    /// SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX. Inside a Slurm job array
+    /// the work is sharded even without it (SLURM_ARRAY_TASK_COUNT shards).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+}
+
+impl ShardArgs {
+    /// The shard this process does, if it is one of several.
+    fn resolve(&self) -> anyhow::Result<Option<Shard>> {
+        if let Some(s) = self.shard {
+            return Ok(Some(s));
+        }
+        let found = Shard::from_environment(self.shards, |k| std::env::var(k).ok())?;
+        if let Some((s, from)) = found {
+            eprintln!("shard {s} (index from {from})");
+        }
+        Ok(found.map(|(s, _)| s))
+    }
+
+    fn given(&self) -> bool {
+        self.shard.is_some() || self.shards.is_some()
+    }
+
+    /// Whole, a shard, or (with `collect`) collecting the shards.
+    fn assignment(&self, collect: bool) -> anyhow::Result<Assignment> {
+        if collect {
+            return Ok(Assignment::Collect);
+        }
+        Ok(self.resolve()?.map_or(Assignment::Whole, Assignment::Shard))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// An sbatch script: the shards as a Slurm job array, then the merge as
+    /// a job that depends on them. Submit it with `bash FILE`.
+    Slurm {
+        #[command(flatten)]
+        launch: LaunchArgs,
+        #[command(flatten)]
+        slurm: cluster::SlurmArgs,
+    },
+    /// A Kubernetes Indexed Job running the shards, and beside it
+    /// (<name>-merge.yaml) a Job that merges them.
+    K8s {
+        #[command(flatten)]
+        launch: LaunchArgs,
+        #[command(flatten)]
+        k8s: cluster::K8sArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct LaunchArgs {
+    /// Number of shards.
+    #[arg(long)]
+    shards: usize,
+    /// Job name (default: pairguard-<command>).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where to write the launch file.
+    #[arg(long)]
+    out: PathBuf,
+    /// After `--`: the command to shard (embed, robustness or sweep) with its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
 #[derive(Args, Debug)]
 struct EmbedArgs {
     /// Dataset descriptor whose samples have images.
@@ -142,6 +232,8 @@ struct EmbedArgs {
     /// Drop invalid rows (each reported) instead of failing.
     #[arg(long)]
     skip_invalid: bool,
+    #[command(flatten)]
+    shard: ShardArgs,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -280,6 +372,12 @@ struct SweepArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
+    shard: ShardArgs,
+    /// Train nothing: check that the shards covered every (strategy, seed)
+    /// group and write the report from their fits.
+    #[arg(long, conflicts_with_all = ["shard", "shards"])]
+    collect: bool,
+    #[command(flatten)]
     device: DeviceArg,
 }
 
@@ -326,6 +424,12 @@ struct RobustnessArgs {
     #[arg(long)]
     save_adversarial: bool,
     #[command(flatten)]
+    shard: ShardArgs,
+    /// Attack nothing: check that the shards covered every batch of images
+    /// and write the report from their parts.
+    #[arg(long, conflicts_with_all = ["shard", "shards"])]
+    collect: bool,
+    #[command(flatten)]
     device: DeviceArg,
 }
 
@@ -363,6 +467,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportOnnx(a) => export_onnx(a),
         Command::Sweep(a) => sweep(a),
         Command::Robustness(a) => robustness(a),
+        Command::Merge { store } => merge(&store),
+        Command::Cluster(c) => launch(c),
         Command::Devices => {
             let adapters = pairguard_model::device::wgpu_adapters();
             if adapters.is_empty() {
@@ -452,6 +558,7 @@ fn export_onnx(a: ExportArgs) -> anyhow::Result<()> {
 }
 
 fn embed(a: EmbedArgs) -> anyhow::Result<()> {
+    let shard = a.shard.resolve()?;
     let dev = device(a.device.device)?;
     // The store is what this command makes, so it is not loaded.
     let ds = load(&a.dataset, a.skip_invalid, false)?;
@@ -471,19 +578,31 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
         workers: a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
         max_pixels: ds.descriptor.max_pixels,
         max_chunks: None,
+        shard,
     };
     let r = pairguard_model::embed::embed_samples(&ds.samples, &encoder, &out, &opts, &Bar::new())?;
-    for f in &r.failures {
-        eprintln!("not embedded: {} ({})", f.id, f.error);
+    if r.embedded_now > 0 {
+        let rate = r.embedded_now as f64 / r.seconds.max(1e-9);
+        eprintln!("embedded {} images in {:.1}s ({rate:.2} images/s)", r.embedded_now, r.seconds);
+    } else {
+        eprintln!("nothing left to embed: every chunk was already done");
     }
-    eprintln!(
-        "embedded {} images in {:.1}s ({:.2} images/s); {} failed (listed in {})",
-        r.embedded,
-        r.seconds,
-        r.embedded as f64 / r.seconds.max(1e-9),
-        r.failures.len(),
-        pairguard_model::embed::failures_path(&out).display()
-    );
+    match r.ending {
+        Ending::Shard { shard, marker } => {
+            eprintln!(
+                "shard {shard}: chunks [{}, {}) of {} done ({} reused); once every shard has finished: pairguard merge {}",
+                r.chunks.start,
+                r.chunks.end,
+                r.chunks_total,
+                r.chunks_reused,
+                out.display()
+            );
+            println!("{}", marker.display());
+            return Ok(());
+        }
+        Ending::Store { embedded, failures } => report_store(&out, embedded, &failures),
+        Ending::Interrupted => anyhow::bail!("embedding stopped before its last chunk"),
+    }
     if out != ds.descriptor.default_store_path() {
         eprintln!(
             "note: {} is not where {} looks for its store; pass it to `sweep` as an embeddings override or set `embeddings` in the descriptor",
@@ -492,6 +611,95 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}", out.display());
+    Ok(())
+}
+
+fn report_store(out: &Path, embedded: usize, failures: &[pairguard_model::embed::Failure]) {
+    for f in failures {
+        eprintln!("not embedded: {} ({})", f.id, f.error);
+    }
+    eprintln!(
+        "{}: {embedded} vectors; {} images failed (listed in {})",
+        out.display(),
+        failures.len(),
+        pairguard_model::embed::failures_path(out).display()
+    );
+}
+
+fn merge(store: &Path) -> anyhow::Result<()> {
+    match pairguard_model::embed::merge(store)? {
+        Ending::Store { embedded, failures } => report_store(store, embedded, &failures),
+        other => anyhow::bail!("merge ended without a store: {other:?}"),
+    }
+    println!("{}", store.display());
+    Ok(())
+}
+
+/// The shards' command and the merge step of a command given to `cluster`.
+fn job_of(launch: &LaunchArgs) -> anyhow::Result<cluster::Job> {
+    let sub = launch.command[0].as_str();
+    anyhow::ensure!(matches!(sub, "embed" | "robustness" | "sweep"), "only embed, robustness and sweep run as shards, not `{sub}`");
+    let argv = std::iter::once("pairguard".to_string()).chain(launch.command.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("the command after `--`: {}", e.render()))?;
+    let refuse_shards = |shard: &ShardArgs, collect: bool| {
+        anyhow::ensure!(
+            !shard.given() && !collect,
+            "leave --shard, --shards and --collect out of the command after `--`: the scheduler gives each shard its index, and the merge step is added"
+        );
+        Ok(())
+    };
+    let (sub, merge) = match &cli.command {
+        Command::Embed(a) => {
+            refuse_shards(&a.shard, false)?;
+            let store = match &a.out {
+                Some(o) => o.clone(),
+                None => pairguard_data::Descriptor::from_file(&a.dataset)
+                    .with_context(|| "finding the store `embed` writes (or give it --out)")?
+                    .default_store_path(),
+            };
+            ("embed", vec!["merge".to_string(), store.display().to_string()])
+        }
+        Command::Sweep(a) => {
+            refuse_shards(&a.shard, a.collect)?;
+            ("sweep", launch.command.iter().cloned().chain(["--collect".to_string()]).collect())
+        }
+        Command::Robustness(a) => {
+            refuse_shards(&a.shard, a.collect)?;
+            ("robustness", launch.command.iter().cloned().chain(["--collect".to_string()]).collect())
+        }
+        _ => unreachable!("checked above"),
+    };
+    Ok(cluster::Job {
+        name: launch.name.clone().unwrap_or_else(|| format!("pairguard-{sub}")),
+        shards: launch.shards,
+        shard: launch.command.clone(),
+        merge,
+    })
+}
+
+fn launch(c: ClusterCommand) -> anyhow::Result<()> {
+    use pairguard_data::hash::write_atomic;
+    match c {
+        ClusterCommand::Slurm { launch, slurm } => {
+            let script = cluster::slurm(&job_of(&launch)?, &slurm, &launch.out)?;
+            write_atomic(&launch.out, script.as_bytes())?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&launch.out, std::fs::Permissions::from_mode(0o755)).with_context(|| launch.out.display().to_string())?;
+            }
+            eprintln!("submit with: bash {}", launch.out.display());
+            println!("{}", launch.out.display());
+        }
+        ClusterCommand::K8s { launch, k8s } => {
+            let (shards, merge) = cluster::k8s(&job_of(&launch)?, &k8s, &launch.out)?;
+            let merge_path = cluster::merge_manifest_path(&launch.out);
+            write_atomic(&launch.out, shards.as_bytes())?;
+            write_atomic(&merge_path, merge.as_bytes())?;
+            eprintln!("run with: kubectl apply -f {}; once it completes: kubectl apply -f {}", launch.out.display(), merge_path.display());
+            println!("{}\n{}", launch.out.display(), merge_path.display());
+        }
+    }
     Ok(())
 }
 
@@ -616,12 +824,26 @@ fn predict(a: PredictArgs) -> anyhow::Result<()> {
 fn sweep(a: SweepArgs) -> anyhow::Result<()> {
     let (exp, _) = pairguard_experiments::Experiment::from_file(&a.experiment)?;
     let out = a.out.unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+    let assignment = a.shard.assignment(a.collect)?;
     let dev = device(a.device.device)?;
-    let opts = pairguard_experiments::RunOptions { device: dev, hub: hub_options(), max_groups: None };
+    let opts = pairguard_experiments::RunOptions { device: dev, hub: hub_options(), max_groups: None, assignment };
     let t0 = std::time::Instant::now();
-    let report = pairguard_experiments::run_experiment(&a.experiment, &out, &opts, &Bar::new())?;
-    eprintln!("sweep finished in {:.1}s", t0.elapsed().as_secs_f64());
-    println!("{}", report.display());
+    match pairguard_experiments::run_experiment(&a.experiment, &out, &opts, &Bar::new())? {
+        Finished::Report(report) => {
+            eprintln!("sweep finished in {:.1}s", t0.elapsed().as_secs_f64());
+            println!("{}", report.display());
+        }
+        Finished::Shard { shard, marker } => {
+            let marker = marker.ok_or_else(|| anyhow::anyhow!("shard {shard} stopped before its last group"))?;
+            eprintln!(
+                "shard {shard} finished in {:.1}s; once every shard has: pairguard sweep {} --out {} --collect",
+                t0.elapsed().as_secs_f64(),
+                a.experiment.display(),
+                out.display()
+            );
+            println!("{}", marker.display());
+        }
+    }
     Ok(())
 }
 
@@ -662,16 +884,28 @@ fn robustness(a: RobustnessArgs) -> anyhow::Result<()> {
     use pairguard_experiments::robustness;
     // Settings first: a bad option fails before anything loads.
     let cfg = robustness_config(&a)?;
+    let assignment = a.shard.assignment(a.collect)?;
     let model = GuardModel::load(&a.model)?;
     let dev = device(a.device.device)?;
     // With its store when it has one, so that a dataset of embeddings alone
     // loads and is refused for having no images.
     let ds = load(&a.data, false, true)?;
     let encoder = a.encoder.resolve(&model, &dev)?;
-    let opts = robustness::RobustnessOptions { save_adversarial: a.save_adversarial, max_batches: None };
+    let opts = robustness::RobustnessOptions { save_adversarial: a.save_adversarial, max_batches: None, assignment };
     let t0 = std::time::Instant::now();
     let subject = robustness::Subject { guard: &model, path: &a.model, encoder: &encoder };
-    let report = robustness::run(subject, &ds, &cfg, &a.out, &opts, &Bar::new())?;
+    let report = match robustness::run(subject, &ds, &cfg, &a.out, &opts, &Bar::new())? {
+        robustness::Measured::Report(r) => r,
+        robustness::Measured::Shard { shard, marker, .. } => {
+            let marker = marker.ok_or_else(|| anyhow::anyhow!("shard {shard} stopped before its last batch"))?;
+            eprintln!(
+                "shard {shard} finished in {:.1}s; once every shard has, rerun this command with --collect instead of the shard options",
+                t0.elapsed().as_secs_f64()
+            );
+            println!("{}", marker.display());
+            return Ok(());
+        }
+    };
     let sel = &report.selection;
     eprintln!(
         "clean accuracy {:.4} on {} images drawn; {} attacked; finished in {:.1}s",

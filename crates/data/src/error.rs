@@ -7,12 +7,10 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is part of the message, not a separate source, so
+    /// that error chains name it once.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: row {row}, field `{field}`: {message}")]
@@ -35,13 +33,15 @@ pub enum DataError {
     Mix(String),
     #[error("{0}")]
     Split(String),
+    #[error("{0}")]
+    Shard(String),
     #[error("synthetic config: {0}")]
     SyntheticConfig(String),
 }
 
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io { path: path.into(), error: source }
     }
 
     pub fn parse(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {

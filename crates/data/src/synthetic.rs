@@ -439,7 +439,9 @@ impl Benchmark {
                 let img = draw(c, k, y, texture, self.config.clusters, self.config.categories);
                 let suffix = if role == PairRole::Original { "o" } else { "c" };
                 let file = format!("{pair_id}-{suffix}.png");
-                img.save(img_dir.join(&file)).map_err(|e| DataError::parse(img_dir.join(&file), e))?;
+                let mut png = std::io::Cursor::new(Vec::new());
+                img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| DataError::parse(img_dir.join(&file), e))?;
+                write_atomic(&img_dir.join(&file), &png.into_inner())?;
                 paths.push(format!("images/{file}"));
                 let image = Some(ImageRef::Path(img_dir.join(&file)));
                 samples.push(pair_member(&pair_id, role, y, k, Source::AiGenerated, image));

@@ -16,13 +16,28 @@ use std::path::{Path, PathBuf};
 
 pub use config::Experiment;
 pub use error::{Error, Result};
-pub use sweep::{FitRow, RunOptions};
+pub use sweep::{FitRow, Ran, RunOptions};
 
-/// Runs (or resumes) the experiment in `config` into `out` and writes the
-/// report; returns the report's path.
-pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions, progress: &dyn pairguard_data::Progress) -> Result<PathBuf> {
+/// How a call of [`run_experiment`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// The report is written, at this path.
+    Report(PathBuf),
+    /// A shard's groups are written; its marker, once all of them are.
+    Shard { shard: pairguard_data::Shard, marker: Option<PathBuf> },
+}
+
+/// Runs (or resumes) the experiment in `config` into `out`, or the part of
+/// it that `opts.assignment` names, and writes the report when it has every
+/// fit.
+pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions, progress: &dyn pairguard_data::Progress) -> Result<Finished> {
     let (exp, text) = Experiment::from_file(config)?;
     let base = config.parent().unwrap_or(Path::new("."));
-    let (rows, data, identity) = sweep::run(&exp, base, out, opts, progress)?;
-    report::write(out, &report::ReportInputs { exp: &exp, config_text: &text, config_path: config, rows: &rows, data: &data, identity: &identity })
+    match sweep::run(&exp, base, out, opts, progress)? {
+        Ran::Shard { shard, marker } => Ok(Finished::Shard { shard, marker }),
+        Ran::Fits { rows, data, identity } => {
+            let inputs = report::ReportInputs { exp: &exp, config_text: &text, config_path: config, rows: &rows, data: &data, identity: &identity };
+            report::write(out, &inputs).map(Finished::Report)
+        }
+    }
 }

@@ -8,6 +8,12 @@
 //! `identity.json`, so an interrupted run resumes and a changed one is
 //! refused. Every random draw comes from a per-image seed, so a resumed run
 //! gives the same files as an uninterrupted one.
+//!
+//! The batches of attacked images are also the unit of sharding: every
+//! shard draws the same images (the draw is seeded), attacks and corrupts a
+//! balanced, contiguous run of the batches, and leaves a marker; collecting
+//! checks that the shards cover every batch and reports as a one-machine
+//! run does.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
 use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
-use pairguard_data::{Dataset, EncoderId, Progress, Sample, Source, images};
+use pairguard_data::{Assignment, Dataset, EncoderId, Ledger, Progress, Sample, Shard, Source, images};
 use pairguard_model::GuardModel;
 use pairguard_model::clip::Encoder;
 use pairguard_model::robust::attack::{self, Attack};
@@ -106,6 +112,17 @@ pub struct RobustnessOptions {
     pub save_adversarial: bool,
     /// Stop after this many new batches (for tests of resuming).
     pub max_batches: Option<usize>,
+    /// The whole run, one shard of its batches, or collecting the shards' parts.
+    pub assignment: Assignment,
+}
+
+/// What a call of [`run`] produced.
+#[derive(Debug, Clone)]
+pub enum Measured {
+    /// The report (written to the folder when `finished`).
+    Report(Box<RobustnessReport>),
+    /// A shard's batches are written; its marker, once all of them are.
+    Shard { shard: Shard, selection: Selection, marker: Option<PathBuf> },
 }
 
 /// The identity of a results folder.
@@ -236,11 +253,14 @@ pub struct Subject<'a> {
     pub encoder: &'a Encoder,
 }
 
-/// Fixes `out` to one run: writes `identity.json`, or checks the one there.
-fn claim(out: &Path, identity: &Identity) -> Result<()> {
+/// Fixes `out` to one run: writes `identity.json`, or checks the one
+/// there. Returns the identity's hash, which the run's shards share.
+fn claim(out: &Path, identity: &Identity) -> Result<String> {
     let id_path = out.join("identity.json");
+    let bytes = serde_json::to_vec_pretty(identity)?;
     if !id_path.exists() {
-        return write_atomic(&id_path, &serde_json::to_vec_pretty(identity)?).map_err(Into::into);
+        write_atomic(&id_path, &bytes)?;
+        return Ok(sha256_bytes(&bytes));
     }
     let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
     let old: Identity = serde_json::from_str(&text).map_err(|e| Error::File { path: id_path.clone(), message: e.to_string() })?;
@@ -250,7 +270,7 @@ fn claim(out: &Path, identity: &Identity) -> Result<()> {
             out.display()
         )));
     }
-    Ok(())
+    Ok(sha256_bytes(&bytes))
 }
 
 /// Hash of the descriptor, its manifests and the candidates (ids, labels, images).
@@ -265,7 +285,8 @@ fn data_sha256(ds: &Dataset, candidates: &[&Sample]) -> Result<String> {
     Ok(sha256_bytes(data.as_bytes()))
 }
 
-/// Runs (or resumes) the measurement into `out`.
+/// Runs (or resumes) the measurement, a shard of it, or the collection of
+/// its shards (`opts.assignment`) into `out`.
 pub fn run(
     subject: Subject,
     ds: &Dataset,
@@ -273,7 +294,7 @@ pub fn run(
     out: &Path,
     opts: &RobustnessOptions,
     progress: &dyn Progress,
-) -> Result<RobustnessReport> {
+) -> Result<Measured> {
     let Subject { guard, path: guard_path, encoder } = subject;
     cfg.check()?;
     let target = GuardDecision::new(guard, encoder, cfg.eps_unit)?;
@@ -297,7 +318,11 @@ pub fn run(
         config: cfg.clone(),
     };
     std::fs::create_dir_all(out.join("parts")).map_err(|e| Error::io(out, e))?;
-    claim(out, &identity)?;
+    let identity_hash = claim(out, &identity)?;
+    let ledger = Ledger::of(out);
+    if opts.assignment == Assignment::Collect && !out.join("selection.json").is_file() {
+        return Err(Error::Results(format!("{}: no shard has drawn the images yet; run the shards first", out.display())));
+    }
 
     let max_pixels = ds.descriptor.max_pixels;
     let by_id: BTreeMap<&str, &Sample> = candidates.iter().map(|s| (s.id.as_str(), *s)).collect();
@@ -322,14 +347,24 @@ pub fn run(
         units.extend((0..batches.len()).map(|b| (None, b)));
     }
     let unit_name = |a: Option<usize>| a.map_or("corruptions", |a| cfg.attacks[a].name());
+    let mine = match opts.assignment {
+        Assignment::Whole => 0..batches.len(),
+        Assignment::Shard(shard) if ledger.finished(shard, &identity_hash, batches.len())? => 0..0,
+        Assignment::Shard(shard) => shard.range(batches.len()),
+        Assignment::Collect => {
+            ledger.complete(&identity_hash, batches.len())?;
+            0..0
+        }
+    };
+    let to_do: Vec<(Option<usize>, usize)> = units.iter().copied().filter(|(_, b)| mine.contains(b)).collect();
     let weight = |a: Option<usize>, b: usize| (batches[b].len() * a.map_or(cfg.corruptions.len(), |_| cfg.eps.len())) as u64;
-    progress.start(units.iter().map(|&(a, b)| weight(a, b)).sum(), "image x settings");
+    progress.start(to_do.iter().map(|&(a, b)| weight(a, b)).sum(), "image x settings");
     let mut new_batches = 0;
     let mut finished = true;
     // A batch attacked before without --save-adversarial is attacked again
     // (to the same result) when its images are wanted now.
     let saved = |a: usize, b: usize| cfg.eps.iter().all(|e| batches[b].iter().all(|s| adversarial_path(out, &cfg.attacks[a], *e, &s.id).is_file()));
-    for &(a, b) in &units {
+    for &(a, b) in &to_do {
         let file = part(unit_name(a), b);
         if file.is_file() && (!opts.save_adversarial || a.is_none_or(|a| saved(a, b))) {
             progress.advance(weight(a, b));
@@ -352,13 +387,24 @@ pub fn run(
         new_batches += 1;
     }
     progress.finish();
+    if let Assignment::Shard(shard) = opts.assignment {
+        let done = to_do.iter().all(|&(a, b)| part(unit_name(a), b).is_file());
+        let marker = done.then(|| ledger.mark(shard, &identity_hash, batches.len())).transpose()?;
+        return Ok(Measured::Shard { shard, selection, marker });
+    }
 
     let mut records = Vec::new();
     for &(a, b) in &units {
         let file = part(unit_name(a), b);
-        if let Ok(bytes) = std::fs::read(&file) {
-            let part: Vec<Record> = serde_json::from_slice(&bytes).map_err(|e| Error::File { path: file.clone(), message: e.to_string() })?;
-            records.extend(part);
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                let part: Vec<Record> = serde_json::from_slice(&bytes).map_err(|e| Error::File { path: file.clone(), message: e.to_string() })?;
+                records.extend(part);
+            }
+            Err(_) if opts.assignment == Assignment::Collect => {
+                return Err(Error::Results(format!("{}: missing although its shard finished", file.display())));
+            }
+            Err(_) => {}
         }
     }
     let rows = aggregate(&records, &settings, &by_id, cfg.eps_unit);
@@ -376,7 +422,7 @@ pub fn run(
     if finished {
         write_outputs(&report, out)?;
     }
-    Ok(report)
+    Ok(Measured::Report(Box::new(report)))
 }
 
 /// Decodes a batch's images: the indices of those that decoded, the images,

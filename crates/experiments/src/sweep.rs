@@ -3,6 +3,11 @@
 //! scores each head on every test set. Each finished (strategy, seed) group
 //! is written atomically to `fits/`, so an interrupted sweep resumes where
 //! it stopped and gives the same files as an uninterrupted one.
+//!
+//! The groups are also the unit of sharding: shard I of N trains a balanced,
+//! contiguous run of them into the shared results folder and leaves a
+//! marker; collecting checks that the shards cover every group and reads
+//! their fits, so the report is the one a one-machine run writes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +16,7 @@ use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
 use pairguard_data::hub::HubOptions;
 use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::synthetic::Benchmark;
-use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Progress, Split, Strategy};
+use pairguard_data::{Assignment, Dataset, EncoderId, Ledger, LoadOptions, Mixer, Progress, Shard, Split, Strategy};
 use pairguard_model::guard::probabilities_of;
 use pairguard_model::robust::embedding::robust_correct;
 use pairguard_model::{Device, LabeledSet, evaluate_scores, train_guards};
@@ -235,6 +240,17 @@ pub struct RunOptions {
     pub hub: HubOptions,
     /// Stop after this many (strategy, seed) groups (for tests of resuming).
     pub max_groups: Option<usize>,
+    /// The whole sweep, one shard of its groups, or collecting the shards' fits.
+    pub assignment: Assignment,
+}
+
+/// What a call of [`run`] produced.
+#[derive(Debug)]
+pub enum Ran {
+    /// Every group's fits (fewer when stopped early by `max_groups`).
+    Fits { rows: Vec<FitRow>, data: Box<SweepData>, identity: RunIdentity },
+    /// A shard's groups are written; its marker once all of them are.
+    Shard { shard: Shard, marker: Option<PathBuf> },
 }
 
 /// Identity of a results folder: the experiment (parsed, canonical) and the
@@ -249,8 +265,9 @@ fn group_file(out: &Path, strategy: &Strategy, seed: u64) -> PathBuf {
     out.join("fits").join(format!("{}__seed{seed}.csv", strategy.name()))
 }
 
-/// Runs (or resumes) the sweep into `out`; returns every fit row.
-pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progress: &dyn Progress) -> Result<(Vec<FitRow>, SweepData, RunIdentity)> {
+/// Runs (or resumes) the sweep, a shard of it, or the collection of its
+/// shards (`opts.assignment`) into `out`.
+pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progress: &dyn Progress) -> Result<Ran> {
     let fits = out.join("fits");
     std::fs::create_dir_all(&fits).map_err(|e| Error::io(&fits, e))?;
     let data = SweepData::load(exp, base, &out.join("data"), &opts.hub)?;
@@ -259,6 +276,7 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
         data_sha256.insert(f.display().to_string(), sha256_file(f)?);
     }
     let identity = RunIdentity { experiment_sha256: sha256_bytes(serde_json::to_string(exp)?.as_bytes()), data_sha256 };
+    let identity_bytes = serde_json::to_vec_pretty(&identity)?;
     let id_path = out.join("identity.json");
     if id_path.exists() {
         let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
@@ -270,18 +288,63 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
             )));
         }
     } else {
-        write_atomic(&id_path, &serde_json::to_vec_pretty(&identity)?)?;
+        write_atomic(&id_path, &identity_bytes)?;
+    }
+    let identity_hash = sha256_bytes(&identity_bytes);
+
+    let groups: Vec<(Strategy, u64)> = exp.sweep.strategies.iter().flat_map(|s| exp.sweep.seeds.iter().map(move |&k| (*s, k))).collect();
+    let ledger = Ledger::of(out);
+    match opts.assignment {
+        Assignment::Whole => train_groups(exp, &data, &groups, out, opts, progress)?,
+        Assignment::Shard(shard) => {
+            let mine = &groups[shard.range(groups.len())];
+            if !ledger.finished(shard, &identity_hash, groups.len())? {
+                train_groups(exp, &data, mine, out, opts, progress)?;
+            }
+            let done = mine.iter().all(|(s, k)| group_file(out, s, *k).is_file());
+            let marker = done.then(|| ledger.mark(shard, &identity_hash, groups.len())).transpose()?;
+            return Ok(Ran::Shard { shard, marker });
+        }
+        Assignment::Collect => {
+            ledger.complete(&identity_hash, groups.len())?;
+            if let Some((s, k)) = groups.iter().find(|(s, k)| !group_file(out, s, *k).is_file()) {
+                let file = group_file(out, s, *k);
+                return Err(Error::Results(format!("{}: missing although its shard finished", file.display())));
+            }
+        }
     }
 
+    let mut rows = Vec::new();
+    for (strategy, seed) in &groups {
+        let file = group_file(out, strategy, *seed);
+        if !file.exists() {
+            continue;
+        }
+        let mut r = csv::Reader::from_path(&file)?;
+        for row in r.deserialize() {
+            rows.push(row.map_err(|e| Error::File { path: file.clone(), message: e.to_string() })?);
+        }
+    }
+    Ok(Ran::Fits { rows, data: Box::new(data), identity })
+}
+
+/// Trains and scores the (strategy, seed) groups whose fits are not in
+/// `out/fits` yet.
+fn train_groups(
+    exp: &Experiment,
+    data: &SweepData,
+    groups: &[(Strategy, u64)],
+    out: &Path,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
     let budgets = exp.sweep.budgets()?;
     let pool = data.coarse.concat(&data.pairs);
     let coarse_rows: Vec<usize> = (0..data.coarse.len()).collect();
     let nc = data.coarse.len();
-
-    let groups: Vec<(Strategy, u64)> = exp.sweep.strategies.iter().flat_map(|s| exp.sweep.seeds.iter().map(move |&k| (*s, k))).collect();
     progress.start((groups.len() * budgets.len()) as u64, "fits");
     let mut done_now = 0;
-    for (strategy, seed) in &groups {
+    for (strategy, seed) in groups {
         let file = group_file(out, strategy, *seed);
         if file.exists() {
             progress.advance(budgets.len() as u64);
@@ -354,19 +417,7 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
         done_now += 1;
     }
     progress.finish();
-
-    let mut all = Vec::new();
-    for (strategy, seed) in &groups {
-        let file = group_file(out, strategy, *seed);
-        if !file.exists() {
-            continue;
-        }
-        let mut r = csv::Reader::from_path(&file)?;
-        for row in r.deserialize() {
-            all.push(row.map_err(|e| Error::File { path: file.clone(), message: e.to_string() })?);
-        }
-    }
-    Ok((all, data, identity))
+    Ok(())
 }
 
 pub fn to_csv<T: Serialize>(rows: &[T]) -> Result<Vec<u8>> {

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use pairguard_data::synthetic::{Benchmark, Preset, SyntheticConfig};
+use pairguard_data::{Assignment, Shard};
 use pairguard_data::{Dataset, LoadOptions, Silent};
-use pairguard_experiments::robustness::{RobustnessConfig, RobustnessOptions, Subject, run};
+use pairguard_experiments::robustness::{Measured, RobustnessConfig, RobustnessOptions, RobustnessReport, Subject};
 use pairguard_model::clip::Encoder;
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
@@ -44,6 +45,20 @@ fn config() -> RobustnessConfig {
     }
 }
 
+/// A run that is not a shard: its report.
+fn run(
+    subject: Subject,
+    ds: &Dataset,
+    cfg: &RobustnessConfig,
+    out: &Path,
+    opts: &RobustnessOptions,
+) -> pairguard_experiments::Result<RobustnessReport> {
+    pairguard_experiments::robustness::run(subject, ds, cfg, out, opts, &Silent).map(|m| match m {
+        Measured::Report(r) => *r,
+        Measured::Shard { .. } => panic!("a shard"),
+    })
+}
+
 fn outputs(out: &Path) -> Vec<(String, Vec<u8>)> {
     ["robustness.json", "robustness.csv", "robustness.md", "selection.json"]
         .iter()
@@ -58,7 +73,7 @@ fn an_interrupted_run_resumes_to_the_same_files() {
     let subject = Subject { guard: &guard, path: &path, encoder: &encoder };
     let cfg = config();
     let whole = dir.path().join("whole");
-    let report = run(subject, &ds, &cfg, &whole, &RobustnessOptions::default(), &Silent).unwrap();
+    let report = run(subject, &ds, &cfg, &whole, &RobustnessOptions::default()).unwrap();
     assert!(report.finished);
     let sel = &report.selection;
     assert_eq!(sel.selected.len(), sel.correct.min(10));
@@ -86,17 +101,17 @@ fn an_interrupted_run_resumes_to_the_same_files() {
     // Stopped after two batches, then resumed: the same files.
     let parts = dir.path().join("parts");
     let stop = RobustnessOptions { max_batches: Some(2), ..Default::default() };
-    let first = run(subject, &ds, &cfg, &parts, &stop, &Silent).unwrap();
+    let first = run(subject, &ds, &cfg, &parts, &stop).unwrap();
     assert!(!first.finished && !parts.join("robustness.json").exists());
     assert_eq!(std::fs::read_dir(parts.join("parts")).unwrap().count(), 2);
-    let resumed = run(subject, &ds, &cfg, &parts, &RobustnessOptions::default(), &Silent).unwrap();
+    let resumed = run(subject, &ds, &cfg, &parts, &RobustnessOptions::default()).unwrap();
     assert!(resumed.finished);
     assert!(outputs(&whole) == outputs(&parts), "a resumed run writes what an uninterrupted one does");
 
     // Other settings in the same folder are refused.
     let mut changed = cfg.clone();
     changed.seed = 9;
-    let err = run(subject, &ds, &changed, &parts, &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+    let err = run(subject, &ds, &changed, &parts, &RobustnessOptions::default()).unwrap_err().to_string();
     assert!(err.contains("another guard, encoder, dataset or settings"), "{err}");
 }
 
@@ -115,7 +130,7 @@ fn saved_adversarial_images_and_few_correct_images_are_reported() {
     };
     let out = dir.path().join("r");
     let opts = RobustnessOptions { save_adversarial: true, ..Default::default() };
-    let report = run(subject, &ds, &cfg, &out, &opts, &Silent).unwrap();
+    let report = run(subject, &ds, &cfg, &out, &opts).unwrap();
     assert!(report.fewer_than_requested, "24 images cannot give 1000 correct ones");
     assert_eq!(report.selection.examined, 24);
     assert!(std::fs::read_to_string(out.join("robustness.md")).unwrap().contains("fewer images were classified correctly"));
@@ -124,9 +139,9 @@ fn saved_adversarial_images_and_few_correct_images_are_reported() {
     // Asked for later, the images of a finished run are made then, and the results stay.
     let csv = std::fs::read(out.join("robustness.csv")).unwrap();
     std::fs::remove_dir_all(out.join("adversarial")).unwrap();
-    run(subject, &ds, &cfg, &out, &RobustnessOptions::default(), &Silent).unwrap();
+    run(subject, &ds, &cfg, &out, &RobustnessOptions::default()).unwrap();
     assert!(!dir.exists(), "without the option no images are written");
-    run(subject, &ds, &cfg, &out, &opts, &Silent).unwrap();
+    run(subject, &ds, &cfg, &out, &opts).unwrap();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), report.selection.selected.len());
     assert_eq!(std::fs::read(out.join("robustness.csv")).unwrap(), csv);
 }
@@ -143,16 +158,49 @@ fn bad_settings_and_data_fail_before_any_work() {
         (RobustnessConfig { attacks: vec![], corruptions: vec![], ..config() }, "nothing to measure"),
     ] {
         let out = dir.path().join("never");
-        let err = run(subject, &ds, &cfg, &out, &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+        let err = run(subject, &ds, &cfg, &out, &RobustnessOptions::default()).unwrap_err().to_string();
         assert!(err.contains(needle), "{err}");
         assert!(!out.exists(), "nothing is written for a refused run");
     }
     // A dataset of embeddings only has nothing to attack.
     let coarse = Dataset::load(&dir.path().join("coarse.toml"), &LoadOptions::default()).unwrap();
-    let err = run(subject, &coarse, &config(), &dir.path().join("x"), &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+    let err = run(subject, &coarse, &config(), &dir.path().join("x"), &RobustnessOptions::default()).unwrap_err().to_string();
     assert!(err.contains("has no images"), "{err}");
     // Only AI-generated images exist here.
     let real = RobustnessConfig { source: Some(pairguard_data::Source::Real), ..config() };
-    let err = run(subject, &ds, &real, &dir.path().join("y"), &RobustnessOptions::default(), &Silent).unwrap_err().to_string();
+    let err = run(subject, &ds, &real, &dir.path().join("y"), &RobustnessOptions::default()).unwrap_err().to_string();
     assert!(err.contains("no images of source real"), "{err}");
+}
+
+/// Shards of the attacked batches, one interrupted and resumed, collect to
+/// the files of a one-machine run.
+#[test]
+fn sharded_runs_collect_to_the_one_machine_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, encoder, guard, path) = setup(dir.path());
+    let subject = Subject { guard: &guard, path: &path, encoder: &encoder };
+    let cfg = config();
+    let whole = dir.path().join("whole");
+    run(subject, &ds, &cfg, &whole, &RobustnessOptions::default()).unwrap();
+    let out = dir.path().join("sharded");
+    let as_ = |assignment, max_batches| {
+        let opts = RobustnessOptions { assignment, max_batches, ..Default::default() };
+        pairguard_experiments::robustness::run(subject, &ds, &cfg, &out, &opts, &Silent)
+    };
+    let shard = |i| Assignment::Shard(Shard::new(i, 3).unwrap());
+    let e = as_(Assignment::Collect, None).unwrap_err().to_string();
+    assert!(e.contains("no shard has drawn the images"), "{e}");
+    // Up to 10 images in batches of 3: 4 batches, shards of 1, 1 and 2.
+    let Measured::Shard { marker: None, .. } = as_(shard(2), Some(1)).unwrap() else { panic!("an interrupted shard leaves no marker") };
+    for i in [2, 0] {
+        let Measured::Shard { marker: Some(_), .. } = as_(shard(i), None).unwrap() else { panic!("shard {i}") };
+    }
+    assert!(!out.join("robustness.json").exists(), "a shard writes no report");
+    let e = as_(Assignment::Collect, None).unwrap_err().to_string();
+    assert!(e.contains("shards not finished: 1/3"), "{e}");
+    as_(shard(1), None).unwrap();
+    let Measured::Report(r) = as_(Assignment::Collect, None).unwrap() else { panic!("collect reports") };
+    assert!(r.finished);
+    assert!(outputs(&whole) == outputs(&out), "collected shards write what a one-machine run does");
+    assert_eq!(std::fs::read(whole.join("robustness.svg")).unwrap(), std::fs::read(out.join("robustness.svg")).unwrap());
 }

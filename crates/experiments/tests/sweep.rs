@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pairguard_experiments::{RunOptions, run_experiment};
+use pairguard_data::{Assignment, Shard};
+use pairguard_experiments::{Finished, RunOptions, run_experiment};
 
 const TINY: &str = r#"
 name = "tiny"
@@ -39,11 +40,18 @@ fn setup(text: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn opts(max_groups: Option<usize>) -> RunOptions {
-    RunOptions { device: pairguard_model::Device::flex(), hub: Default::default(), max_groups }
+    RunOptions { device: pairguard_model::Device::flex(), hub: Default::default(), max_groups, assignment: Assignment::Whole }
 }
 
 fn run(cfg: &Path, out: &Path, max_groups: Option<usize>) -> pairguard_experiments::Result<PathBuf> {
-    run_experiment(cfg, out, &opts(max_groups), &pairguard_data::Silent)
+    run_as(cfg, out, max_groups, Assignment::Whole).map(|f| match f {
+        Finished::Report(p) => p,
+        other => panic!("{other:?}"),
+    })
+}
+
+fn run_as(cfg: &Path, out: &Path, max_groups: Option<usize>, assignment: Assignment) -> pairguard_experiments::Result<Finished> {
+    run_experiment(cfg, out, &RunOptions { assignment, ..opts(max_groups) }, &pairguard_data::Silent)
 }
 
 fn read(p: &Path) -> String {
@@ -98,6 +106,37 @@ fn an_interrupted_sweep_resumes_to_identical_results() {
     assert_eq!(std::fs::metadata(&first).unwrap().modified().unwrap(), before);
     assert_eq!(read(&full.join("fits.csv")), read(&part.join("fits.csv")));
     assert_eq!(read(&full.join("summary.csv")), read(&part.join("summary.csv")));
+}
+
+/// Shards of the (strategy, seed) groups, one interrupted and resumed,
+/// collect to the results of a one-machine run.
+#[test]
+fn sharded_sweeps_collect_to_the_one_machine_results() {
+    let (dir, cfg) = setup(TINY);
+    let whole = dir.path().join("whole");
+    run(&cfg, &whole, None).unwrap();
+    let out = dir.path().join("sharded");
+    let shard = |i| Assignment::Shard(Shard::new(i, 4).unwrap());
+    // 9 groups: shards of 2, 2, 2 and 3.
+    let Finished::Shard { marker: None, .. } = run_as(&cfg, &out, Some(1), shard(3)).unwrap() else {
+        panic!("an interrupted shard leaves no marker")
+    };
+    for i in [3, 0, 2] {
+        let Finished::Shard { marker: Some(m), .. } = run_as(&cfg, &out, None, shard(i)).unwrap() else { panic!("shard {i}") };
+        assert!(m.ends_with(format!("shards/{i}-of-4.json")), "{}", m.display());
+    }
+    assert_eq!(std::fs::read_dir(out.join("fits")).unwrap().count(), 7);
+    assert!(!out.join("fits.csv").exists(), "a shard writes no report");
+    let e = run_as(&cfg, &out, None, Assignment::Collect).unwrap_err().to_string();
+    assert!(e.contains("shards not finished: 1/4"), "{e}");
+    run_as(&cfg, &out, None, shard(1)).unwrap();
+    let Finished::Report(_) = run_as(&cfg, &out, None, Assignment::Collect).unwrap() else { panic!("collect reports") };
+    for f in ["fits.csv", "summary.csv", "comparisons.csv", "plots/shifted_auroc.svg", "plots/shifted_auroc.png"] {
+        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(out.join(f)).unwrap(), "{f}");
+    }
+    // A shard of a changed experiment is refused by the folder.
+    std::fs::write(&cfg, TINY.replace("iterations = 30", "iterations = 31")).unwrap();
+    assert!(run_as(&cfg, &out, None, shard(0)).unwrap_err().to_string().contains("different experiment"));
 }
 
 #[test]

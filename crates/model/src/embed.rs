@@ -1,17 +1,25 @@
 //! Computing an embedding store for a dataset. Images decode and preprocess
 //! on worker threads while the encoder runs; results are written in chunks
-//! of consecutive samples with atomic renames, so an interrupted run resumes
-//! at the first unfinished chunk and the finished store is byte-identical to
-//! an uninterrupted run (chunk and batch boundaries depend only on sample
-//! order). Images that fail to decode are reported by id and left out.
+//! of consecutive samples with atomic renames into `<store>.parts/`, so an
+//! interrupted run resumes at the first unfinished chunk and the finished
+//! store is byte-identical to an uninterrupted run (chunk and batch
+//! boundaries depend only on sample order). Images that fail to decode are
+//! reported by id and left out.
+//!
+//! The chunks are also the unit of sharding: shard I of N embeds a balanced,
+//! contiguous run of them into the same parts folder and leaves a marker;
+//! [`merge`] assembles the store once every shard has, exactly as a
+//! one-machine run does.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use pairguard_data::hash::write_atomic;
-use pairguard_data::{EmbeddingStore, Progress, Sample, images};
+use pairguard_data::hash::{sha256_bytes, write_atomic};
+use pairguard_data::{EmbeddingStore, EncoderId, Ledger, Progress, Sample, Shard, images};
 use serde::{Deserialize, Serialize};
 
 use crate::clip::Encoder;
@@ -26,6 +34,8 @@ pub struct EmbedOptions {
     pub max_pixels: u64,
     /// Stop after writing this many new chunks (simulates an interruption in tests).
     pub max_chunks: Option<usize>,
+    /// Embed only this shard's chunks and mark it finished; [`merge`] makes the store.
+    pub shard: Option<Shard>,
 }
 
 impl Default for EmbedOptions {
@@ -36,6 +46,7 @@ impl Default for EmbedOptions {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             max_pixels: pairguard_data::descriptor::DEFAULT_MAX_PIXELS,
             max_chunks: None,
+            shard: None,
         }
     }
 }
@@ -49,11 +60,130 @@ pub struct Failure {
 
 #[derive(Debug, Clone)]
 pub struct EmbedReport {
-    pub embedded: usize,
-    pub failures: Vec<Failure>,
+    /// Images embedded by this call.
+    pub embedded_now: usize,
+    /// The chunks this call was responsible for, of `chunks_total`, and how
+    /// many of them were already on disk.
+    pub chunks: Range<usize>,
+    pub chunks_total: usize,
     pub chunks_reused: usize,
-    pub finished: bool,
+    pub ending: Ending,
     pub seconds: f64,
+}
+
+/// How an embedding call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Stopped early (`max_chunks`): run again to resume.
+    Interrupted,
+    /// The shard's chunks are on disk and its marker is written.
+    Shard { shard: Shard, marker: PathBuf },
+    /// The store is written: its number of vectors, and the images left out.
+    Store { embedded: usize, failures: Vec<Failure> },
+}
+
+/// What the chunks in a parts folder were computed from: shards (and
+/// resumed runs) add to a folder only when all of it matches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartsIdentity {
+    encoder: EncoderId,
+    samples: usize,
+    /// Hash of the sample ids and image references, in order.
+    samples_sha256: String,
+    chunk: usize,
+    batch: usize,
+}
+
+impl PartsIdentity {
+    fn of(samples: &[Sample], encoder: &Encoder, opts: &EmbedOptions) -> Self {
+        let mut listing = String::new();
+        for s in samples {
+            let _ = writeln!(listing, "{}\t{:?}", s.id, s.image);
+        }
+        PartsIdentity {
+            encoder: encoder.id.clone(),
+            samples: samples.len(),
+            samples_sha256: sha256_bytes(listing.as_bytes()),
+            chunk: opts.chunk,
+            batch: opts.batch,
+        }
+    }
+
+    /// The same vectors would result (the encoder may be named another way).
+    fn compatible(&self, other: &PartsIdentity) -> bool {
+        self.encoder.same_vectors(&other.encoder)
+            && (self.samples, &self.samples_sha256, self.chunk, self.batch) == (other.samples, &other.samples_sha256, other.chunk, other.batch)
+    }
+
+    fn chunks(&self) -> usize {
+        self.samples.div_ceil(self.chunk)
+    }
+}
+
+/// The parts folder of a store being computed.
+#[derive(Debug)]
+struct Parts {
+    dir: PathBuf,
+}
+
+impl Parts {
+    fn identity_path(&self) -> PathBuf {
+        self.dir.join("identity.json")
+    }
+
+    /// The folder's identity and its hash, as written by the first call.
+    fn identity(&self) -> Result<(PartsIdentity, String)> {
+        let path = self.identity_path();
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let id = serde_json::from_slice(&bytes).map_err(|e| Error::ModelFile { path: path.clone(), message: e.to_string() })?;
+        Ok((id, sha256_bytes(&bytes)))
+    }
+
+    /// Fixes the folder to `identity`, or checks that it already is.
+    fn claim(&self, identity: &PartsIdentity) -> Result<String> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        if !self.identity_path().is_file() {
+            write_atomic(&self.identity_path(), &serde_json::to_vec_pretty(identity)?)?;
+        }
+        let (old, hash) = self.identity()?;
+        if !old.compatible(identity) {
+            return Err(Error::ForeignParts { path: self.dir.clone() });
+        }
+        Ok(hash)
+    }
+
+    fn store(&self, c: usize) -> PathBuf {
+        self.dir.join(format!("chunk-{c:06}.safetensors"))
+    }
+
+    fn failures(&self, c: usize) -> PathBuf {
+        self.dir.join(format!("chunk-{c:06}.failures.json"))
+    }
+
+    fn done(&self, c: usize) -> bool {
+        EmbeddingStore::index_path(&self.store(c)).is_file() && self.failures(c).is_file()
+    }
+
+    /// Concatenates every chunk into the store at `out`, with the failures
+    /// beside it, and removes the folder.
+    fn assemble(&self, identity: &PartsIdentity, out: &Path) -> Result<Ending> {
+        let (mut ids, mut vecs, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+        for c in 0..identity.chunks() {
+            let st = EmbeddingStore::load(&self.store(c))?;
+            identity.encoder.ensure_matches(&st.encoder, &format!("chunk {c}"))?;
+            ids.extend(st.ids.iter().cloned());
+            vecs.extend(st.vectors.iter().copied());
+            let path = self.failures(c);
+            let f: Vec<Failure> = serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)?;
+            failures.extend(f);
+        }
+        let embedded = ids.len();
+        EmbeddingStore::new(identity.encoder.clone(), ids, vecs)?.save(out)?;
+        write_atomic(&failures_path(out), &serde_json::to_vec_pretty(&failures)?)?;
+        std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        Ok(Ending::Store { embedded, failures })
+    }
 }
 
 pub fn parts_dir(out: &Path) -> PathBuf {
@@ -77,31 +207,34 @@ struct Batch {
 /// An encoded batch waiting for the rest of its chunk: ids, vectors, failures.
 type Encoded = (Vec<String>, Vec<f32>, Vec<Failure>);
 
-/// Embeds every sample with an image into the store at `out`.
+/// Embeds every sample with an image into the store at `out` (with
+/// `opts.shard`, that shard's chunks only).
 pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &EmbedOptions, progress: &dyn Progress) -> Result<EmbedReport> {
     if opts.batch == 0 || opts.chunk == 0 || opts.workers == 0 {
         return Err(Error::EmbedOption("batch, chunk and workers must be positive".into()));
     }
     let t0 = std::time::Instant::now();
-    let parts = parts_dir(out);
-    std::fs::create_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
-    // The parts folder belongs to one encoder: work of another is refused.
-    let id_file = parts.join("encoder.json");
-    match std::fs::read_to_string(&id_file) {
-        Ok(prev) => {
-            let prev: pairguard_data::EncoderId = serde_json::from_str(&prev)?;
-            if !prev.same_vectors(&encoder.id) {
-                return Err(Error::ForeignParts { path: parts });
-            }
-        }
-        Err(_) => write_atomic(&id_file, &serde_json::to_vec(&encoder.id)?)?,
+    let parts = Parts { dir: parts_dir(out) };
+    let identity = PartsIdentity::of(samples, encoder, opts);
+    let identity_hash = parts.claim(&identity)?;
+    let n_chunks = identity.chunks();
+    let mine = opts.shard.map_or(0..n_chunks, |s| s.range(n_chunks));
+    let ledger = Ledger::of(&parts.dir);
+    let report = |embedded_now, chunks_reused, ending| EmbedReport {
+        embedded_now,
+        chunks: mine.clone(),
+        chunks_total: n_chunks,
+        chunks_reused,
+        ending,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    if let Some(shard) = opts.shard
+        && ledger.finished(shard, &identity_hash, n_chunks)?
+    {
+        return Ok(report(0, mine.len(), Ending::Shard { shard, marker: ledger.marker(shard) }));
     }
-    let n_chunks = samples.len().div_ceil(opts.chunk);
-    let chunk_store = |c: usize| parts.join(format!("chunk-{c:06}.safetensors"));
-    let chunk_fail = |c: usize| parts.join(format!("chunk-{c:06}.failures.json"));
-    let done = |c: usize| EmbeddingStore::index_path(&chunk_store(c)).is_file() && chunk_fail(c).is_file();
-    let pending: Vec<usize> = (0..n_chunks).filter(|&c| !done(c)).collect();
-    let chunks_reused = n_chunks - pending.len();
+    let pending: Vec<usize> = mine.clone().filter(|&c| !parts.done(c)).collect();
+    let chunks_reused = mine.len() - pending.len();
     let to_run: Vec<usize> = match opts.max_chunks {
         Some(m) => pending.iter().copied().take(m).collect(),
         None => pending.clone(),
@@ -119,6 +252,7 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
     progress.start(total as u64, "images");
 
     let next = AtomicUsize::new(0);
+    let embedded_now = std::cell::Cell::new(0);
     let pre = &encoder.preprocessor;
     let s = encoder.config.image_size;
     std::thread::scope(|scope| -> Result<()> {
@@ -179,32 +313,43 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
                     vecs.extend(v);
                     fails.extend(f);
                 }
-                write_atomic(&chunk_fail(b.chunk), &serde_json::to_vec(&fails)?)?;
-                EmbeddingStore::new(encoder.id.clone(), ids, vecs)?.save(&chunk_store(b.chunk))?;
+                embedded_now.set(embedded_now.get() + ids.len());
+                write_atomic(&parts.failures(b.chunk), &serde_json::to_vec(&fails)?)?;
+                EmbeddingStore::new(encoder.id.clone(), ids, vecs)?.save(&parts.store(b.chunk))?;
             }
         }
         Ok(())
     })?;
     progress.finish();
 
-    let finished = (0..n_chunks).all(done);
-    let mut failures = Vec::new();
-    let mut embedded = 0;
-    if finished {
-        let (mut ids, mut vecs) = (Vec::new(), Vec::new());
-        for c in 0..n_chunks {
-            let st = EmbeddingStore::load(&chunk_store(c))?;
-            encoder.id.ensure_matches(&st.encoder, &format!("chunk {c}"))?;
-            ids.extend(st.ids.iter().cloned());
-            vecs.extend(st.vectors.iter().copied());
-            let path = chunk_fail(c);
-            let f: Vec<Failure> = serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)?;
-            failures.extend(f);
-        }
-        embedded = ids.len();
-        EmbeddingStore::new(encoder.id.clone(), ids, vecs)?.save(out)?;
-        write_atomic(&failures_path(out), &serde_json::to_vec_pretty(&failures)?)?;
-        std::fs::remove_dir_all(&parts).map_err(|e| Error::io(&parts, e))?;
+    let embedded_now = embedded_now.into_inner();
+    if !mine.clone().all(|c| parts.done(c)) {
+        return Ok(report(embedded_now, chunks_reused, Ending::Interrupted));
     }
-    Ok(EmbedReport { embedded, failures, chunks_reused, finished, seconds: t0.elapsed().as_secs_f64() })
+    let ending = match opts.shard {
+        Some(shard) => Ending::Shard { shard, marker: ledger.mark(shard, &identity_hash, n_chunks)? },
+        None => parts.assemble(&identity, out)?,
+    };
+    Ok(report(embedded_now, chunks_reused, ending))
+}
+
+/// Assembles the store at `out` from the shards that embedded it into its
+/// parts folder, once they all have; the store is the one a one-machine run
+/// writes. The error names the shards still missing.
+pub fn merge(out: &Path) -> Result<Ending> {
+    let parts = Parts { dir: parts_dir(out) };
+    if !parts.identity_path().is_file() {
+        return Err(Error::EmbedOption(format!(
+            "{}: no shard of this store has started (run `pairguard embed ... --out {} --shard I/N` first)",
+            parts.dir.display(),
+            out.display()
+        )));
+    }
+    let (identity, hash) = parts.identity()?;
+    let n_chunks = identity.chunks();
+    Ledger::of(&parts.dir).complete(&hash, n_chunks)?;
+    if let Some(c) = (0..n_chunks).find(|&c| !parts.done(c)) {
+        return Err(Error::EmbedOption(format!("{}: chunk {c} is missing although its shard finished", parts.store(c).display())));
+    }
+    parts.assemble(&identity, out)
 }

@@ -1,13 +1,14 @@
-//! The embedding pipeline: chunks, resuming, and bad images reported by id.
+//! The embedding pipeline: chunks, resuming, sharding, and bad images
+//! reported by id.
 
 use std::path::Path;
 
 use pairguard_data::Silent;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
-use pairguard_data::{Dataset, EmbeddingStore, LoadOptions};
+use pairguard_data::{Dataset, EmbeddingStore, LoadOptions, Shard};
 use pairguard_model::Device;
 use pairguard_model::clip::Encoder;
-use pairguard_model::embed::{EmbedOptions, embed_samples, failures_path, parts_dir};
+use pairguard_model::embed::{EmbedOptions, Ending, embed_samples, failures_path, merge, parts_dir};
 
 fn encoder() -> Encoder {
     let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/hf-quickgelu/model.safetensors");
@@ -30,20 +31,21 @@ fn interrupted_embedding_resumes_to_an_identical_store_and_reports_bad_images() 
 
     let full = dir.path().join("full.safetensors");
     let r = embed_samples(&ds.samples, &enc, &full, &opts, &Silent).unwrap();
-    assert!(r.finished);
-    assert_eq!(r.embedded, 13);
-    assert_eq!(r.failures.len(), 1);
-    assert_eq!(r.failures[0].id, "img-p0002-o");
-    assert!(r.failures[0].error.contains("not a decodable image"), "{}", r.failures[0].error);
+    assert_eq!(r.embedded_now, 13);
+    let Ending::Store { embedded, failures } = r.ending else { panic!("{:?}", r.ending) };
+    assert_eq!(embedded, 13);
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].id, "img-p0002-o");
+    assert!(failures[0].error.contains("not a decodable image"), "{}", failures[0].error);
     let listed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(failures_path(&full)).unwrap()).unwrap();
     assert_eq!(listed[0]["id"], "img-p0002-o");
 
     let part = dir.path().join("part.safetensors");
     let r = embed_samples(&ds.samples, &enc, &part, &EmbedOptions { max_chunks: Some(2), ..opts.clone() }, &Silent).unwrap();
-    assert!(!r.finished && !part.exists() && parts_dir(&part).is_dir());
+    assert!(r.ending == Ending::Interrupted && !part.exists() && parts_dir(&part).is_dir());
     let r = embed_samples(&ds.samples, &enc, &part, &opts, &Silent).unwrap();
-    assert!(r.finished);
-    assert_eq!(r.chunks_reused, 2);
+    assert!(matches!(r.ending, Ending::Store { embedded: 13, .. }));
+    assert_eq!((r.chunks_reused, r.embedded_now), (2, 6));
     assert_eq!(std::fs::read(&full).unwrap(), std::fs::read(&part).unwrap(), "resumed store differs");
     assert!(!parts_dir(&part).exists());
 
@@ -54,4 +56,49 @@ fn interrupted_embedding_resumes_to_an_identical_store_and_reports_bad_images() 
     // The two members of a pair differ only by the drawn cross, and the
     // encoder sees the difference.
     assert_ne!(store.get("img-p0000-o").unwrap(), store.get("img-p0000-c").unwrap());
+}
+
+/// Shards of one store, run in any order (one interrupted and resumed),
+/// merge to the store a one-machine run writes, byte for byte.
+#[test]
+fn shards_merge_to_the_one_machine_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SyntheticConfig { images: 22, ..SyntheticConfig::tiny() };
+    Benchmark::generate(&cfg).unwrap().write(dir.path()).unwrap();
+    let ds = Dataset::load(&dir.path().join("images.toml"), &LoadOptions::default()).unwrap();
+    let enc = encoder();
+    // 22 samples in 6 chunks: shards of 1, 2, 1 and 2 chunks.
+    let opts = EmbedOptions { batch: 2, chunk: 4, workers: 2, ..Default::default() };
+    let whole = dir.path().join("whole.safetensors");
+    embed_samples(&ds.samples, &enc, &whole, &opts, &Silent).unwrap();
+
+    let out = dir.path().join("sharded.safetensors");
+    let shard = |i| EmbedOptions { shard: Some(Shard::new(i, 4).unwrap()), ..opts.clone() };
+    for i in [3, 0] {
+        let r = embed_samples(&ds.samples, &enc, &out, &shard(i), &Silent).unwrap();
+        assert!(matches!(r.ending, Ending::Shard { .. }), "{:?}", r.ending);
+        assert_eq!((r.chunks.clone(), r.chunks_total), (Shard::new(i, 4).unwrap().range(6), 6));
+    }
+    assert!(!out.exists(), "a shard never writes the store");
+    let e = merge(&out).unwrap_err().to_string();
+    assert!(e.contains("shards not finished: 1/4, 2/4"), "{e}");
+    // Shard 1 is interrupted after one of its two chunks, then resumed.
+    let r = embed_samples(&ds.samples, &enc, &out, &EmbedOptions { max_chunks: Some(1), ..shard(1) }, &Silent).unwrap();
+    assert_eq!(r.ending, Ending::Interrupted);
+    assert!(merge(&out).unwrap_err().to_string().contains("shards not finished: 1/4, 2/4"));
+    let r = embed_samples(&ds.samples, &enc, &out, &shard(1), &Silent).unwrap();
+    assert_eq!(r.chunks_reused, 1);
+    embed_samples(&ds.samples, &enc, &out, &shard(2), &Silent).unwrap();
+    // A finished shard run again does nothing.
+    let r = embed_samples(&ds.samples, &enc, &out, &shard(2), &Silent).unwrap();
+    assert_eq!((r.embedded_now, r.chunks_reused), (0, 1));
+    // Work of other settings is refused, not mixed in.
+    let other = EmbedOptions { chunk: 3, ..shard(0) };
+    assert!(embed_samples(&ds.samples, &enc, &out, &other, &Silent).unwrap_err().to_string().contains("holds partial work"));
+    assert!(matches!(merge(&out).unwrap(), Ending::Store { embedded: 22, .. }));
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&out).unwrap());
+    assert_eq!(std::fs::read(EmbeddingStore::index_path(&whole)).unwrap(), std::fs::read(EmbeddingStore::index_path(&out)).unwrap());
+    assert_eq!(std::fs::read(failures_path(&whole)).unwrap(), std::fs::read(failures_path(&out)).unwrap());
+    assert!(!parts_dir(&out).exists());
+    assert!(merge(&out).unwrap_err().to_string().contains("no shard of this store has started"));
 }
