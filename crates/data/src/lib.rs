@@ -6,6 +6,8 @@
 //! grouped [`Split`]s and builds nested training sets with a [`Mixer`].
 //! The [`synthetic`] module writes a benchmark with known ground truth in the
 //! same formats, so every later stage runs without network or real images.
+//! The [`shard`] module divides a job's ordered work units among machines
+//! and checks that the finished shards cover it.
 
 pub mod dataset;
 pub mod descriptor;

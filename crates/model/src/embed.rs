@@ -119,6 +119,14 @@ impl PartsIdentity {
     fn chunks(&self) -> usize {
         self.samples.div_ceil(self.chunk)
     }
+
+    /// A hash that compatible identities share: shards naming the encoder
+    /// by different paths still belong to one run.
+    fn hash(&self) -> Result<String> {
+        let mut vectors = self.clone();
+        (vectors.encoder.model, vectors.encoder.revision) = (String::new(), None);
+        Ok(sha256_bytes(&serde_json::to_vec(&vectors)?))
+    }
 }
 
 /// The parts folder of a store being computed.
@@ -132,25 +140,23 @@ impl Parts {
         self.dir.join("identity.json")
     }
 
-    /// The folder's identity and its hash, as written by the first call.
-    fn identity(&self) -> Result<(PartsIdentity, String)> {
+    /// The folder's identity, as written by the first call.
+    fn identity(&self) -> Result<PartsIdentity> {
         let path = self.identity_path();
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let id = serde_json::from_slice(&bytes).map_err(|e| Error::ModelFile { path: path.clone(), message: e.to_string() })?;
-        Ok((id, sha256_bytes(&bytes)))
+        serde_json::from_slice(&bytes).map_err(|e| Error::ModelFile { path: path.clone(), message: e.to_string() })
     }
 
     /// Fixes the folder to `identity`, or checks that it already is.
-    fn claim(&self, identity: &PartsIdentity) -> Result<String> {
+    fn claim(&self, identity: &PartsIdentity) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         if !self.identity_path().is_file() {
             write_atomic(&self.identity_path(), &serde_json::to_vec_pretty(identity)?)?;
         }
-        let (old, hash) = self.identity()?;
-        if !old.compatible(identity) {
+        if !self.identity()?.compatible(identity) {
             return Err(Error::ForeignParts { path: self.dir.clone() });
         }
-        Ok(hash)
+        Ok(())
     }
 
     fn store(&self, c: usize) -> PathBuf {
@@ -216,7 +222,8 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
     let t0 = std::time::Instant::now();
     let parts = Parts { dir: parts_dir(out) };
     let identity = PartsIdentity::of(samples, encoder, opts);
-    let identity_hash = parts.claim(&identity)?;
+    parts.claim(&identity)?;
+    let identity_hash = identity.hash()?;
     let n_chunks = identity.chunks();
     let mine = opts.shard.map_or(0..n_chunks, |s| s.range(n_chunks));
     let ledger = Ledger::of(&parts.dir);
@@ -345,9 +352,9 @@ pub fn merge(out: &Path) -> Result<Ending> {
             out.display()
         )));
     }
-    let (identity, hash) = parts.identity()?;
+    let identity = parts.identity()?;
     let n_chunks = identity.chunks();
-    Ledger::of(&parts.dir).complete(&hash, n_chunks)?;
+    Ledger::of(&parts.dir).complete(&identity.hash()?, n_chunks)?;
     if let Some(c) = (0..n_chunks).find(|&c| !parts.done(c)) {
         return Err(Error::EmbedOption(format!("{}: chunk {c} is missing although its shard finished", parts.store(c).display())));
     }

@@ -11,8 +11,12 @@ use pairguard_model::clip::Encoder;
 use pairguard_model::embed::{EmbedOptions, Ending, embed_samples, failures_path, merge, parts_dir};
 
 fn encoder() -> Encoder {
-    let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/hf-quickgelu/model.safetensors");
-    Encoder::load(&w, None, true, &Device::flex()).unwrap()
+    encoder_at("tests/fixtures/clip/hf-quickgelu/model.safetensors")
+}
+
+/// The fixture encoder, named by `path` under the crate's folder.
+fn encoder_at(path: &str) -> Encoder {
+    Encoder::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(path), None, true, &Device::flex()).unwrap()
 }
 
 #[test]
@@ -88,7 +92,10 @@ fn shards_merge_to_the_one_machine_store() {
     assert!(merge(&out).unwrap_err().to_string().contains("shards not finished: 1/4, 2/4"));
     let r = embed_samples(&ds.samples, &enc, &out, &shard(1), &Silent).unwrap();
     assert_eq!(r.chunks_reused, 1);
-    embed_samples(&ds.samples, &enc, &out, &shard(2), &Silent).unwrap();
+    // The same weights by another path are the same encoder.
+    let renamed = encoder_at("tests/fixtures/clip/../clip/hf-quickgelu/model.safetensors");
+    assert_ne!(renamed.id.model, enc.id.model);
+    embed_samples(&ds.samples, &renamed, &out, &shard(2), &Silent).unwrap();
     // A finished shard run again does nothing.
     let r = embed_samples(&ds.samples, &enc, &out, &shard(2), &Silent).unwrap();
     assert_eq!((r.embedded_now, r.chunks_reused), (0, 1));
