@@ -220,7 +220,7 @@ struct EmbedArgs {
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    /// Samples per resumable chunk.
+    /// Samples per resumable chunk (rounded up to whole batches).
     #[arg(long, default_value_t = 1024)]
     chunk: usize,
     /// Decode/preprocess threads (default: all cores).
@@ -590,10 +590,11 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
     match r.ending {
         Ending::Shard { shard, marker } => {
             eprintln!(
-                "shard {shard}: chunks [{}, {}) of {} done ({} reused); once every shard has finished: pairguard merge {}",
-                r.chunks.start,
-                r.chunks.end,
-                r.chunks_total,
+                "shard {shard}: samples [{}, {}) of {} done in {} chunks ({} reused); once every shard has finished: pairguard merge {}",
+                r.samples.start,
+                r.samples.end,
+                r.samples_total,
+                r.chunks,
                 r.chunks_reused,
                 out.display()
             );

@@ -1,17 +1,19 @@
 //! Computing an embedding store for a dataset. Images decode and preprocess
 //! on worker threads while the encoder runs; results are written in chunks
 //! of consecutive samples with atomic renames into `<store>.parts/`, so an
-//! interrupted run resumes at the first unfinished chunk and the finished
-//! store is byte-identical to an uninterrupted run (chunk and batch
-//! boundaries depend only on sample order). Images that fail to decode are
-//! reported by id and left out.
+//! interrupted run resumes at the first unfinished chunk. Images that fail
+//! to decode are reported by id and left out.
 //!
-//! The chunks are also the unit of sharding: shard I of N embeds a balanced,
-//! contiguous run of them into the same parts folder and leaves a marker;
-//! [`merge`] assembles the store once every shard has, exactly as a
-//! one-machine run does.
+//! Batches always start at multiples of `batch` in the sample order, so
+//! every sample is encoded in the same company however the work is cut,
+//! and the finished store is byte-identical to an uninterrupted run's.
+//! Shard I of N embeds a balanced, contiguous run of those batches (its
+//! chunks, of whole batches, cut at multiples of the chunk size and at its
+//! own ends) into the same
+//! parts folder and leaves a marker; [`merge`] assembles the store once
+//! every shard has, exactly as a one-machine run does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -28,13 +30,13 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct EmbedOptions {
     pub batch: usize,
-    /// Samples per resumable chunk (a multiple of `batch` works best).
+    /// Samples per resumable chunk, rounded up to whole batches.
     pub chunk: usize,
     pub workers: usize,
     pub max_pixels: u64,
     /// Stop after writing this many new chunks (simulates an interruption in tests).
     pub max_chunks: Option<usize>,
-    /// Embed only this shard's chunks and mark it finished; [`merge`] makes the store.
+    /// Embed only this shard's batches and mark it finished; [`merge`] makes the store.
     pub shard: Option<Shard>,
 }
 
@@ -62,10 +64,11 @@ pub struct Failure {
 pub struct EmbedReport {
     /// Images embedded by this call.
     pub embedded_now: usize,
-    /// The chunks this call was responsible for, of `chunks_total`, and how
-    /// many of them were already on disk.
-    pub chunks: Range<usize>,
-    pub chunks_total: usize,
+    /// The samples this call was responsible for (a shard's, or all), of `samples_total`.
+    pub samples: Range<usize>,
+    pub samples_total: usize,
+    /// The chunks of those samples, and how many were already on disk.
+    pub chunks: usize,
     pub chunks_reused: usize,
     pub ending: Ending,
     pub seconds: f64,
@@ -83,7 +86,8 @@ pub enum Ending {
 }
 
 /// What the chunks in a parts folder were computed from: shards (and
-/// resumed runs) add to a folder only when all of it matches.
+/// resumed runs) add to a folder only when all of it matches. The chunk
+/// size is not part of it: chunks cut the same batches either way.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PartsIdentity {
@@ -91,7 +95,6 @@ struct PartsIdentity {
     samples: usize,
     /// Hash of the sample ids and image references, in order.
     samples_sha256: String,
-    chunk: usize,
     batch: usize,
 }
 
@@ -101,23 +104,28 @@ impl PartsIdentity {
         for s in samples {
             let _ = writeln!(listing, "{}\t{:?}", s.id, s.image);
         }
-        PartsIdentity {
-            encoder: encoder.id.clone(),
-            samples: samples.len(),
-            samples_sha256: sha256_bytes(listing.as_bytes()),
-            chunk: opts.chunk,
-            batch: opts.batch,
-        }
+        PartsIdentity { encoder: encoder.id.clone(), samples: samples.len(), samples_sha256: sha256_bytes(listing.as_bytes()), batch: opts.batch }
     }
 
     /// The same vectors would result (the encoder may be named another way).
     fn compatible(&self, other: &PartsIdentity) -> bool {
         self.encoder.same_vectors(&other.encoder)
-            && (self.samples, &self.samples_sha256, self.chunk, self.batch) == (other.samples, &other.samples_sha256, other.chunk, other.batch)
+            && (self.samples, &self.samples_sha256, self.batch) == (other.samples, &other.samples_sha256, other.batch)
     }
 
-    fn chunks(&self) -> usize {
-        self.samples.div_ceil(self.chunk)
+    fn batches(&self) -> usize {
+        self.samples.div_ceil(self.batch)
+    }
+
+    /// The samples of a shard: its batches.
+    fn samples_of(&self, shard: Option<Shard>) -> Range<usize> {
+        match shard {
+            None => 0..self.samples,
+            Some(s) => {
+                let b = s.range(self.batches());
+                b.start * self.batch..(b.end * self.batch).min(self.samples)
+            }
+        }
     }
 
     /// A hash that compatible identities share: shards naming the encoder
@@ -159,25 +167,68 @@ impl Parts {
         Ok(())
     }
 
-    fn store(&self, c: usize) -> PathBuf {
-        self.dir.join(format!("chunk-{c:06}.safetensors"))
+    fn store(&self, c: &Range<usize>) -> PathBuf {
+        self.dir.join(format!("chunk-{:09}-{:09}.safetensors", c.start, c.end))
     }
 
-    fn failures(&self, c: usize) -> PathBuf {
-        self.dir.join(format!("chunk-{c:06}.failures.json"))
+    fn failures(&self, c: &Range<usize>) -> PathBuf {
+        self.dir.join(format!("chunk-{:09}-{:09}.failures.json", c.start, c.end))
     }
 
-    fn done(&self, c: usize) -> bool {
-        EmbeddingStore::index_path(&self.store(c)).is_file() && self.failures(c).is_file()
+    /// The finished chunks on disk: their ends by start.
+    fn finished(&self) -> Result<BTreeMap<usize, BTreeSet<usize>>> {
+        let mut found: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        for entry in entries {
+            let name = entry.map_err(|e| Error::io(&self.dir, e))?.file_name().to_string_lossy().into_owned();
+            let Some(range) = name.strip_prefix("chunk-").and_then(|n| n.strip_suffix(".failures.json")) else { continue };
+            let Some((Ok(start), Ok(end))) = range.split_once('-').map(|(a, b)| (a.parse::<usize>(), b.parse::<usize>())) else { continue };
+            // The failures are written first: the index makes the chunk whole.
+            if EmbeddingStore::index_path(&self.store(&(start..end))).is_file() {
+                found.entry(start).or_default().insert(end);
+            }
+        }
+        Ok(found)
     }
 
-    /// Concatenates every chunk into the store at `out`, with the failures
-    /// beside it, and removes the folder.
+    /// Finished chunks that cover `range` exactly, end to end, if there are
+    /// such: shards and whole runs may have cut the samples differently.
+    /// Otherwise, the furthest sample they reach from its start.
+    fn tiling(finished: &BTreeMap<usize, BTreeSet<usize>>, range: Range<usize>) -> std::result::Result<Vec<Range<usize>>, usize> {
+        let mut came_from: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut queue = VecDeque::from([range.start]);
+        while let Some(at) = queue.pop_front() {
+            if at == range.end {
+                let mut path = Vec::new();
+                let mut end = at;
+                while end != range.start {
+                    let start = came_from[&end];
+                    path.push(start..end);
+                    end = start;
+                }
+                path.reverse();
+                return Ok(path);
+            }
+            for &end in finished.get(&at).into_iter().flatten().filter(|&&e| e <= range.end) {
+                if end > at && !came_from.contains_key(&end) {
+                    came_from.insert(end, at);
+                    queue.push_back(end);
+                }
+            }
+        }
+        Err(came_from.keys().copied().max().unwrap_or(range.start))
+    }
+
+    /// Concatenates chunks covering every sample into the store at `out`,
+    /// with the failures beside it, and removes the folder.
     fn assemble(&self, identity: &PartsIdentity, out: &Path) -> Result<Ending> {
+        let chunks = Self::tiling(&self.finished()?, 0..identity.samples).map_err(|reached| {
+            Error::EmbedOption(format!("{}: no finished chunk starts at sample {reached} of {}", self.dir.display(), identity.samples))
+        })?;
         let (mut ids, mut vecs, mut failures) = (Vec::new(), Vec::new(), Vec::new());
-        for c in 0..identity.chunks() {
+        for c in &chunks {
             let st = EmbeddingStore::load(&self.store(c))?;
-            identity.encoder.ensure_matches(&st.encoder, &format!("chunk {c}"))?;
+            identity.encoder.ensure_matches(&st.encoder, &format!("chunk {c:?}"))?;
             ids.extend(st.ids.iter().cloned());
             vecs.extend(st.vectors.iter().copied());
             let path = self.failures(c);
@@ -190,6 +241,18 @@ impl Parts {
         std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         Ok(Ending::Store { embedded, failures })
     }
+}
+
+/// `range` cut at multiples of `every`.
+fn cut(range: Range<usize>, every: usize) -> Vec<Range<usize>> {
+    let mut pieces = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let end = ((start / every + 1) * every).min(range.end);
+        pieces.push(start..end);
+        start = end;
+    }
+    pieces
 }
 
 pub fn parts_dir(out: &Path) -> PathBuf {
@@ -214,7 +277,7 @@ struct Batch {
 type Encoded = (Vec<String>, Vec<f32>, Vec<Failure>);
 
 /// Embeds every sample with an image into the store at `out` (with
-/// `opts.shard`, that shard's chunks only).
+/// `opts.shard`, that shard's samples only).
 pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &EmbedOptions, progress: &dyn Progress) -> Result<EmbedReport> {
     if opts.batch == 0 || opts.chunk == 0 || opts.workers == 0 {
         return Err(Error::EmbedOption("batch, chunk and workers must be positive".into()));
@@ -224,39 +287,38 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
     let identity = PartsIdentity::of(samples, encoder, opts);
     parts.claim(&identity)?;
     let identity_hash = identity.hash()?;
-    let n_chunks = identity.chunks();
-    let mine = opts.shard.map_or(0..n_chunks, |s| s.range(n_chunks));
+    let (units, mine) = (identity.batches(), identity.samples_of(opts.shard));
+    // Chunks hold whole batches, so that no batch is cut short by one.
+    let chunks = cut(mine.clone(), opts.chunk.div_ceil(opts.batch) * opts.batch);
     let ledger = Ledger::of(&parts.dir);
     let report = |embedded_now, chunks_reused, ending| EmbedReport {
         embedded_now,
-        chunks: mine.clone(),
-        chunks_total: n_chunks,
+        samples: mine.clone(),
+        samples_total: samples.len(),
+        chunks: chunks.len(),
         chunks_reused,
         ending,
         seconds: t0.elapsed().as_secs_f64(),
     };
     if let Some(shard) = opts.shard
-        && ledger.finished(shard, &identity_hash, n_chunks)?
+        && ledger.finished(shard, &identity_hash, units)?
     {
-        return Ok(report(0, mine.len(), Ending::Shard { shard, marker: ledger.marker(shard) }));
+        return Ok(report(0, chunks.len(), Ending::Shard { shard, marker: ledger.marker(shard) }));
     }
-    let pending: Vec<usize> = mine.clone().filter(|&c| !parts.done(c)).collect();
-    let chunks_reused = mine.len() - pending.len();
-    let to_run: Vec<usize> = match opts.max_chunks {
-        Some(m) => pending.iter().copied().take(m).collect(),
-        None => pending.clone(),
-    };
+    let finished = parts.finished()?;
+    let pending: Vec<Range<usize>> = chunks.iter().filter(|c| Parts::tiling(&finished, (*c).clone()).is_err()).cloned().collect();
+    let chunks_reused = chunks.len() - pending.len();
+    let to_run: Vec<Range<usize>> = pending.into_iter().take(opts.max_chunks.unwrap_or(usize::MAX)).collect();
 
-    // Work items: (chunk, batch index within chunk, sample range).
+    // Work items: (chunk, batch index within chunk, sample range), batches
+    // starting at multiples of `batch`.
     let mut work = Vec::new();
-    for &c in &to_run {
-        let (lo, hi) = (c * opts.chunk, ((c + 1) * opts.chunk).min(samples.len()));
-        for (k, start) in (lo..hi).step_by(opts.batch).enumerate() {
-            work.push((c, k, start, (start + opts.batch).min(hi)));
+    for (c, chunk) in to_run.iter().enumerate() {
+        for (k, b) in cut(chunk.clone(), opts.batch).into_iter().enumerate() {
+            work.push((c, k, b.start, b.end));
         }
     }
-    let total: usize = to_run.iter().map(|&c| ((c + 1) * opts.chunk).min(samples.len()) - c * opts.chunk).sum();
-    progress.start(total as u64, "images");
+    progress.start(to_run.iter().map(ExactSizeIterator::len).sum::<usize>() as u64, "images");
 
     let next = AtomicUsize::new(0);
     let embedded_now = std::cell::Cell::new(0);
@@ -294,13 +356,7 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
         drop(tx);
         // Batches arrive in any order; a chunk is written once all of its
         // batches are in, assembled in batch order.
-        let expected: BTreeMap<usize, usize> = to_run
-            .iter()
-            .map(|&c| {
-                let len = ((c + 1) * opts.chunk).min(samples.len()) - c * opts.chunk;
-                (c, len.div_ceil(opts.batch))
-            })
-            .collect();
+        let expected: Vec<usize> = to_run.iter().map(|c| cut(c.clone(), opts.batch).len()).collect();
         // Encoded batches per chunk, by batch index, until the chunk is complete.
         let mut got: BTreeMap<usize, BTreeMap<usize, Encoded>> = BTreeMap::new();
         for b in rx {
@@ -312,7 +368,7 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
             }
             let entry = got.entry(b.chunk).or_default();
             entry.insert(b.index, (b.ids, vectors, b.failures));
-            if entry.len() == expected[&b.chunk] {
+            if entry.len() == expected[b.chunk] {
                 let parts_of = got.remove(&b.chunk).expect("present");
                 let (mut ids, mut vecs, mut fails) = (Vec::new(), Vec::new(), Vec::new());
                 for (_, (i, v, f)) in parts_of {
@@ -321,8 +377,9 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
                     fails.extend(f);
                 }
                 embedded_now.set(embedded_now.get() + ids.len());
-                write_atomic(&parts.failures(b.chunk), &serde_json::to_vec(&fails)?)?;
-                EmbeddingStore::new(encoder.id.clone(), ids, vecs)?.save(&parts.store(b.chunk))?;
+                let chunk = &to_run[b.chunk];
+                write_atomic(&parts.failures(chunk), &serde_json::to_vec(&fails)?)?;
+                EmbeddingStore::new(encoder.id.clone(), ids, vecs)?.save(&parts.store(chunk))?;
             }
         }
         Ok(())
@@ -330,11 +387,11 @@ pub fn embed_samples(samples: &[Sample], encoder: &Encoder, out: &Path, opts: &E
     progress.finish();
 
     let embedded_now = embedded_now.into_inner();
-    if !mine.clone().all(|c| parts.done(c)) {
+    if Parts::tiling(&parts.finished()?, mine.clone()).is_err() {
         return Ok(report(embedded_now, chunks_reused, Ending::Interrupted));
     }
     let ending = match opts.shard {
-        Some(shard) => Ending::Shard { shard, marker: ledger.mark(shard, &identity_hash, n_chunks)? },
+        Some(shard) => Ending::Shard { shard, marker: ledger.mark(shard, &identity_hash, units)? },
         None => parts.assemble(&identity, out)?,
     };
     Ok(report(embedded_now, chunks_reused, ending))
@@ -353,10 +410,6 @@ pub fn merge(out: &Path) -> Result<Ending> {
         )));
     }
     let identity = parts.identity()?;
-    let n_chunks = identity.chunks();
-    Ledger::of(&parts.dir).complete(&identity.hash()?, n_chunks)?;
-    if let Some(c) = (0..n_chunks).find(|&c| !parts.done(c)) {
-        return Err(Error::EmbedOption(format!("{}: chunk {c} is missing although its shard finished", parts.store(c).display())));
-    }
+    Ledger::of(&parts.dir).complete(&identity.hash()?, identity.batches())?;
     parts.assemble(&identity, out)
 }

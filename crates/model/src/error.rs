@@ -43,7 +43,7 @@ pub enum Error {
     ModelFile { path: PathBuf, message: String },
     #[error("embedding options: {0}")]
     EmbedOption(String),
-    #[error("{path}: holds partial work of another encoder, dataset, chunk size or batch size; remove it or choose another output")]
+    #[error("{path}: holds partial work of another encoder, dataset or batch size; remove it or choose another output")]
     ForeignParts { path: PathBuf },
     #[error("{0}")]
     Device(String),

@@ -71,7 +71,9 @@ fn shards_merge_to_the_one_machine_store() {
     Benchmark::generate(&cfg).unwrap().write(dir.path()).unwrap();
     let ds = Dataset::load(&dir.path().join("images.toml"), &LoadOptions::default()).unwrap();
     let enc = encoder();
-    // 22 samples in 6 chunks: shards of 1, 2, 1 and 2 chunks.
+    // 22 samples in 11 batches: shards of 2, 3, 3 and 3 batches, so of
+    // samples 0..4 (one chunk), 4..10 (chunks 4..8 and 8..10), 10..16
+    // (10..12, 12..16) and 16..22 (16..20, 20..22).
     let opts = EmbedOptions { batch: 2, chunk: 4, workers: 2, ..Default::default() };
     let whole = dir.path().join("whole.safetensors");
     embed_samples(&ds.samples, &enc, &whole, &opts, &Silent).unwrap();
@@ -81,7 +83,8 @@ fn shards_merge_to_the_one_machine_store() {
     for i in [3, 0] {
         let r = embed_samples(&ds.samples, &enc, &out, &shard(i), &Silent).unwrap();
         assert!(matches!(r.ending, Ending::Shard { .. }), "{:?}", r.ending);
-        assert_eq!((r.chunks.clone(), r.chunks_total), (Shard::new(i, 4).unwrap().range(6), 6));
+        let b = Shard::new(i, 4).unwrap().range(11);
+        assert_eq!((r.samples.clone(), r.samples_total), (2 * b.start..(2 * b.end).min(22), 22));
     }
     assert!(!out.exists(), "a shard never writes the store");
     let e = merge(&out).unwrap_err().to_string();
@@ -98,9 +101,9 @@ fn shards_merge_to_the_one_machine_store() {
     embed_samples(&ds.samples, &renamed, &out, &shard(2), &Silent).unwrap();
     // A finished shard run again does nothing.
     let r = embed_samples(&ds.samples, &enc, &out, &shard(2), &Silent).unwrap();
-    assert_eq!((r.embedded_now, r.chunks_reused), (0, 1));
+    assert_eq!((r.embedded_now, r.chunks, r.chunks_reused), (0, 2, 2));
     // Work of other settings is refused, not mixed in.
-    let other = EmbedOptions { chunk: 3, ..shard(0) };
+    let other = EmbedOptions { batch: 3, ..shard(0) };
     assert!(embed_samples(&ds.samples, &enc, &out, &other, &Silent).unwrap_err().to_string().contains("holds partial work"));
     assert!(matches!(merge(&out).unwrap(), Ending::Store { embedded: 22, .. }));
     assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&out).unwrap());
@@ -108,4 +111,16 @@ fn shards_merge_to_the_one_machine_store() {
     assert_eq!(std::fs::read(failures_path(&whole)).unwrap(), std::fs::read(failures_path(&out)).unwrap());
     assert!(!parts_dir(&out).exists());
     assert!(merge(&out).unwrap_err().to_string().contains("no shard of this store has started"));
+
+    // A whole run resumed after a shard, both with other chunk sizes, cuts
+    // the samples differently and still gives the same store: shard 1/3
+    // has batches 3..7, samples 6..14 in chunks (of 3, rounded up to whole
+    // batches: 4) 6..8, 8..12 and 12..14, which cover the whole run's
+    // chunk 6..12.
+    let mixed = dir.path().join("mixed.safetensors");
+    let one_of_three = EmbedOptions { shard: Some(Shard::new(1, 3).unwrap()), chunk: 3, ..opts.clone() };
+    embed_samples(&ds.samples, &enc, &mixed, &one_of_three, &Silent).unwrap();
+    let r = embed_samples(&ds.samples, &enc, &mixed, &EmbedOptions { chunk: 6, ..opts.clone() }, &Silent).unwrap();
+    assert_eq!((r.chunks, r.chunks_reused, r.embedded_now), (4, 1, 16), "{r:?}");
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&mixed).unwrap());
 }
