@@ -51,8 +51,10 @@ pub struct SlurmArgs {
     /// Time limit of each shard and of the merge (04:00:00, 2-00:00:00).
     #[arg(long, default_value = "04:00:00")]
     pub time: String,
+    /// Slurm partition of the shards and the merge.
     #[arg(long)]
     pub partition: Option<String>,
+    /// Slurm account to charge.
     #[arg(long)]
     pub account: Option<String>,
     /// Folder of the logs: <name>-<array job>_<index>.out per shard, <name>-merge-<job>.out.
@@ -95,6 +97,7 @@ pub struct K8sArgs {
     /// Memory request and limit per shard (16Gi).
     #[arg(long)]
     pub memory: Option<String>,
+    /// Namespace of both Jobs.
     #[arg(long)]
     pub namespace: Option<String>,
     /// The pairguard executable in the image.

@@ -193,7 +193,7 @@ struct LaunchArgs {
     /// Job name (default: pairguard-<command>).
     #[arg(long)]
     name: Option<String>,
-    /// Where to write the launch file.
+    /// Where to write the launch file (k8s also writes the merge Job beside it, as <stem>-merge.<ext>).
     #[arg(long)]
     out: PathBuf,
     /// After `--`: the command to shard (embed, robustness or sweep) with its arguments.
