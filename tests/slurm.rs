@@ -185,7 +185,8 @@ fn slurm_runs_a_sharded_embed_and_its_merge_to_the_one_machine_store() {
 
     // A second array, one task at a time, each slowed down so that task 1
     // is cancelled while it runs. The merge then never starts; the task is
-    // resubmitted (with a new merge) and the store is still the same.
+    // resubmitted (its merge replacing the stuck one) and the store is
+    // still the same.
     let slow = w.join("slow-pairguard");
     std::fs::write(&slow, format!("#!/bin/sh\nsleep 3\nexec {} \"$@\"\n", env!("CARGO_BIN_EXE_pairguard"))).unwrap();
     run(Command::new("chmod").arg("+x").arg(&slow));
@@ -203,8 +204,9 @@ fn slurm_runs_a_sharded_embed_and_its_merge_to_the_one_machine_store() {
     assert!(!w.join("b.safetensors").exists());
     let e = Command::new(env!("CARGO_BIN_EXE_pairguard")).args(["merge", "b.safetensors"]).current_dir(w).output().unwrap();
     assert!(String::from_utf8_lossy(&e.stderr).contains("shards not finished: 1/4"), "{}", String::from_utf8_lossy(&e.stderr));
-    run(cluster.command("scancel").arg(&merge));
+    let stuck = merge;
     let (again, merge) = cluster.submit(&w.join("b.sbatch"), w, Some("1"));
+    assert_eq!(cluster.wait(&stuck)[0].1, "CANCELLED", "the rerun replaces the waiting merge");
     assert_eq!(cluster.wait(&again).iter().map(|(_, s, _)| s.as_str()).collect::<Vec<_>>(), ["COMPLETED"]);
     assert_eq!(cluster.wait(&merge)[0].1, "COMPLETED");
     assert!(store_files(w, "b") == whole, "the store after a resubmitted shard differs from the one-machine store");

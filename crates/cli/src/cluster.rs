@@ -125,6 +125,11 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 pub fn slurm(job: &Job, a: &SlurmArgs, file: &Path) -> anyhow::Result<String> {
     anyhow::ensure!(job.shards >= 1, "--shards must be at least 1");
     anyhow::ensure!(a.concurrency != Some(0), "--concurrency must be at least 1");
+    anyhow::ensure!(
+        !job.name.is_empty() && job.name.chars().all(|c| c.is_ascii_graphic() && !"'\"\\$`".contains(c)),
+        "job name {:?}: Slurm job names here are printable ASCII without spaces or quotes",
+        job.name
+    );
     let workdir = absolute(a.workdir.as_deref().unwrap_or(Path::new(".")))?;
     let logs = absolute(&workdir.join(&a.logs))?;
     let binary = match &a.binary {
@@ -143,7 +148,7 @@ pub fn slurm(job: &Job, a: &SlurmArgs, file: &Path) -> anyhow::Result<String> {
     let _ = writeln!(s, "# {name}: `pairguard {}` as {} shards, then `pairguard {}`.", quote_all(&job.shard), job.shards, quote_all(&job.merge));
     let _ = writeln!(s, "#");
     let _ = writeln!(s, "# Submit:         bash {file}      (the shards as a job array, and the merge once all succeed)");
-    let _ = writeln!(s, "# Rerun shards:   bash {file} 2,5  (those array indices, and a new merge after them)");
+    let _ = writeln!(s, "# Rerun shards:   bash {file} 2,5  (those array indices, and a new merge after them instead of the waiting one)");
     let _ = writeln!(s, "# A finished shard is skipped when it runs again, and an interrupted one resumes.");
     let _ = writeln!(s, "# Logs: {logs_q}/");
     let _ = writeln!(s, "#SBATCH --job-name={name}");
@@ -165,6 +170,8 @@ pub fn slurm(job: &Job, a: &SlurmArgs, file: &Path) -> anyhow::Result<String> {
     let _ = writeln!(s, "set -euo pipefail\n");
     let _ = writeln!(s, "if [ -z \"${{SLURM_JOB_ID:-}}\" ]; then");
     let _ = writeln!(s, "  mkdir -p {}", quote(&logs_q));
+    let _ = writeln!(s, "  # A rerun replaces the merge still waiting on the failed shards.");
+    let _ = writeln!(s, "  if [ -n \"${{1:-}}\" ]; then scancel --name={name}-merge --state=PENDING || true; fi");
     let _ = writeln!(s, "  array=$(sbatch --parsable --array=\"${{1:-{array}}}\" \"$0\")");
     let merge = format!("exec {}", quote_all(&job.merge_command(&binary)));
     let _ = writeln!(
