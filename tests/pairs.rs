@@ -51,8 +51,20 @@ fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 
 fn generate<'a>(out: &'a str, editor: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
-        "pairs", "generate", "--data", "bench/coarse-images.toml", "--policy", "bench/policy.toml", "--editor", editor, "--verifier",
-        "verifier.safetensors", "--out", out, "--device", "cpu",
+        "pairs",
+        "generate",
+        "--data",
+        "bench/coarse-images.toml",
+        "--policy",
+        "bench/policy.toml",
+        "--editor",
+        editor,
+        "--verifier",
+        "verifier.safetensors",
+        "--out",
+        out,
+        "--device",
+        "cpu",
     ];
     a.extend_from_slice(extra);
     a
@@ -94,11 +106,47 @@ fn the_builtin_editor_makes_a_valid_pair_set_and_a_run_resumes_to_the_same_one()
     ok(&generate("part", "synthetic", &[]), d);
     assert!(pair_set(&d.join("whole")) == pair_set(&d.join("part")), "a resumed run makes the same pairs");
 
+    // Each check rejects by name: content (cosine) and the label flip.
+    ok(&generate("strict", "synthetic", &["--sources", "5", "--min-cosine", "1"]), d);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("strict/report.json")).unwrap()).unwrap();
+    assert_eq!(report["by_reason"]["content changed"].as_u64(), Some(5), "{report}");
+    // A verifier that learned the scene instead of the cross sees no flip.
+    let rows: Vec<serde_json::Value> = json_lines(&d.join("bench/coarse-images.jsonl"))
+        .into_iter()
+        .map(|mut r| {
+            r["label"] = if r["cluster"].as_u64().unwrap() < 2 { "unsafe" } else { "safe" }.into();
+            r
+        })
+        .collect();
+    std::fs::write(d.join("bench/scene.jsonl"), rows.iter().map(|r| format!("{r}\n")).collect::<String>()).unwrap();
+    let descriptor = std::fs::read_to_string(d.join("bench/coarse-images.toml")).unwrap();
+    std::fs::write(d.join("bench/scene.toml"), descriptor.replace("coarse-images.jsonl", "scene.jsonl").replace("synthetic-coarse-images", "scene"))
+        .unwrap();
+    ok(&["embed", "bench/scene.toml", "--model", "enc", "--device", "cpu"], d);
+    ok(&["train", "--train", "bench/scene.toml", "--device", "cpu", "--out", "scene.safetensors"], d);
+    let mut args = generate("scene", "synthetic", &["--sources", "5"]);
+    args[9] = "scene.safetensors";
+    ok(&args, d);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("scene/report.json")).unwrap()).unwrap();
+    assert_eq!(report["by_reason"]["label not flipped"].as_u64(), Some(5), "{report}");
+
+    // The verifier's encoder named explicitly, by another path: the same pairs.
+    let enc = d.join("enc");
+    ok(&generate("named", "synthetic", &["--encoder", enc.to_str().unwrap(), "--sources", "10"]), d);
+    assert!(pair_set(&d.join("named")).len() > 1);
+
     // Refusals, by name.
+    std::fs::create_dir(d.join("gelu")).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture_encoder().join("../hf-gelu").join(f), d.join("gelu").join(f)).unwrap();
+    }
     for (extra, needle) in [
         (vec!["--min-cosine", "2"], "--min-cosine"),
         (vec!["--margin", "0.7"], "--margin"),
         (vec!["--attempts", "0"], "--attempts"),
+        (vec!["--max-outside-change", "-1"], "--max-outside-change"),
+        (vec!["--backoff", "5", "--max-backoff", "1"], "backoff"),
+        (vec!["--encoder", "gelu"], "encoder mismatch"),
     ] {
         let out = pairguard(&generate("bad", "synthetic", &extra), d, &[]);
         let e = String::from_utf8_lossy(&out.stderr);
@@ -120,6 +168,8 @@ enum Fault {
     ServerError,
     RateLimited,
     BadBase64,
+    NotAnImage,
+    Redirect,
     WrongSize,
     Drop,
     Slow,
@@ -180,9 +230,8 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Seen>, faults: &[Fault], count: &Mu
         }
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let header = |name: &str| {
-        head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
-    };
+    let header =
+        |name: &str| head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()));
     let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while buf.len() < header_end + length {
         let n = stream.read(&mut chunk).unwrap_or(0);
@@ -219,7 +268,11 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Seen>, faults: &[Fault], count: &Mu
     }
     let fault = faults.get(n).copied().unwrap_or(Fault::None);
     let respond = |stream: &mut TcpStream, status: &str, extra: &str, body: &str| {
-        let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}", body.len());
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        );
     };
     let png = |img: &image::RgbImage| {
         let mut out = std::io::Cursor::new(Vec::new());
@@ -230,6 +283,8 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Seen>, faults: &[Fault], count: &Mu
         Fault::ServerError => respond(&mut stream, "500 Internal Server Error", "", "{\"error\": \"busy\"}"),
         Fault::RateLimited => respond(&mut stream, "429 Too Many Requests", "Retry-After: 1\r\n", "{\"error\": \"slow down\"}"),
         Fault::BadBase64 => respond(&mut stream, "200 OK", "", "{\"data\": [{\"b64_json\": \"not base64 at all!\"}]}"),
+        Fault::Redirect => respond(&mut stream, "302 Found", "Location: http://127.0.0.1:9/elsewhere\r\n", "{}"),
+        Fault::NotAnImage => respond(&mut stream, "200 OK", "", "{\"data\": [{\"b64_json\": \"aGVsbG8gd29ybGQ=\"}]}"),
         Fault::WrongSize => {
             let small = png(&image::RgbImage::from_pixel(16, 16, image::Rgb([1, 2, 3])));
             respond(&mut stream, "200 OK", "", &format!("{{\"data\": [{{\"b64_json\": \"{small}\"}}]}}"));
@@ -317,6 +372,37 @@ fn the_http_editor_survives_an_unreliable_server_and_never_leaks_its_key() {
     let rows = json_lines(&d.join("http/manifest.jsonl"));
     assert_eq!(calm_rows.len(), rows.len() + 2, "one pair fewer: the wrong-size edit was rejected");
 
+    // With --resize, an edit of another size is resized and judged on its content.
+    let resized = start_server(&d.join("bench/images-truth.json"), vec![WrongSize]);
+    std::fs::write(d.join("resized.toml"), format!("kind = \"http\"\nbase_url = \"{}\"\n", resized.url)).unwrap();
+    ok(&generate("resized", "resized.toml", &["--sources", "1", "--resize"]), d);
+    let record = std::fs::read_dir(d.join("resized/records")).unwrap().next().unwrap().unwrap().path();
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let reasons = record["reasons"].as_array().unwrap();
+    assert!(!reasons.is_empty() && reasons.iter().all(|r| !r.as_str().unwrap().starts_with("size")), "{record}");
+
+    // Bytes that are not an image are a rejection, said so.
+    let garbled = start_server(&d.join("bench/images-truth.json"), vec![NotAnImage]);
+    std::fs::write(d.join("garbled.toml"), format!("kind = \"http\"\nbase_url = \"{}\"\n", garbled.url)).unwrap();
+    ok(&generate("garbled", "garbled.toml", &["--sources", "1"]), d);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("garbled/report.json")).unwrap()).unwrap();
+    assert_eq!(report["by_reason"]["undecodable"].as_u64(), Some(1), "{report}");
+    let category = report["by_category"].as_object().unwrap().keys().next().unwrap().clone();
+    assert_eq!(report["by_category_reason"][&category]["undecodable"].as_u64(), Some(1), "{report}");
+
+    // A redirect is not followed: requests go to the configured URL only.
+    let moved = start_server(&d.join("bench/images-truth.json"), vec![Redirect]);
+    std::fs::write(d.join("moved.toml"), "kind = \"http\"\n").unwrap();
+    let e = String::from_utf8(
+        pairguard(&generate("moved", "moved.toml", &["--sources", "1"]), d, &[("PAIRGUARD_EDITOR_URL", moved.url.as_str())]).stderr,
+    )
+    .unwrap();
+    assert!(e.contains("failed 1"), "{e}");
+    let log = json_lines(&d.join("moved/requests.jsonl"));
+    assert_eq!((log.len(), log[0]["status"].as_str()), (1, Some("http 302")));
+    let e = String::from_utf8(pairguard(&generate("nowhere", "moved.toml", &["--sources", "1"]), d, &[]).stderr).unwrap();
+    assert!(e.contains("no base_url"), "{e}");
+
     // A server that never answers usably: the sources are recorded as
     // failed, and the next run tries them again.
     let broken = start_server(&d.join("bench/images-truth.json"), vec![ServerError; 100]);
@@ -336,11 +422,12 @@ fn a_local_command_edits_over_json_lines() {
     let d = dir.path();
     setup(d);
     // The command answers each request with the benchmark's partner image
-    // (copied by a shell script from a table of sources to partners).
+    // (copied by a shell script from a table of sources to partners), and,
+    // when $MASK names one, with that mask.
     let script = d.join("edit.sh");
     std::fs::write(
         &script,
-        "#!/bin/sh\nwhile IFS= read -r line; do\n  id=$(printf '%s' \"$line\" | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/')\n  out=$(printf '%s' \"$line\" | sed 's/.*\"out\":\"\\([^\"]*\\)\".*/\\1/')\n  cp \"partners/$id.png\" \"$out\"\n  printf '{\"id\":\"%s\",\"cost\":1.5}\\n' \"$id\"\ndone\n",
+        "#!/bin/sh\nwhile IFS= read -r line; do\n  id=$(printf '%s' \"$line\" | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/')\n  out=$(printf '%s' \"$line\" | sed 's/.*\"out\":\"\\([^\"]*\\)\".*/\\1/')\n  cp \"partners/$id.png\" \"$out\"\n  if [ -n \"$MASK\" ]; then printf '{\"id\":\"%s\",\"mask\":\"%s\"}\\n' \"$id\" \"$MASK\"; else printf '{\"id\":\"%s\",\"cost\":1.5}\\n' \"$id\"; fi\ndone\n",
     )
     .unwrap();
     std::fs::create_dir(d.join("partners")).unwrap();
@@ -358,4 +445,11 @@ fn a_local_command_edits_over_json_lines() {
     ok(&generate("builtin", "synthetic", &["--sources", "10"]), d);
     let images = |dir: &str| pair_set(&d.join(dir));
     assert!(images("cmd") == images("builtin"), "the command's edits are the built-in editor's");
+
+    // A mask claiming nothing changed: every edit changed pixels outside it.
+    image::GrayImage::new(32, 32).save(d.join("nothing.png")).unwrap();
+    let mask = d.join("nothing.png");
+    ok_env(&generate("masked", "command.toml", &["--sources", "4", "--max-outside-change", "0"]), d, &[("MASK", mask.to_str().unwrap())]);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("masked/report.json")).unwrap()).unwrap();
+    assert_eq!(report["by_reason"]["changed outside the editor's mask"].as_u64(), Some(4), "{report}");
 }

@@ -93,6 +93,10 @@ struct SynthArgs {
     /// to make counterfactual pairs from.
     #[arg(long)]
     coarse_images: Option<usize>,
+    /// How dark the images' cross (the harmful feature) is, in (0, 1]:
+    /// smaller values make it subtler (default 1).
+    #[arg(long)]
+    cross_contrast: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +195,8 @@ struct GenerateArgs {
     policy: PathBuf,
     /// Editor: a TOML file (kind = "http", "command" or "synthetic"), or
     /// `synthetic` for the synthetic benchmark's images-truth.json beside --data.
+    /// PAIRGUARD_EDITOR_URL and PAIRGUARD_EDITOR_MODEL override an HTTP
+    /// editor's base_url and model; its key comes from its key_env variable.
     #[arg(long)]
     editor: String,
     /// The guard that checks each edit flipped the label (its encoder checks the content is kept).
@@ -213,9 +219,9 @@ struct GenerateArgs {
     attempts: usize,
     /// First wait after a failed attempt, in seconds; it doubles up to --max-backoff
     /// (a Retry-After from the editor takes its place).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     backoff: f64,
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
     max_backoff: f64,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
@@ -224,13 +230,13 @@ struct GenerateArgs {
     #[arg(long)]
     budget: Option<usize>,
     /// Least encoder cosine similarity between original and edit.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     min_cosine: f64,
     /// Least distance of each member's verifier score from its threshold.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     margin: f64,
     /// Largest mean change outside the editor's mask, in 8-bit levels.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     max_outside_change: f64,
     /// Resize edits of another size to the original's instead of rejecting them.
     #[arg(long)]
@@ -570,6 +576,9 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
     if let Some(n) = a.coarse_images {
         cfg.coarse_images = n;
     }
+    if let Some(c) = a.cross_contrast {
+        cfg.cross_contrast = c;
+    }
     let paths = Benchmark::generate(&cfg)?.write(&a.out)?;
     for p in paths {
         println!("{}", p.display());
@@ -705,10 +714,12 @@ fn generate_pairs(a: GenerateArgs) -> anyhow::Result<()> {
     };
     cfg.verify.check()?;
     let policy = pairguard_data::Policy::from_file(&a.policy)?;
-    let editor_cfg = match a.editor.as_str() {
+    let mut editor_cfg = match a.editor.as_str() {
         "synthetic" => EditorConfig::Synthetic { truth: a.data.parent().unwrap_or(Path::new(".")).join("images-truth.json") },
         file => EditorConfig::from_file(Path::new(file))?,
     };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    editor_cfg.override_endpoint(env("PAIRGUARD_EDITOR_URL"), env("PAIRGUARD_EDITOR_MODEL"));
     let key = match editor_cfg.key_env() {
         Some(var) => {
             let key = std::env::var(var).ok().filter(|k| !k.is_empty());

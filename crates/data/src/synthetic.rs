@@ -80,6 +80,9 @@ pub struct SyntheticConfig {
     pub images: usize,
     /// Single images with the scene shortcut, to make pairs from (0 = none).
     pub coarse_images: usize,
+    /// How dark the images' cross is: 1 paints it, smaller values blend it
+    /// into the scene (a subtler harmful feature).
+    pub cross_contrast: f64,
     pub seed: u64,
 }
 
@@ -124,6 +127,7 @@ impl Default for SyntheticConfig {
             shortcut: 0.8,
             images: 0,
             coarse_images: 0,
+            cross_contrast: 1.0,
             seed: 0,
         }
     }
@@ -163,6 +167,9 @@ impl SyntheticConfig {
         }
         if !(0.0..=1.0).contains(&self.shortcut) {
             return bad("shortcut must be in [0, 1]");
+        }
+        if !(self.cross_contrast > 0.0 && self.cross_contrast <= 1.0) {
+            return bad("cross_contrast must be in (0, 1]");
         }
         if [self.context, self.topic, self.harm, self.style, self.noise, self.edit_noise].iter().any(|v| !v.is_finite() || *v < 0.0) {
             return bad("strengths and noise levels must be finite and non-negative");
@@ -403,7 +410,12 @@ impl Benchmark {
         }
         let truth = serde_json::json!({ "config": self.config, "directions": self.truth });
         write_atomic(&dir.join("ground-truth.json"), serde_json::to_string_pretty(&truth).expect("json").as_bytes())?;
-        let mut truth = ImagesTruth { clusters: self.config.clusters, categories: self.config.categories, images: Default::default() };
+        let mut truth = ImagesTruth {
+            clusters: self.config.clusters,
+            categories: self.config.categories,
+            contrast: self.config.cross_contrast,
+            images: Default::default(),
+        };
         if self.config.images > 0 {
             written.push(self.write_images(dir, &mut truth)?);
         }
@@ -488,6 +500,8 @@ pub struct ImageTruth {
 pub struct ImagesTruth {
     pub clusters: usize,
     pub categories: usize,
+    /// The cross's contrast (`SyntheticConfig::cross_contrast`).
+    pub contrast: f64,
     pub images: std::collections::BTreeMap<String, ImageTruth>,
 }
 
@@ -501,7 +515,7 @@ impl ImagesTruth {
     /// colour and texture from the cluster, a category-coloured disc as the
     /// topic, and the cross. Both versions share every other pixel.
     pub fn render(&self, t: &ImageTruth, harmful: bool) -> image::RgbImage {
-        draw(t.cluster, t.category, harmful, t.texture, self.clusters, self.categories)
+        draw(t.cluster, t.category, harmful.then_some(self.contrast), t.texture, self.clusters, self.categories)
     }
 
     /// The pixels the harmful feature covers (255) and the rest (0).
@@ -578,15 +592,23 @@ impl Benchmark {
                 .taxonomy()
                 .names()
                 .iter()
-                .map(|n| crate::policy::PolicyCategory { name: n.to_string(), unsafe_: vec!["a dark cross".into()], safe: vec!["the plain background".into()] })
+                .map(|n| crate::policy::PolicyCategory {
+                    name: n.to_string(),
+                    unsafe_: vec!["a dark cross".into()],
+                    safe: vec!["the plain background".into()],
+                })
                 .collect(),
             path: PathBuf::new(),
         };
-        format!("# The synthetic benchmark's policy: in every category the harmful feature is a dark cross.\n{}", toml::to_string(&policy).expect("serialisable"))
+        format!(
+            "# The synthetic benchmark's policy: in every category the harmful feature is a dark cross.\n{}",
+            toml::to_string(&policy).expect("serialisable")
+        )
     }
 }
 
-fn draw(c: usize, k: usize, unsafe_: bool, texture: u64, clusters: usize, categories: usize) -> image::RgbImage {
+/// A 32x32 image; `cross` is the harmful feature's contrast, if it is drawn.
+fn draw(c: usize, k: usize, cross: Option<f64>, texture: u64, clusters: usize, categories: usize) -> image::RgbImage {
     let hue = |i: usize, n: usize| -> [u8; 3] {
         let t = i as f64 / n as f64;
         let f = |o: f64| ((0.5 + 0.4 * (std::f64::consts::TAU * (t + o)).cos()) * 255.0) as u8;
@@ -598,12 +620,10 @@ fn draw(c: usize, k: usize, unsafe_: bool, texture: u64, clusters: usize, catego
     image::RgbImage::from_fn(32, 32, |x, y| {
         let jitter: i16 = rng.random_range(-12..=12);
         let (dx, dy) = (x as f64 - 16.0, y as f64 - 16.0);
-        let px = if unsafe_ && on_cross(x, y) {
-            [20, 20, 20]
-        } else if dx * dx + dy * dy < 64.0 {
-            fg
-        } else {
-            bg
+        let scene = if dx * dx + dy * dy < 64.0 { fg } else { bg };
+        let px = match cross {
+            Some(a) if on_cross(x, y) => scene.map(|v| (f64::from(v) * (1.0 - a) + 20.0 * a).round() as u8),
+            _ => scene,
         };
         image::Rgb(px.map(|v| (v as i16 + jitter).clamp(0, 255) as u8))
     })

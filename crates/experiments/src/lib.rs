@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+mod names;
 pub mod pairs;
 pub mod plot;
 pub mod report;

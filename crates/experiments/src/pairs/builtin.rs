@@ -28,7 +28,8 @@ impl Editor for SyntheticEditor {
     }
 
     fn edit(&self, r: &EditRequest) -> std::result::Result<Edited, EditError> {
-        let t = self.truth.images.get(&r.id).ok_or_else(|| EditError::fatal("unknown image", format!("{} is not a synthetic benchmark image", r.id)))?;
+        let t =
+            self.truth.images.get(&r.id).ok_or_else(|| EditError::fatal("unknown image", format!("{} is not a synthetic benchmark image", r.id)))?;
         let harmful = r.direction == Direction::Add;
         if t.harmful == harmful {
             let has = if t.harmful { "already has" } else { "has no" };

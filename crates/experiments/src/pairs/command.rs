@@ -65,7 +65,7 @@ impl CommandEditor {
     }
 
     fn exchange(&self, running: &mut Running, r: &EditRequest) -> std::result::Result<Edited, EditError> {
-        let stem: String = r.id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        let stem = crate::names::file_stem(&r.id);
         let (input, output) = (self.exchange.join(format!("{stem}.png")), self.exchange.join(format!("{stem}-edit.png")));
         std::fs::write(&input, &r.png).map_err(|e| EditError::fatal("exchange", format!("{}: {e}", input.display())))?;
         let _ = std::fs::remove_file(&output);
@@ -80,7 +80,8 @@ impl CommandEditor {
         if n == 0 {
             return Err(died("reading the answer", "the command closed its output".into()));
         }
-        let a: Answer = serde_json::from_str(answer.trim()).map_err(|e| EditError::retryable("malformed response", format!("{e}: {}", answer.trim())))?;
+        let a: Answer =
+            serde_json::from_str(answer.trim()).map_err(|e| EditError::retryable("malformed response", format!("{e}: {}", answer.trim())))?;
         if a.id != r.id {
             return Err(EditError::fatal("malformed response", format!("answer for {:?} to the request for {:?}", a.id, r.id)));
         }
@@ -90,7 +91,9 @@ impl CommandEditor {
         let path = a.image.unwrap_or(output);
         let image = std::fs::read(&path).map_err(|e| EditError::retryable("malformed response", format!("{}: {e}", path.display())))?;
         let mask = match a.mask {
-            Some(m) => Some(image::open(&m).map_err(|e| EditError::retryable("malformed response", format!("mask {}: {e}", m.display())))?.to_luma8()),
+            Some(m) => {
+                Some(image::open(&m).map_err(|e| EditError::retryable("malformed response", format!("mask {}: {e}", m.display())))?.to_luma8())
+            }
             None => None,
         };
         Ok(Edited { image, mask, cost: a.cost })
@@ -108,11 +111,11 @@ impl Editor for CommandEditor {
             *guard = Some(self.start()?);
         }
         let result = self.exchange(guard.as_mut().expect("started"), request);
-        if result.as_ref().is_err_and(|e| e.status == "command died") {
-            if let Some(mut r) = guard.take() {
-                let _ = r.child.kill();
-                let _ = r.child.wait();
-            }
+        if result.as_ref().is_err_and(|e| e.status == "command died")
+            && let Some(mut r) = guard.take()
+        {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
         }
         result
     }

@@ -81,6 +81,9 @@ pub enum EditorConfig {
     /// and `prompt` (plus `model`, `n`, `size`, `response_format`), answered
     /// with JSON holding base64 images.
     Http {
+        /// The API's root, e.g. `https://api.example.com/v1` (or the
+        /// environment's `PAIRGUARD_EDITOR_URL`, which the CLI applies).
+        #[serde(default)]
         base_url: String,
         #[serde(default)]
         model: Option<String>,
@@ -130,6 +133,18 @@ impl EditorConfig {
         Ok(cfg)
     }
 
+    /// An HTTP editor's endpoint and model, as the environment overrides them.
+    pub fn override_endpoint(&mut self, url: Option<String>, new_model: Option<String>) {
+        if let EditorConfig::Http { base_url, model, .. } = self {
+            if let Some(u) = url {
+                *base_url = u;
+            }
+            if new_model.is_some() {
+                *model = new_model;
+            }
+        }
+    }
+
     /// The environment variable the caller reads the API key from, if any.
     pub fn key_env(&self) -> Option<&str> {
         match self {
@@ -141,14 +156,15 @@ impl EditorConfig {
     /// The editor, ready to take requests; `key` authorises an HTTP editor.
     pub fn open(&self, work: &Path, key: Option<String>) -> Result<Box<dyn Editor>> {
         Ok(match self {
-            EditorConfig::Http { base_url, model, timeout_s, response_format, size, .. } => Box::new(super::http::HttpEditor::new(
-                base_url,
-                model.clone(),
-                key,
-                Duration::from_secs_f64(*timeout_s),
-                *response_format,
-                *size,
-            )?),
+            EditorConfig::Http { base_url, .. } if base_url.is_empty() => {
+                return Err(Error::Config("the HTTP editor has no base_url (in its file, or PAIRGUARD_EDITOR_URL)".into()));
+            }
+            EditorConfig::Http { timeout_s, .. } if !(timeout_s.is_finite() && *timeout_s > 0.0) => {
+                return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
+            }
+            EditorConfig::Http { base_url, model, timeout_s, response_format, size, .. } => {
+                Box::new(super::http::HttpEditor::new(base_url, model.clone(), key, Duration::from_secs_f64(*timeout_s), *response_format, *size)?)
+            }
             EditorConfig::Command { command } => Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"))?),
             EditorConfig::Synthetic { truth } => Box::new(super::builtin::SyntheticEditor::new(truth)?),
         })

@@ -26,8 +26,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::editor::{EditError, EditRequest, Editor};
-use super::verify::{Verdict, VerifyConfig, Verifier};
+use super::verify::{Verdict, Verifier, VerifyConfig};
 use crate::error::{Error, Result};
+use crate::names::{file_stem, stream};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,8 +125,9 @@ pub struct GenerateReport {
     pub pending: usize,
     /// Per category: kept, rejected and failed.
     pub by_category: BTreeMap<String, [usize; 3]>,
-    /// Rejections per reason (its text up to the first colon).
+    /// Rejections per reason (its text up to the first colon), overall and per category.
     pub by_reason: BTreeMap<String, usize>,
+    pub by_category_reason: BTreeMap<String, BTreeMap<String, usize>>,
     /// Requests sent by this run, and the cost the editor reported for them.
     pub requests: usize,
     pub cost: f64,
@@ -162,15 +164,6 @@ impl std::fmt::Debug for dyn Editor + '_ {
     }
 }
 
-fn stream(seed: u64, name: &str) -> u64 {
-    u64::from_str_radix(&sha256_bytes(format!("{seed}/{name}").as_bytes())[..16], 16).expect("hex digits")
-}
-
-/// A file name for a sample id: characters outside `[A-Za-z0-9._-]` become `_`.
-fn stem(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
-}
-
 fn png(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png)?;
@@ -183,8 +176,8 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     if cfg.attempts == 0 || opts.concurrency == 0 {
         return Err(Error::Config("--attempts and --concurrency must be at least 1".into()));
     }
-    if !(cfg.backoff_s >= 0.0 && cfg.max_backoff_s >= cfg.backoff_s) {
-        return Err(Error::Config("backoff must be non-negative and at most the largest backoff".into()));
+    if !(cfg.backoff_s.is_finite() && cfg.max_backoff_s.is_finite()) || cfg.backoff_s < 0.0 || cfg.max_backoff_s < cfg.backoff_s {
+        return Err(Error::Config("--backoff must be a non-negative number of seconds, at most --max-backoff".into()));
     }
     let ds = inputs.data;
     let eligible = |s: &&Sample| s.image.is_some() && s.category.as_deref().is_some_and(|c| inputs.policy.category(c).is_some());
@@ -220,7 +213,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
         std::fs::create_dir_all(out.join(d)).map_err(|e| Error::io(out.join(d), e))?;
     }
 
-    let record_path = |id: &str| out.join("records").join(format!("{}.json", stem(id)));
+    let record_path = |id: &str| out.join("records").join(format!("{}.json", file_stem(id)));
     let read_record = |id: &str| -> Result<Option<Record>> {
         let p = record_path(id);
         match std::fs::read(&p) {
@@ -236,9 +229,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     }
     progress.start(todo.len() as u64, "sources");
     let log_path = out.join("requests.jsonl");
-    let log = Mutex::new(
-        std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?,
-    );
+    let log = Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?);
     let budget = AtomicUsize::new(opts.budget.unwrap_or(usize::MAX));
     let sent = AtomicUsize::new(0);
     let next = AtomicUsize::new(0);
@@ -253,7 +244,8 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
                     let ctx = Attempt { inputs, cfg, out, log: &log, budget: &budget, sent: &sent, max_pixels };
                     match ctx.run(source) {
                         Ok(Some(record)) => {
-                            let written = serde_json::to_vec_pretty(&record).map_err(Error::from).and_then(|b| Ok(write_atomic(&record_path(&source.id), &b)?));
+                            let written =
+                                serde_json::to_vec_pretty(&record).map_err(Error::from).and_then(|b| Ok(write_atomic(&record_path(&source.id), &b)?));
                             if let Err(e) = written {
                                 first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
                                 break;
@@ -383,8 +375,9 @@ impl Attempt<'_> {
             match result {
                 Ok(edited) => {
                     record.cost = edited.cost.map(|c| c + record.cost.unwrap_or(0.0));
-                    let (verdict, image) = self.inputs.verifier.judge(&original, s.label.is_unsafe(), &edited.image, edited.mask.as_ref(), self.max_pixels);
-                    let name = stem(&s.id);
+                    let (verdict, image) =
+                        self.inputs.verifier.judge(&original, s.label.is_unsafe(), &edited.image, edited.mask.as_ref(), self.max_pixels);
+                    let name = file_stem(&s.id);
                     if verdict.reasons.is_empty() {
                         let image = image.expect("a kept edit decoded");
                         let (o, c) = (format!("images/{name}-o.png"), format!("images/{name}-c.png"));
@@ -435,6 +428,7 @@ fn summarise(
 ) -> Result<GenerateReport> {
     let mut by_category: BTreeMap<String, [usize; 3]> = BTreeMap::new();
     let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_category_reason: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let (mut kept, mut rejected, mut failed, mut pending) = (0, 0, 0, 0);
     for (_, r) in records {
         let Some(r) = r else {
@@ -451,7 +445,9 @@ fn summarise(
                 rejected += 1;
                 slot[1] += 1;
                 for reason in &r.reasons {
-                    *by_reason.entry(reason.split(':').next().unwrap_or(reason).to_string()).or_default() += 1;
+                    let key = reason.split(':').next().unwrap_or(reason).to_string();
+                    *by_category_reason.entry(r.category.clone()).or_default().entry(key.clone()).or_default() += 1;
+                    *by_reason.entry(key).or_default() += 1;
                 }
             }
             Status::Failed => {
@@ -477,6 +473,7 @@ fn summarise(
         pending,
         by_category,
         by_reason,
+        by_category_reason,
         requests,
         cost,
         complete: failed == 0 && pending == 0,
@@ -489,13 +486,12 @@ fn write_pair_set(ds: &Dataset, records: &[(&&Sample, Option<Record>)], out: &Pa
     let mut manifest = String::new();
     for (s, r) in records {
         let Some(r) = r.as_ref().filter(|r| r.status == Status::Kept) else { continue };
-        let pair_id = format!("pair-{}", stem(&s.id));
+        let pair_id = format!("pair-{}", file_stem(&s.id));
         let group = s.group.clone().unwrap_or_else(|| s.id.clone());
         let edit_label = if s.label.is_unsafe() { "safe" } else { "unsafe" };
-        for (role, image, label, source) in [
-            ("original", &r.images[0], s.label.name(), s.source.name()),
-            ("counterfactual", &r.images[1], edit_label, "ai-generated"),
-        ] {
+        for (role, image, label, source) in
+            [("original", &r.images[0], s.label.name(), s.source.name()), ("counterfactual", &r.images[1], edit_label, "ai-generated")]
+        {
             let row = serde_json::json!({
                 "id": format!("{pair_id}-{}", &role[..1]), "image": image, "label": label, "category": r.category,
                 "pair_id": pair_id, "pair_role": role, "group": group, "source": source,
@@ -545,9 +541,14 @@ fn render(r: &GenerateReport) -> String {
         let _ = writeln!(s, "| {c} | {k} | {rj} | {f} |");
     }
     if !r.by_reason.is_empty() {
-        let _ = writeln!(s, "\n| rejection reason | pairs |\n|---|---|");
+        let _ = writeln!(s, "\n| rejection reason | category | pairs |\n|---|---|---|");
         for (reason, n) in &r.by_reason {
-            let _ = writeln!(s, "| {reason} | {n} |");
+            let _ = writeln!(s, "| {reason} | all | {n} |");
+            for (c, reasons) in &r.by_category_reason {
+                if let Some(k) = reasons.get(reason) {
+                    let _ = writeln!(s, "| {reason} | {c} | {k} |");
+                }
+            }
         }
     }
     let _ = writeln!(s, "\nThe pair set: pairs.toml (manifest.jsonl, images/). Every request: requests.jsonl. Every source: records/.");

@@ -80,9 +80,8 @@ impl HttpEditor {
         }
         let json: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| EditError::retryable("malformed response", format!("not JSON: {e}")))?;
-        let b64 = json["data"][0]["b64_json"]
-            .as_str()
-            .ok_or_else(|| EditError::retryable("malformed response", "no data[0].b64_json in the answer"))?;
+        let b64 =
+            json["data"][0]["b64_json"].as_str().ok_or_else(|| EditError::retryable("malformed response", "no data[0].b64_json in the answer"))?;
         let image = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|e| EditError::retryable("malformed response", format!("data[0].b64_json is not base64: {e}")))?;

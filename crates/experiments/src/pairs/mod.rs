@@ -12,4 +12,4 @@ pub mod verify;
 
 pub use editor::{EditError, EditRequest, Edited, Editor, EditorConfig};
 pub use generate::{GenerateConfig, GenerateOptions, GenerateReport, Inputs, Record, Status, generate};
-pub use verify::{Verdict, VerifyConfig, Verifier};
+pub use verify::{Verdict, Verifier, VerifyConfig};

@@ -41,7 +41,7 @@ impl VerifyConfig {
         if !(0.0..0.5).contains(&self.margin) {
             return bad("--margin must be in [0, 0.5)");
         }
-        if !(self.max_outside_change >= 0.0) {
+        if self.max_outside_change.is_nan() || self.max_outside_change < 0.0 {
             return bad("--max-outside-change must be a non-negative number of levels");
         }
         Ok(())
