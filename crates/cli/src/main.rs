@@ -57,6 +57,9 @@ enum Command {
     /// Attack a guard through the whole pipeline (pixels, encoder, head) and
     /// corrupt its images: robust accuracy per attack, epsilon, category and source.
     Robustness(RobustnessArgs),
+    /// Make counterfactual pairs with an image editor.
+    #[command(subcommand)]
+    Pairs(PairsCommand),
     /// Assemble an embedding store from the shards of `embed --shard` once
     /// all of them have finished (the store a one-machine run writes).
     Merge {
@@ -85,6 +88,15 @@ struct SynthArgs {
     /// Also write this many small images (pairs) for pixel-level tests.
     #[arg(long)]
     images: Option<usize>,
+    /// Also write this many single images with the scene shortcut
+    /// (`coarse-images`), and half as many without it (`test-shifted-images`),
+    /// to make counterfactual pairs from.
+    #[arg(long)]
+    coarse_images: Option<usize>,
+    /// How dark the images' cross (the harmful feature) is, in (0, 1]:
+    /// smaller values make it subtler (default 1).
+    #[arg(long)]
+    cross_contrast: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,6 +175,74 @@ impl ShardArgs {
         }
         Ok(self.resolve()?.map_or(Assignment::Whole, Assignment::Shard))
     }
+}
+
+#[derive(Subcommand, Debug)]
+enum PairsCommand {
+    /// Edit images so that only the policy's harmful feature is added or
+    /// removed, verify every edit, and write the kept pairs as a
+    /// SafetyPairs-format pair set (resumable).
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Labelled dataset descriptor whose images are the sources.
+    #[arg(long)]
+    data: PathBuf,
+    /// Policy file naming each category's feature (e.g. policies/safetypairs.toml).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Editor: a TOML file (kind = "http", "command" or "synthetic"), or
+    /// `synthetic` for the synthetic benchmark's images-truth.json beside --data.
+    /// PAIRGUARD_EDITOR_URL and PAIRGUARD_EDITOR_MODEL override an HTTP
+    /// editor's base_url and model; its key comes from its key_env variable.
+    #[arg(long)]
+    editor: String,
+    /// The guard that checks each edit flipped the label (its encoder checks the content is kept).
+    #[arg(long)]
+    verifier: PathBuf,
+    /// The verifier's encoder.
+    #[command(flatten)]
+    encoder: GuardEncoderArgs,
+    /// Output folder: the pair set, records, request log and report.
+    #[arg(long)]
+    out: PathBuf,
+    /// Edit at most this many sources, drawn in a seeded order (default: all).
+    #[arg(long)]
+    sources: Option<usize>,
+    /// Seed of the draw, of each edit's phrases and of the editor's seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Attempts per source, the first included.
+    #[arg(long, default_value_t = 4)]
+    attempts: usize,
+    /// First wait after a failed attempt, in seconds; it doubles up to --max-backoff
+    /// (a Retry-After from the editor takes its place).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    backoff: f64,
+    #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
+    max_backoff: f64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Most requests this run sends; what is left waits for the next run.
+    #[arg(long)]
+    budget: Option<usize>,
+    /// Least encoder cosine similarity between original and edit.
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    min_cosine: f64,
+    /// Least distance of each member's verifier score from its threshold.
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    margin: f64,
+    /// Largest mean change outside the editor's mask, in 8-bit levels.
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    max_outside_change: f64,
+    /// Resize edits of another size to the original's instead of rejecting them.
+    #[arg(long)]
+    resize: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -467,6 +547,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportOnnx(a) => export_onnx(a),
         Command::Sweep(a) => sweep(a),
         Command::Robustness(a) => robustness(a),
+        Command::Pairs(PairsCommand::Generate(a)) => generate_pairs(a),
         Command::Merge { store } => merge(&store),
         Command::Cluster(c) => launch(c),
         Command::Devices => {
@@ -491,6 +572,12 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = a.images {
         cfg.images = n;
+    }
+    if let Some(n) = a.coarse_images {
+        cfg.coarse_images = n;
+    }
+    if let Some(c) = a.cross_contrast {
+        cfg.cross_contrast = c;
     }
     let paths = Benchmark::generate(&cfg)?.write(&a.out)?;
     for p in paths {
@@ -612,6 +699,73 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}", out.display());
+    Ok(())
+}
+
+fn generate_pairs(a: GenerateArgs) -> anyhow::Result<()> {
+    use pairguard_experiments::pairs::{self, EditorConfig, GenerateConfig, GenerateOptions, VerifyConfig};
+    let cfg = GenerateConfig {
+        seed: a.seed,
+        sources: a.sources,
+        attempts: a.attempts,
+        backoff_s: a.backoff,
+        max_backoff_s: a.max_backoff,
+        verify: VerifyConfig { min_cosine: a.min_cosine, margin: a.margin, max_outside_change: a.max_outside_change, resize: a.resize },
+    };
+    cfg.verify.check()?;
+    let policy = pairguard_data::Policy::from_file(&a.policy)?;
+    let mut editor_cfg = match a.editor.as_str() {
+        "synthetic" => EditorConfig::Synthetic { truth: a.data.parent().unwrap_or(Path::new(".")).join("images-truth.json") },
+        file => EditorConfig::from_file(Path::new(file))?,
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    editor_cfg.override_endpoint(env("PAIRGUARD_EDITOR_URL"), env("PAIRGUARD_EDITOR_MODEL"));
+    let key = match editor_cfg.key_env() {
+        Some(var) => {
+            let key = std::env::var(var).ok().filter(|k| !k.is_empty());
+            if key.is_none() {
+                eprintln!("note: {var} is not set; requests go without an API key");
+            }
+            key
+        }
+        None => None,
+    };
+    let guard = GuardModel::load(&a.verifier)?;
+    let dev = device(a.device.device)?;
+    let ds = load(&a.data, false, false)?;
+    let encoder = a.encoder.resolve(&guard, &dev)?;
+    let verifier = pairs::Verifier::new(&guard, &encoder, cfg.verify.clone(), dev)?;
+    std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
+    let editor = editor_cfg.open(&a.out, key)?;
+    eprintln!("editor: {}", editor.describe());
+    let inputs = pairs::Inputs {
+        data: &ds,
+        policy: &policy,
+        editor: editor.as_ref(),
+        editor_identity: &editor_cfg.identity(),
+        verifier: &verifier,
+        verifier_path: &a.verifier,
+    };
+    let opts = GenerateOptions { concurrency: a.concurrency, budget: a.budget };
+    let t0 = std::time::Instant::now();
+    let r = pairs::generate(&inputs, &cfg, &opts, &a.out, &Bar::new())?;
+    eprintln!(
+        "{} drawn: kept {}, rejected {}, failed {}, not yet tried {}; {} requests in {:.1}s",
+        r.drawn,
+        r.kept,
+        r.rejected,
+        r.failed,
+        r.pending,
+        r.requests,
+        t0.elapsed().as_secs_f64()
+    );
+    for (reason, n) in &r.by_reason {
+        eprintln!("rejected for {reason}: {n}");
+    }
+    if !r.complete {
+        eprintln!("incomplete: run the same command again to try the failed and remaining sources");
+    }
+    println!("{}", a.out.join("pairs.toml").display());
     Ok(())
 }
 

@@ -32,7 +32,12 @@
 //! `test-shifted` and `test-pairs` (held-out pairs, the pair benchmark),
 //! each as a TOML descriptor, a JSONL manifest and an embedding store, plus
 //! `ground-truth.json`. With `images > 0`, `images` is a small image dataset
-//! (32x32 PNGs) with the same structure for end-to-end pixel tests.
+//! (32x32 PNGs) with the same structure for end-to-end pixel tests; with
+//! `coarse_images > 0`, `coarse-images` (single images with the scene
+//! shortcut) and `test-shifted-images` (half as many, without it) are image
+//! datasets to make counterfactual pairs from. Every image's generating
+//! parameters are in `images-truth.json` (see [`ImagesTruth`]), and
+//! `policy.toml` is a policy for the benchmark's categories.
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +78,11 @@ pub struct SyntheticConfig {
     pub shortcut: f64,
     /// Number of images in the optional image dataset (0 = none).
     pub images: usize,
+    /// Single images with the scene shortcut, to make pairs from (0 = none).
+    pub coarse_images: usize,
+    /// How dark the images' cross is: 1 paints it, smaller values blend it
+    /// into the scene (a subtler harmful feature).
+    pub cross_contrast: f64,
     pub seed: u64,
 }
 
@@ -116,6 +126,8 @@ impl Default for SyntheticConfig {
             edit_noise: 0.1,
             shortcut: 0.8,
             images: 0,
+            coarse_images: 0,
+            cross_contrast: 1.0,
             seed: 0,
         }
     }
@@ -155,6 +167,9 @@ impl SyntheticConfig {
         }
         if !(0.0..=1.0).contains(&self.shortcut) {
             return bad("shortcut must be in [0, 1]");
+        }
+        if !(self.cross_contrast > 0.0 && self.cross_contrast <= 1.0) {
+            return bad("cross_contrast must be in (0, 1]");
         }
         if [self.context, self.topic, self.harm, self.style, self.noise, self.edit_noise].iter().any(|v| !v.is_finite() || *v < 0.0) {
             return bad("strengths and noise levels must be finite and non-negative");
@@ -395,8 +410,21 @@ impl Benchmark {
         }
         let truth = serde_json::json!({ "config": self.config, "directions": self.truth });
         write_atomic(&dir.join("ground-truth.json"), serde_json::to_string_pretty(&truth).expect("json").as_bytes())?;
+        let mut truth = ImagesTruth {
+            clusters: self.config.clusters,
+            categories: self.config.categories,
+            contrast: self.config.cross_contrast,
+            images: Default::default(),
+        };
         if self.config.images > 0 {
-            written.push(self.write_images(dir)?);
+            written.push(self.write_images(dir, &mut truth)?);
+        }
+        if self.config.coarse_images > 0 {
+            written.extend(self.write_single_images(dir, &mut truth)?);
+        }
+        if !truth.images.is_empty() {
+            write_atomic(&dir.join("images-truth.json"), &serde_json::to_vec_pretty(&truth).expect("json"))?;
+            write_atomic(&dir.join("policy.toml"), self.policy().as_bytes())?;
         }
         Ok(written)
     }
@@ -423,7 +451,7 @@ impl Benchmark {
     /// from the cluster, a category-coloured disc as the topic, and, when
     /// unsafe, a dark cross (the "harmful feature"). Pairs share everything
     /// but the cross.
-    fn write_images(&self, dir: &Path) -> Result<PathBuf> {
+    fn write_images(&self, dir: &Path, truth: &mut ImagesTruth) -> Result<PathBuf> {
         let n = self.config.images;
         let img_dir = dir.join("images");
         std::fs::create_dir_all(&img_dir).map_err(|e| DataError::io(&img_dir, e))?;
@@ -436,15 +464,15 @@ impl Benchmark {
             let texture: u64 = rng.random();
             let pair_id = format!("img-p{i:04}");
             for (role, y) in [(PairRole::Original, i % 2 == 0), (PairRole::Counterfactual, i % 2 != 0)] {
-                let img = draw(c, k, y, texture, self.config.clusters, self.config.categories);
+                let t = ImageTruth { cluster: c, category: k, harmful: y, texture };
                 let suffix = if role == PairRole::Original { "o" } else { "c" };
                 let file = format!("{pair_id}-{suffix}.png");
-                let mut png = std::io::Cursor::new(Vec::new());
-                img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| DataError::parse(img_dir.join(&file), e))?;
-                write_atomic(&img_dir.join(&file), &png.into_inner())?;
+                write_png(&img_dir.join(&file), &truth.render(&t, y))?;
                 paths.push(format!("images/{file}"));
                 let image = Some(ImageRef::Path(img_dir.join(&file)));
-                samples.push(pair_member(&pair_id, role, y, k, Source::AiGenerated, image));
+                let sample = pair_member(&pair_id, role, y, k, Source::AiGenerated, image);
+                truth.images.insert(sample.id.clone(), t);
+                samples.push(sample);
             }
         }
         let manifest = manifest_jsonl(&samples, None, Some(&paths));
@@ -456,7 +484,131 @@ impl Benchmark {
     }
 }
 
-fn draw(c: usize, k: usize, unsafe_: bool, texture: u64, clusters: usize, categories: usize) -> image::RgbImage {
+/// How one synthetic image was drawn: enough to draw it again, with or
+/// without the harmful feature (the built-in editor does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageTruth {
+    pub cluster: usize,
+    pub category: usize,
+    /// Whether the dark cross (the harmful feature) is drawn.
+    pub harmful: bool,
+    pub texture: u64,
+}
+
+/// `images-truth.json`: every synthetic image's parameters, by sample id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagesTruth {
+    pub clusters: usize,
+    pub categories: usize,
+    /// The cross's contrast (`SyntheticConfig::cross_contrast`).
+    pub contrast: f64,
+    pub images: std::collections::BTreeMap<String, ImageTruth>,
+}
+
+impl ImagesTruth {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| DataError::parse(path, e))
+    }
+
+    /// The image of `t`, with the harmful feature or without it: background
+    /// colour and texture from the cluster, a category-coloured disc as the
+    /// topic, and the cross. Both versions share every other pixel.
+    pub fn render(&self, t: &ImageTruth, harmful: bool) -> image::RgbImage {
+        draw(t.cluster, t.category, harmful.then_some(self.contrast), t.texture, self.clusters, self.categories)
+    }
+
+    /// The pixels the harmful feature covers (255) and the rest (0).
+    pub fn feature_mask() -> image::GrayImage {
+        image::GrayImage::from_fn(32, 32, |x, y| image::Luma([if on_cross(x, y) { 255 } else { 0 }]))
+    }
+}
+
+fn on_cross(x: u32, y: u32) -> bool {
+    (x as i32 - y as i32).abs() <= 1 || (x as i32 + y as i32 - 31).abs() <= 1
+}
+
+fn write_png(path: &Path, img: &image::RgbImage) -> Result<()> {
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| DataError::parse(path, e))?;
+    write_atomic(path, &png.into_inner())
+}
+
+impl Benchmark {
+    /// `coarse-images` (with the scene shortcut of the coarse pool) and
+    /// `test-shifted-images` (half as many, labels independent of the scene).
+    fn write_single_images(&self, dir: &Path, truth: &mut ImagesTruth) -> Result<Vec<PathBuf>> {
+        let img_dir = dir.join("images");
+        std::fs::create_dir_all(&img_dir).map_err(|e| DataError::io(&img_dir, e))?;
+        let cfg = &self.config;
+        let mut written = Vec::new();
+        for (name, n, shortcut) in [("coarse-images", cfg.coarse_images, true), ("test-shifted-images", cfg.coarse_images / 2, false)] {
+            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, name));
+            let (mut samples, mut paths, mut clusters) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..n {
+                let c = rng.random_range(0..cfg.clusters);
+                let k = rng.random_range(0..cfg.categories);
+                let p = match (shortcut, c < cfg.clusters / 2) {
+                    (false, _) => 0.5,
+                    (true, true) => (1.0 + cfg.shortcut) / 2.0,
+                    (true, false) => (1.0 - cfg.shortcut) / 2.0,
+                };
+                let t = ImageTruth { cluster: c, category: k, harmful: rng.random_bool(p), texture: rng.random() };
+                let id = format!("{name}-{i:05}");
+                let file = format!("{id}.png");
+                write_png(&img_dir.join(&file), &truth.render(&t, t.harmful))?;
+                paths.push(format!("images/{file}"));
+                samples.push(Sample {
+                    id: id.clone(),
+                    image: Some(ImageRef::Path(img_dir.join(&file))),
+                    label: if t.harmful { Label::Unsafe } else { Label::Safe },
+                    category: Some(format!("category-{k}")),
+                    pair: None,
+                    group: None,
+                    source: Source::Real,
+                    split: None,
+                });
+                clusters.push(c);
+                truth.images.insert(id, t);
+            }
+            write_atomic(&dir.join(format!("{name}.jsonl")), manifest_jsonl(&samples, Some(&clusters), Some(&paths)).as_bytes())?;
+            let path = dir.join(format!("{name}.toml"));
+            write_atomic(&path, toml::to_string(&self.descriptor(name, None, Some(".".into()))).expect("serialisable").as_bytes())?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
+    /// A policy for the benchmark's images: in every category the harmful
+    /// feature is the dark cross.
+    fn policy(&self) -> String {
+        let policy = crate::policy::Policy {
+            name: "synthetic".into(),
+            taxonomy: TaxonomySpec::Inline(self.taxonomy()),
+            templates: vec!["a picture with {}.".into()],
+            add: "Draw {unsafe} over the image in place of {safe}; change nothing else.".into(),
+            remove: "Replace {unsafe} with {safe}; change nothing else.".into(),
+            categories: self
+                .taxonomy()
+                .names()
+                .iter()
+                .map(|n| crate::policy::PolicyCategory {
+                    name: n.to_string(),
+                    unsafe_: vec!["a dark cross".into()],
+                    safe: vec!["the plain background".into()],
+                })
+                .collect(),
+            path: PathBuf::new(),
+        };
+        format!(
+            "# The synthetic benchmark's policy: in every category the harmful feature is a dark cross.\n{}",
+            toml::to_string(&policy).expect("serialisable")
+        )
+    }
+}
+
+/// A 32x32 image; `cross` is the harmful feature's contrast, if it is drawn.
+fn draw(c: usize, k: usize, cross: Option<f64>, texture: u64, clusters: usize, categories: usize) -> image::RgbImage {
     let hue = |i: usize, n: usize| -> [u8; 3] {
         let t = i as f64 / n as f64;
         let f = |o: f64| ((0.5 + 0.4 * (std::f64::consts::TAU * (t + o)).cos()) * 255.0) as u8;
@@ -468,12 +620,10 @@ fn draw(c: usize, k: usize, unsafe_: bool, texture: u64, clusters: usize, catego
     image::RgbImage::from_fn(32, 32, |x, y| {
         let jitter: i16 = rng.random_range(-12..=12);
         let (dx, dy) = (x as f64 - 16.0, y as f64 - 16.0);
-        let px = if unsafe_ && ((x as i32 - y as i32).abs() <= 1 || (x as i32 + y as i32 - 31).abs() <= 1) {
-            [20, 20, 20]
-        } else if dx * dx + dy * dy < 64.0 {
-            fg
-        } else {
-            bg
+        let scene = if dx * dx + dy * dy < 64.0 { fg } else { bg };
+        let px = match cross {
+            Some(a) if on_cross(x, y) => scene.map(|v| (f64::from(v) * (1.0 - a) + 20.0 * a).round() as u8),
+            _ => scene,
         };
         image::Rgb(px.map(|v| (v as i16 + jitter).clamp(0, 255) as u8))
     })

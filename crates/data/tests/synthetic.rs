@@ -89,3 +89,37 @@ fn written_benchmark_loads_back_through_descriptors() {
     assert_eq!(images.samples.len(), 8);
     assert_eq!(PairIndex::build(&images.samples).len(), 4);
 }
+
+/// The image sets' parameters draw every image again: a pair's members are
+/// one truth with the cross in or out, the cross changes only its mask, and
+/// the single images follow the shortcut (coarse) or not (shifted).
+#[test]
+fn image_truth_redraws_every_image_and_the_cross_stays_in_its_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SyntheticConfig { images: 20, coarse_images: 400, cross_contrast: 0.3, ..SyntheticConfig::tiny() };
+    Benchmark::generate(&cfg).unwrap().write(dir.path()).unwrap();
+    let truth = pairguard_data::synthetic::ImagesTruth::from_file(&dir.path().join("images-truth.json")).unwrap();
+    assert_eq!(truth.images.len(), 20 + 400 + 200);
+    for (id, t) in &truth.images {
+        let file = image::open(dir.path().join("images").join(format!("{id}.png"))).unwrap().to_rgb8();
+        assert_eq!(truth.render(t, t.harmful), file, "{id}");
+    }
+    let mask = pairguard_data::synthetic::ImagesTruth::feature_mask();
+    let t = truth.images["img-p0000-o"];
+    let partner = image::open(dir.path().join("images/img-p0000-c.png")).unwrap().to_rgb8();
+    assert_eq!(truth.render(&t, !t.harmful), partner, "the edit of one member is the other");
+    let (with, without) = (truth.render(&t, true), truth.render(&t, false));
+    for ((a, b), m) in with.pixels().zip(without.pixels()).zip(mask.pixels()) {
+        assert!(a == b || m.0[0] == 255, "a change outside the cross");
+    }
+    let rate = |prefix: &str, risky: bool| {
+        let v: Vec<bool> =
+            truth.images.iter().filter(|(id, t)| id.starts_with(prefix) && (t.cluster < cfg.clusters / 2) == risky).map(|(_, t)| t.harmful).collect();
+        v.iter().filter(|&&h| h).count() as f64 / v.len() as f64
+    };
+    assert!(rate("coarse-images", true) > 0.75 && rate("coarse-images", false) < 0.25);
+    assert!((rate("test-shifted-images", true) - 0.5).abs() < 0.15);
+    let policy = pairguard_data::Policy::from_file(&dir.path().join("policy.toml")).unwrap();
+    assert_eq!(policy.categories.len(), cfg.categories);
+    assert!(SyntheticConfig { cross_contrast: 0.0, ..SyntheticConfig::tiny() }.check().is_err());
+}

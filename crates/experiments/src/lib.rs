@@ -1,10 +1,13 @@
 //! Experiments on guards: sample-efficiency sweeps (how much counterfactual
-//! pairs improve a lightweight guard at each training budget) and
-//! robustness runs (attacks and corruptions), with confidence intervals,
-//! plots and reports that name every input.
+//! pairs improve a lightweight guard at each training budget), robustness
+//! runs (attacks and corruptions) and the making of counterfactual pairs
+//! with an image editor, with confidence intervals, plots and reports that
+//! name every input.
 
 pub mod config;
 pub mod error;
+mod names;
+pub mod pairs;
 pub mod plot;
 pub mod report;
 pub mod robustness;

@@ -32,6 +32,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::names::{file_stem, stream};
 use crate::plot::{Axes, Curve, Point, plot_curves};
 use crate::stats::wilson;
 
@@ -224,12 +225,6 @@ pub struct RobustnessReport {
     pub rows: Vec<RobustRow>,
     /// False when the run stopped early (`max_batches`); rerun to finish.
     pub finished: bool,
-}
-
-/// A u64 stream seed from the run seed and a name (image id, attack, eps).
-fn stream(seed: u64, name: &str) -> u64 {
-    let hex = sha256_bytes(format!("{seed}/{name}").as_bytes());
-    u64::from_str_radix(&hex[..16], 16).expect("hex digits")
 }
 
 /// Every setting of a run, in order: each attack at each epsilon (attack
@@ -564,11 +559,6 @@ fn save_images(out: &Path, attack: &Attack, eps: f64, batch: &[&Sample], outcome
 /// Where `--save-adversarial` writes one image.
 fn adversarial_path(out: &Path, attack: &Attack, eps: f64, id: &str) -> PathBuf {
     out.join("adversarial").join(attack.name()).join(format!("eps-{eps}")).join(format!("{}.png", file_stem(id)))
-}
-
-/// A file name for a sample id: characters outside `[A-Za-z0-9._-]` become `_`.
-fn file_stem(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
 }
 
 fn corrupt_batch(target: &GuardDecision, batch: &[&Sample], first_setting: usize, cfg: &RobustnessConfig, max_pixels: u64) -> Result<Vec<Record>> {

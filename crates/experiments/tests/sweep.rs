@@ -282,3 +282,18 @@ fn embedding_robust_accuracy_is_a_sweep_metric() {
     let e = run(&cfg, &dir.path().join("r"), None).unwrap_err().to_string();
     assert!(e.contains("sweep.embedding_eps"), "{e}");
 }
+
+/// Every experiment file in `experiments/` parses and names valid settings.
+#[test]
+fn shipped_experiment_files_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            pairguard_experiments::Experiment::from_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "{n} experiment files");
+}

@@ -1,0 +1,177 @@
+//! Image editors: what turns an image and an instruction into an edited
+//! image. Three kinds share one interface: an HTTP endpoint speaking the
+//! widely served image-edit API, a local command (JSON lines over its
+//! standard input and output), and the synthetic benchmark's built-in
+//! editor. An editor makes one attempt per call; retries, backoff and the
+//! request budget belong to the caller.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pairguard_data::Direction;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One edit to make.
+#[derive(Debug, Clone)]
+pub struct EditRequest {
+    /// The source sample's id.
+    pub id: String,
+    pub category: String,
+    pub direction: Direction,
+    pub prompt: String,
+    pub seed: u64,
+    /// The source image, PNG-encoded, and its size.
+    pub png: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What an editor returned.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    /// The edited image, encoded (PNG, JPEG or WebP).
+    pub image: Vec<u8>,
+    /// The region the editor changed (non-zero), when it says.
+    pub mask: Option<image::GrayImage>,
+    /// The cost the editor reported for the request, if any.
+    pub cost: Option<f64>,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditError {
+    /// Short status for the request log: "http 429", "timeout", "malformed response".
+    pub status: String,
+    pub message: String,
+    /// Worth another attempt (rate limits, server errors, timeouts, garbled answers).
+    pub retryable: bool,
+    /// How long the editor asked to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl EditError {
+    pub fn retryable(status: impl Into<String>, message: impl Into<String>) -> Self {
+        EditError { status: status.into(), message: message.into(), retryable: true, retry_after: None }
+    }
+
+    pub fn fatal(status: impl Into<String>, message: impl Into<String>) -> Self {
+        EditError { status: status.into(), message: message.into(), retryable: false, retry_after: None }
+    }
+}
+
+impl std::fmt::Display for EditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+pub trait Editor: Send + Sync {
+    /// How the editor is described in logs and reports (never with a key).
+    fn describe(&self) -> String;
+    fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, EditError>;
+}
+
+/// An editor as a TOML file (or the `--editor` shorthand `synthetic`) names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum EditorConfig {
+    /// The image-edit API: `POST {base_url}/images/edits`, multipart `image`
+    /// and `prompt` (plus `model`, `n`, `size`, `response_format`), answered
+    /// with JSON holding base64 images.
+    Http {
+        /// The API's root, e.g. `https://api.example.com/v1` (or the
+        /// environment's `PAIRGUARD_EDITOR_URL`, which the CLI applies).
+        #[serde(default)]
+        base_url: String,
+        #[serde(default)]
+        model: Option<String>,
+        /// The environment variable holding the API key (never written anywhere).
+        #[serde(default = "default_key_env")]
+        key_env: String,
+        #[serde(default = "default_timeout")]
+        timeout_s: f64,
+        /// Ask for `response_format = "b64_json"` (some servers always answer so and reject the field).
+        #[serde(default = "yes")]
+        response_format: bool,
+        /// Send `size = "<width>x<height>"` of the source image.
+        #[serde(default)]
+        size: bool,
+    },
+    /// A local program: one JSON request per line on its standard input
+    /// (`id`, `image` and `out` paths, `prompt`, `seed`, `category`,
+    /// `direction`, `width`, `height`), one JSON answer per line on its
+    /// standard output (`id`, `image`, optional `mask`, `cost`, `error`).
+    Command { command: Vec<String> },
+    /// The synthetic benchmark's editor: draws or erases the dark cross
+    /// exactly, from the parameters in `images-truth.json`.
+    Synthetic { truth: PathBuf },
+}
+
+fn default_key_env() -> String {
+    "PAIRGUARD_EDITOR_KEY".into()
+}
+
+fn default_timeout() -> f64 {
+    120.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl EditorConfig {
+    /// Reads an editor file; relative paths in it resolve against its folder.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg: EditorConfig = toml::from_str(&text).map_err(|e| Error::File { path: path.into(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let EditorConfig::Synthetic { truth } = &mut cfg {
+            *truth = base.join(&*truth);
+        }
+        Ok(cfg)
+    }
+
+    /// An HTTP editor's endpoint and model, as the environment overrides them.
+    pub fn override_endpoint(&mut self, url: Option<String>, new_model: Option<String>) {
+        if let EditorConfig::Http { base_url, model, .. } = self {
+            if let Some(u) = url {
+                *base_url = u;
+            }
+            if new_model.is_some() {
+                *model = new_model;
+            }
+        }
+    }
+
+    /// The environment variable the caller reads the API key from, if any.
+    pub fn key_env(&self) -> Option<&str> {
+        match self {
+            EditorConfig::Http { key_env, .. } => Some(key_env),
+            _ => None,
+        }
+    }
+
+    /// The editor, ready to take requests; `key` authorises an HTTP editor.
+    pub fn open(&self, work: &Path, key: Option<String>) -> Result<Box<dyn Editor>> {
+        Ok(match self {
+            EditorConfig::Http { base_url, .. } if base_url.is_empty() => {
+                return Err(Error::Config("the HTTP editor has no base_url (in its file, or PAIRGUARD_EDITOR_URL)".into()));
+            }
+            EditorConfig::Http { timeout_s, .. } if !(timeout_s.is_finite() && *timeout_s > 0.0) => {
+                return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
+            }
+            EditorConfig::Http { base_url, model, timeout_s, response_format, size, .. } => {
+                Box::new(super::http::HttpEditor::new(base_url, model.clone(), key, Duration::from_secs_f64(*timeout_s), *response_format, *size)?)
+            }
+            EditorConfig::Command { command } => Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"))?),
+            EditorConfig::Synthetic { truth } => Box::new(super::builtin::SyntheticEditor::new(truth)?),
+        })
+    }
+
+    /// What identifies the editor's results: everything but secrets.
+    pub fn identity(&self) -> String {
+        serde_json::to_string(self).expect("serialisable")
+    }
+}

@@ -1,0 +1,556 @@
+//! The pipeline: draw source images, ask the editor to add or remove the
+//! policy's harmful feature (retrying with exponential backoff that honours
+//! `Retry-After`, within a request budget), verify each edit, and write the
+//! kept pairs as a SafetyPairs-format pair set.
+//!
+//! Every source ends as one record in `records/` (kept, rejected with its
+//! reasons, or failed with its error), written atomically; a rerun skips
+//! kept and rejected sources and tries the failed ones again, so an
+//! interrupted run resumes to the same pair set. Every request is a line of
+//! `requests.jsonl`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
+use pairguard_data::{Dataset, Direction, Policy, Progress, Sample, images};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::editor::{EditError, EditRequest, Editor};
+use super::verify::{Verdict, Verifier, VerifyConfig};
+use crate::error::{Error, Result};
+use crate::names::{file_stem, stream};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// Seed of the draw of sources and of each edit's phrases and editor seed.
+    pub seed: u64,
+    /// Edit at most this many sources (None: all).
+    pub sources: Option<usize>,
+    /// Attempts per source (the first one included).
+    pub attempts: usize,
+    /// First wait after a failed attempt; it doubles each time, up to `max_backoff_s`.
+    pub backoff_s: f64,
+    pub max_backoff_s: f64,
+    pub verify: VerifyConfig,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig { seed: 0, sources: None, attempts: 4, backoff_s: 1.0, max_backoff_s: 60.0, verify: VerifyConfig::default() }
+    }
+}
+
+/// Options that do not change results.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Most requests this run may send (None: no limit); sources left when it is spent wait for the next run.
+    pub budget: Option<usize>,
+}
+
+/// How one source ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Kept,
+    Rejected,
+    /// The editor never answered usably; tried again by the next run.
+    Failed,
+}
+
+/// `records/<source>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub category: String,
+    pub direction: Direction,
+    pub prompt: String,
+    pub seed: u64,
+    pub status: Status,
+    /// Rejection reasons, or the last error.
+    pub reasons: Vec<String>,
+    pub attempts: usize,
+    pub verdict: Option<Verdict>,
+    /// The pair's images, relative to the output folder (kept pairs), or
+    /// the rejected edit (under `rejected/`).
+    pub images: Vec<String>,
+    pub cost: Option<f64>,
+}
+
+/// One line of `requests.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestLog {
+    pub source: String,
+    pub attempt: usize,
+    pub editor: String,
+    pub prompt: String,
+    pub seed: u64,
+    /// "ok" or the failure's status ("http 429", "timeout", ...).
+    pub status: String,
+    pub message: Option<String>,
+    pub seconds: f64,
+    pub cost: Option<f64>,
+    /// Seconds since the Unix epoch when the request started.
+    pub started: f64,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateReport {
+    pub data: String,
+    pub policy: String,
+    pub editor: String,
+    pub config: GenerateConfig,
+    /// Sources with an image and a policy category, and those drawn.
+    pub candidates: usize,
+    pub drawn: usize,
+    /// Samples left out: no image, or a category the policy lacks.
+    pub ineligible: usize,
+    pub kept: usize,
+    pub rejected: usize,
+    pub failed: usize,
+    /// Drawn sources without a record (the budget ran out).
+    pub pending: usize,
+    /// Per category: kept, rejected and failed.
+    pub by_category: BTreeMap<String, [usize; 3]>,
+    /// Rejections per reason (its text up to the first colon), overall and per category.
+    pub by_reason: BTreeMap<String, usize>,
+    pub by_category_reason: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Requests sent by this run, and the cost the editor reported for them.
+    pub requests: usize,
+    pub cost: f64,
+    /// Every drawn source is kept or rejected.
+    pub complete: bool,
+}
+
+/// The identity of an output folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Identity {
+    data_sha256: String,
+    policy_sha256: String,
+    editor: String,
+    verifier_sha256: String,
+    config: GenerateConfig,
+}
+
+/// What the pipeline works with.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub data: &'a Dataset,
+    pub policy: &'a Policy,
+    pub editor: &'a dyn Editor,
+    /// What identifies the editor's results (its config without secrets).
+    pub editor_identity: &'a str,
+    pub verifier: &'a Verifier<'a>,
+    /// The verifier guard's file, hashed into the run's identity.
+    pub verifier_path: &'a Path,
+}
+
+impl std::fmt::Debug for dyn Editor + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn png(img: &RgbImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
+
+/// Runs (or resumes) pair generation into `out`.
+pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, out: &Path, progress: &dyn Progress) -> Result<GenerateReport> {
+    cfg.verify.check()?;
+    if cfg.attempts == 0 || opts.concurrency == 0 {
+        return Err(Error::Config("--attempts and --concurrency must be at least 1".into()));
+    }
+    if !(cfg.backoff_s.is_finite() && cfg.max_backoff_s.is_finite()) || cfg.backoff_s < 0.0 || cfg.max_backoff_s < cfg.backoff_s {
+        return Err(Error::Config("--backoff must be a non-negative number of seconds, at most --max-backoff".into()));
+    }
+    let ds = inputs.data;
+    let eligible = |s: &&Sample| s.image.is_some() && s.category.as_deref().is_some_and(|c| inputs.policy.category(c).is_some());
+    let candidates: Vec<&Sample> = ds.samples.iter().filter(eligible).collect();
+    if candidates.is_empty() {
+        return Err(Error::Config(format!(
+            "dataset {} has no images in a category of policy {} ({})",
+            ds.descriptor.name,
+            inputs.policy.name,
+            inputs.policy.categories.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut drawn = candidates.clone();
+    drawn.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed));
+    drawn.truncate(cfg.sources.unwrap_or(usize::MAX));
+
+    let mut listing = String::new();
+    for f in std::iter::once(&ds.descriptor.path).chain(&ds.manifest_files) {
+        let _ = writeln!(listing, "{}", sha256_file(f)?);
+    }
+    for s in &drawn {
+        let _ = writeln!(listing, "{}\t{}\t{:?}\t{:?}", s.id, s.label.name(), s.category, s.image);
+    }
+    let identity = Identity {
+        data_sha256: sha256_bytes(listing.as_bytes()),
+        policy_sha256: sha256_file(&inputs.policy.path)?,
+        editor: inputs.editor_identity.to_string(),
+        verifier_sha256: sha256_file(inputs.verifier_path)?,
+        config: cfg.clone(),
+    };
+    claim(out, &identity)?;
+    for d in ["records", "images", "rejected"] {
+        std::fs::create_dir_all(out.join(d)).map_err(|e| Error::io(out.join(d), e))?;
+    }
+
+    let record_path = |id: &str| out.join("records").join(format!("{}.json", file_stem(id)));
+    let read_record = |id: &str| -> Result<Option<Record>> {
+        let p = record_path(id);
+        match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::File { path: p, message: e.to_string() }),
+            Err(_) => Ok(None),
+        }
+    };
+    let mut todo = Vec::new();
+    for s in &drawn {
+        if read_record(&s.id)?.is_none_or(|r| r.status == Status::Failed) {
+            todo.push(*s);
+        }
+    }
+    progress.start(todo.len() as u64, "sources");
+    let log_path = out.join("requests.jsonl");
+    let log = Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?);
+    let budget = AtomicUsize::new(opts.budget.unwrap_or(usize::MAX));
+    let sent = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let max_pixels = ds.descriptor.max_pixels;
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..opts.concurrency.min(todo.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(source) = todo.get(i) else { break };
+                    let ctx = Attempt { inputs, cfg, out, log: &log, budget: &budget, sent: &sent, max_pixels };
+                    match ctx.run(source) {
+                        Ok(Some(record)) => {
+                            let written =
+                                serde_json::to_vec_pretty(&record).map_err(Error::from).and_then(|b| Ok(write_atomic(&record_path(&source.id), &b)?));
+                            if let Err(e) = written {
+                                first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                                break;
+                            }
+                            progress.advance(1);
+                        }
+                        // The budget is spent: the rest waits for the next run.
+                        Ok(None) => break,
+                        Err(e) => {
+                            first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+
+    let mut records = Vec::new();
+    for s in &drawn {
+        records.push((s, read_record(&s.id)?));
+    }
+    let report = summarise(inputs, cfg, &records, candidates.len(), ds.samples.len() - candidates.len(), sent.load(Ordering::SeqCst), out)?;
+    write_pair_set(ds, &records, out)?;
+    write_atomic(&out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
+    write_atomic(&out.join("report.md"), render(&report).as_bytes())?;
+    Ok(report)
+}
+
+fn claim(out: &Path, identity: &Identity) -> Result<()> {
+    let path = out.join("identity.json");
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    if !path.exists() {
+        return Ok(write_atomic(&path, &serde_json::to_vec_pretty(identity)?)?);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let old: Identity = serde_json::from_str(&text).map_err(|e| Error::File { path: path.clone(), message: e.to_string() })?;
+    if &old != identity {
+        return Err(Error::Results(format!(
+            "{} holds pairs made from other data, policy, editor, verifier or settings; choose another --out or delete it",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// One source's edit, with retries.
+struct Attempt<'a> {
+    inputs: &'a Inputs<'a>,
+    cfg: &'a GenerateConfig,
+    out: &'a Path,
+    log: &'a Mutex<std::fs::File>,
+    budget: &'a AtomicUsize,
+    sent: &'a AtomicUsize,
+    max_pixels: u64,
+}
+
+impl Attempt<'_> {
+    /// The source's record, or None when the budget ran out first.
+    fn run(&self, s: &Sample) -> Result<Option<Record>> {
+        let category = s.category.clone().expect("eligible sources have a category");
+        let pc = self.inputs.policy.category(&category).expect("eligible sources are in the policy");
+        let direction = Direction::flipping(s.label.is_unsafe());
+        let seed = stream(self.cfg.seed, &s.id);
+        let prompt = self.inputs.policy.instruction(pc, direction, seed);
+        let mut record = Record {
+            id: s.id.clone(),
+            category,
+            direction,
+            prompt: prompt.clone(),
+            seed,
+            status: Status::Failed,
+            reasons: Vec::new(),
+            attempts: 0,
+            verdict: None,
+            images: Vec::new(),
+            cost: None,
+        };
+        let original = match images::decode(s.image.as_ref().expect("eligible"), self.max_pixels) {
+            Ok(i) => i.to_rgb8(),
+            Err(e) => {
+                record.status = Status::Rejected;
+                record.reasons.push(format!("source image: {e}"));
+                return Ok(Some(record));
+            }
+        };
+        let request = EditRequest {
+            id: s.id.clone(),
+            category: record.category.clone(),
+            direction,
+            prompt,
+            seed,
+            png: png(&original)?,
+            width: original.width(),
+            height: original.height(),
+        };
+        let mut wait = Duration::from_secs_f64(self.cfg.backoff_s);
+        for attempt in 1..=self.cfg.attempts {
+            if self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err() {
+                return Ok(None);
+            }
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            record.attempts = attempt;
+            let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let t0 = Instant::now();
+            let result = self.inputs.editor.edit(&request);
+            let (status, message, cost) = match &result {
+                Ok(e) => ("ok".to_string(), None, e.cost),
+                Err(e) => (e.status.clone(), Some(e.message.clone()), None),
+            };
+            self.write_log(&RequestLog {
+                source: s.id.clone(),
+                attempt,
+                editor: self.inputs.editor.describe(),
+                prompt: request.prompt.clone(),
+                seed,
+                status,
+                message,
+                seconds: t0.elapsed().as_secs_f64(),
+                cost,
+                started,
+            })?;
+            match result {
+                Ok(edited) => {
+                    record.cost = edited.cost.map(|c| c + record.cost.unwrap_or(0.0));
+                    let (verdict, image) =
+                        self.inputs.verifier.judge(&original, s.label.is_unsafe(), &edited.image, edited.mask.as_ref(), self.max_pixels);
+                    let name = file_stem(&s.id);
+                    if verdict.reasons.is_empty() {
+                        let image = image.expect("a kept edit decoded");
+                        let (o, c) = (format!("images/{name}-o.png"), format!("images/{name}-c.png"));
+                        write_atomic(&self.out.join(&o), &png(&original)?)?;
+                        write_atomic(&self.out.join(&c), &png(&image)?)?;
+                        record.status = Status::Kept;
+                        record.images = vec![o, c];
+                    } else {
+                        let r = format!("rejected/{name}-edit.bin");
+                        write_atomic(&self.out.join(&r), &edited.image)?;
+                        record.status = Status::Rejected;
+                        record.reasons = verdict.reasons.clone();
+                        record.images = vec![r];
+                    }
+                    record.verdict = Some(verdict);
+                    return Ok(Some(record));
+                }
+                Err(EditError { retryable, retry_after, status, message }) => {
+                    record.reasons = vec![format!("{status}: {message}")];
+                    if !retryable || attempt == self.cfg.attempts {
+                        return Ok(Some(record));
+                    }
+                    let pause = retry_after.unwrap_or(wait).min(Duration::from_secs_f64(self.cfg.max_backoff_s));
+                    std::thread::sleep(pause);
+                    wait = (wait * 2).min(Duration::from_secs_f64(self.cfg.max_backoff_s));
+                }
+            }
+        }
+        Ok(Some(record))
+    }
+
+    fn write_log(&self, entry: &RequestLog) -> Result<()> {
+        let mut line = serde_json::to_vec(entry)?;
+        line.push(b'\n');
+        let mut f = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(&line).map_err(|e| Error::io("requests.jsonl", e))
+    }
+}
+
+fn summarise(
+    inputs: &Inputs,
+    cfg: &GenerateConfig,
+    records: &[(&&Sample, Option<Record>)],
+    candidates: usize,
+    ineligible: usize,
+    requests: usize,
+    out: &Path,
+) -> Result<GenerateReport> {
+    let mut by_category: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_category_reason: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let (mut kept, mut rejected, mut failed, mut pending) = (0, 0, 0, 0);
+    for (_, r) in records {
+        let Some(r) = r else {
+            pending += 1;
+            continue;
+        };
+        let slot = by_category.entry(r.category.clone()).or_default();
+        match r.status {
+            Status::Kept => {
+                kept += 1;
+                slot[0] += 1;
+            }
+            Status::Rejected => {
+                rejected += 1;
+                slot[1] += 1;
+                for reason in &r.reasons {
+                    let key = reason.split(':').next().unwrap_or(reason).to_string();
+                    *by_category_reason.entry(r.category.clone()).or_default().entry(key.clone()).or_default() += 1;
+                    *by_reason.entry(key).or_default() += 1;
+                }
+            }
+            Status::Failed => {
+                failed += 1;
+                slot[2] += 1;
+            }
+        }
+    }
+    // The cost of every request of every run, from the log.
+    let log = std::fs::read_to_string(out.join("requests.jsonl")).unwrap_or_default();
+    let cost = log.lines().filter_map(|l| serde_json::from_str::<RequestLog>(l).ok()).filter_map(|r| r.cost).fold(0.0, |a, c| a + c);
+    Ok(GenerateReport {
+        data: inputs.data.descriptor.path.display().to_string(),
+        policy: inputs.policy.path.display().to_string(),
+        editor: inputs.editor.describe(),
+        config: cfg.clone(),
+        candidates,
+        drawn: records.len(),
+        ineligible,
+        kept,
+        rejected,
+        failed,
+        pending,
+        by_category,
+        by_reason,
+        by_category_reason,
+        requests,
+        cost,
+        complete: failed == 0 && pending == 0,
+    })
+}
+
+/// The kept pairs as a SafetyPairs-format set: `manifest.jsonl` (two rows
+/// per pair, in draw order) and `pairs.toml`.
+fn write_pair_set(ds: &Dataset, records: &[(&&Sample, Option<Record>)], out: &Path) -> Result<PathBuf> {
+    let mut manifest = String::new();
+    for (s, r) in records {
+        let Some(r) = r.as_ref().filter(|r| r.status == Status::Kept) else { continue };
+        let pair_id = format!("pair-{}", file_stem(&s.id));
+        let group = s.group.clone().unwrap_or_else(|| s.id.clone());
+        let edit_label = if s.label.is_unsafe() { "safe" } else { "unsafe" };
+        for (role, image, label, source) in
+            [("original", &r.images[0], s.label.name(), s.source.name()), ("counterfactual", &r.images[1], edit_label, "ai-generated")]
+        {
+            let row = serde_json::json!({
+                "id": format!("{pair_id}-{}", &role[..1]), "image": image, "label": label, "category": r.category,
+                "pair_id": pair_id, "pair_role": role, "group": group, "source": source,
+            });
+            let _ = writeln!(manifest, "{row}");
+        }
+    }
+    write_atomic(&out.join("manifest.jsonl"), manifest.as_bytes())?;
+    let mut d = ds.descriptor.clone();
+    d.name = format!("{}-generated-pairs", ds.descriptor.name);
+    d.format = pairguard_data::descriptor::Format::Jsonl;
+    d.manifest = vec!["manifest.jsonl".into()];
+    d.root = Some(".".into());
+    d.embeddings = None;
+    d.taxonomy = pairguard_data::descriptor::TaxonomySpec::Inline(ds.descriptor.taxonomy()?);
+    d.columns = Default::default();
+    d.labels = Default::default();
+    d.sources = Default::default();
+    d.categories = Default::default();
+    d.hub = None;
+    let path = out.join("pairs.toml");
+    let text = format!(
+        "# Counterfactual pairs made by `pairguard pairs generate` from {} (see report.md).\n{}",
+        ds.descriptor.path.display(),
+        toml::to_string(&d).map_err(|e| Error::Results(format!("writing {}: {e}", path.display())))?
+    );
+    write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+fn render(r: &GenerateReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Counterfactual pairs from {}\n", r.data);
+    let _ = writeln!(s, "- policy: {}; editor: {}", r.policy, r.editor);
+    let _ = writeln!(
+        s,
+        "- {} eligible images ({} samples without an image or a policy category), {} drawn (seed {})",
+        r.candidates, r.ineligible, r.drawn, r.config.seed
+    );
+    let _ = writeln!(s, "- kept {}, rejected {}, failed {}, not yet tried {}", r.kept, r.rejected, r.failed, r.pending);
+    let _ = writeln!(s, "- {} requests this run; reported cost of all runs {}", r.requests, r.cost);
+    if !r.complete {
+        let _ = writeln!(s, "- incomplete: run the same command again to try the failed and remaining sources");
+    }
+    let _ = writeln!(s, "\n| category | kept | rejected | failed |\n|---|---|---|---|");
+    for (c, [k, rj, f]) in &r.by_category {
+        let _ = writeln!(s, "| {c} | {k} | {rj} | {f} |");
+    }
+    if !r.by_reason.is_empty() {
+        let _ = writeln!(s, "\n| rejection reason | category | pairs |\n|---|---|---|");
+        for (reason, n) in &r.by_reason {
+            let _ = writeln!(s, "| {reason} | all | {n} |");
+            for (c, reasons) in &r.by_category_reason {
+                if let Some(k) = reasons.get(reason) {
+                    let _ = writeln!(s, "| {reason} | {c} | {k} |");
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "\nThe pair set: pairs.toml (manifest.jsonl, images/). Every request: requests.jsonl. Every source: records/.");
+    s
+}
