@@ -73,6 +73,12 @@ pub trait Editor: Send + Sync {
     fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, EditError>;
 }
 
+impl std::fmt::Debug for dyn Editor + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 /// An editor as a TOML file (or the `--editor` shorthand `synthetic`) names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]

@@ -158,12 +158,6 @@ pub struct Inputs<'a> {
     pub verifier_path: &'a Path,
 }
 
-impl std::fmt::Debug for dyn Editor + '_ {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.describe())
-    }
-}
-
 fn png(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png)?;
