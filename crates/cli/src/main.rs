@@ -1051,7 +1051,7 @@ fn robustness(a: RobustnessArgs) -> anyhow::Result<()> {
     let subject = robustness::Subject { guard: &model, path: &a.model, encoder: &encoder };
     let report = match robustness::run(subject, &ds, &cfg, &a.out, &opts, &Bar::new())? {
         robustness::Measured::Report(r) => r,
-        robustness::Measured::Shard { shard, marker, .. } => {
+        robustness::Measured::Shard { shard, marker } => {
             let marker = marker.ok_or_else(|| anyhow::anyhow!("shard {shard} stopped before its last batch"))?;
             eprintln!(
                 "shard {shard} finished in {:.1}s; once every shard has, rerun this command with --collect instead of the shard options",

@@ -4,6 +4,7 @@
 //! with an image editor, with confidence intervals, plots and reports that
 //! name every input.
 
+mod claim;
 pub mod config;
 pub mod error;
 mod names;

@@ -1,4 +1,4 @@
-//! Names derived from sample ids: file names and per-sample random streams.
+//! File names derived from sample ids.
 
 use pairguard_data::hash::sha256_bytes;
 
@@ -12,13 +12,6 @@ pub fn file_stem(id: &str) -> String {
     }
     let cleaned: String = id.chars().map(|c| if plain(c) { c } else { '_' }).collect();
     format!("{cleaned}-{}", &sha256_bytes(id.as_bytes())[..8])
-}
-
-/// A u64 stream seed from a run seed and a name (image id, attack, eps):
-/// per-sample draws that do not depend on batching or order.
-pub fn stream(seed: u64, name: &str) -> u64 {
-    let hex = sha256_bytes(format!("{seed}/{name}").as_bytes());
-    u64::from_str_radix(&hex[..16], 16).expect("hex digits")
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
-use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
+use pairguard_data::hash::{derive_seed, sha256_bytes, sha256_file, write_atomic};
 use pairguard_data::{Assignment, Dataset, EncoderId, Ledger, Progress, Sample, Shard, Source, images};
 use pairguard_model::GuardModel;
 use pairguard_model::clip::Encoder;
@@ -31,8 +31,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::claim::claim;
 use crate::error::{Error, Result};
-use crate::names::{file_stem, stream};
+use crate::names::file_stem;
 use crate::plot::{Axes, Curve, Point, plot_curves};
 use crate::stats::wilson;
 
@@ -123,7 +124,7 @@ pub enum Measured {
     /// The report (written to the folder when `finished`).
     Report(Box<RobustnessReport>),
     /// A shard's batches are written; its marker, once all of them are.
-    Shard { shard: Shard, selection: Selection, marker: Option<PathBuf> },
+    Shard { shard: Shard, marker: Option<PathBuf> },
 }
 
 /// The identity of a results folder.
@@ -248,26 +249,6 @@ pub struct Subject<'a> {
     pub encoder: &'a Encoder,
 }
 
-/// Fixes `out` to one run: writes `identity.json`, or checks the one
-/// there. Returns the identity's hash, which the run's shards share.
-fn claim(out: &Path, identity: &Identity) -> Result<String> {
-    let id_path = out.join("identity.json");
-    let bytes = serde_json::to_vec_pretty(identity)?;
-    if !id_path.exists() {
-        write_atomic(&id_path, &bytes)?;
-        return Ok(sha256_bytes(&bytes));
-    }
-    let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
-    let old: Identity = serde_json::from_str(&text).map_err(|e| Error::File { path: id_path.clone(), message: e.to_string() })?;
-    if &old != identity {
-        return Err(Error::Results(format!(
-            "{} holds a robustness run of another guard, encoder, dataset or settings; choose another --out or delete it",
-            out.display()
-        )));
-    }
-    Ok(sha256_bytes(&bytes))
-}
-
 /// Hash of the descriptor, its manifests and the candidates (ids, labels, images).
 fn data_sha256(ds: &Dataset, candidates: &[&Sample]) -> Result<String> {
     let mut data = String::new();
@@ -313,7 +294,7 @@ pub fn run(
         config: cfg.clone(),
     };
     std::fs::create_dir_all(out.join("parts")).map_err(|e| Error::io(out, e))?;
-    let identity_hash = claim(out, &identity)?;
+    let identity_hash = claim(out, &identity, "a robustness run of another guard, encoder, dataset or settings")?;
     let ledger = Ledger::of(out);
     if opts.assignment == Assignment::Collect && !out.join("selection.json").is_file() {
         return Err(Error::Results(format!("{}: no shard has drawn the images yet; run the shards first", out.display())));
@@ -385,7 +366,7 @@ pub fn run(
     if let Assignment::Shard(shard) = opts.assignment {
         let done = to_do.iter().all(|&(a, b)| part(unit_name(a), b).is_file());
         let marker = done.then(|| ledger.mark(shard, &identity_hash, batches.len())).transpose()?;
-        return Ok(Measured::Shard { shard, selection, marker });
+        return Ok(Measured::Shard { shard, marker });
     }
 
     let mut records = Vec::new();
@@ -516,7 +497,7 @@ fn attack_batch(
     };
     let mut records = Vec::new();
     for ks in calls {
-        let seeds: Vec<u64> = batch.iter().map(|s| stream(cfg.seed, &format!("{}/{}/{}", s.id, attack.name(), ks[0]))).collect();
+        let seeds: Vec<u64> = batch.iter().map(|s| derive_seed(cfg.seed, &format!("{}/{}/{}", s.id, attack.name(), ks[0]))).collect();
         let call_eps: Vec<f64> = ks.iter().map(|&k| eps[k]).collect();
         for (&k, outcome) in ks.iter().zip(attack::run(attack, target, &x0, &labels, &call_eps, &seeds)?) {
             let setting = first_setting + k;
@@ -568,7 +549,7 @@ fn corrupt_batch(target: &GuardDecision, batch: &[&Sample], first_setting: usize
         let corrupted: Vec<DynamicImage> = batch
             .iter()
             .zip(&decoded)
-            .map(|(s, img)| DynamicImage::ImageRgb8(c.apply(img, stream(cfg.seed, &format!("{}/{}/{}", s.id, c.name(), c.severity())))))
+            .map(|(s, img)| DynamicImage::ImageRgb8(c.apply(img, derive_seed(cfg.seed, &format!("{}/{}/{}", s.id, c.name(), c.severity())))))
             .collect();
         let z = target.decisions(&target.images_of(&corrupted));
         for (s, &z) in batch.iter().zip(&z) {

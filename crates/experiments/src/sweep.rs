@@ -22,6 +22,7 @@ use pairguard_model::robust::embedding::robust_correct;
 use pairguard_model::{Device, LabeledSet, evaluate_scores, train_guards};
 use serde::{Deserialize, Serialize};
 
+use crate::claim::claim;
 use crate::config::{Experiment, TestSpec};
 use crate::error::{Error, Result};
 
@@ -276,21 +277,7 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
         data_sha256.insert(f.display().to_string(), sha256_file(f)?);
     }
     let identity = RunIdentity { experiment_sha256: sha256_bytes(serde_json::to_string(exp)?.as_bytes()), data_sha256 };
-    let identity_bytes = serde_json::to_vec_pretty(&identity)?;
-    let id_path = out.join("identity.json");
-    if id_path.exists() {
-        let text = std::fs::read_to_string(&id_path).map_err(|e| Error::io(&id_path, e))?;
-        let old: RunIdentity = serde_json::from_str(&text)?;
-        if old != identity {
-            return Err(Error::Results(format!(
-                "{} holds results of a different experiment or different data; choose another --out or delete it",
-                out.display()
-            )));
-        }
-    } else {
-        write_atomic(&id_path, &identity_bytes)?;
-    }
-    let identity_hash = sha256_bytes(&identity_bytes);
+    let identity_hash = claim(out, &identity, "results of a different experiment or different data")?;
 
     let groups: Vec<(Strategy, u64)> = exp.sweep.strategies.iter().flat_map(|s| exp.sweep.seeds.iter().map(move |&k| (*s, k))).collect();
     let ledger = Ledger::of(out);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
+use pairguard_data::hash::{derive_seed, sha256_bytes, sha256_file, write_atomic};
 use pairguard_data::{Dataset, Direction, Policy, Progress, Sample, images};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use super::editor::{EditError, EditRequest, Editor};
 use super::verify::{Verdict, Verifier, VerifyConfig};
+use crate::claim::claim;
 use crate::error::{Error, Result};
-use crate::names::{file_stem, stream};
+use crate::names::file_stem;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,7 +203,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
         verifier_sha256: sha256_file(inputs.verifier_path)?,
         config: cfg.clone(),
     };
-    claim(out, &identity)?;
+    claim(out, &identity, "pairs made from other data, policy, editor, verifier or settings")?;
     for d in ["records", "images", "rejected"] {
         std::fs::create_dir_all(out.join(d)).map_err(|e| Error::io(out.join(d), e))?;
     }
@@ -273,23 +274,6 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     Ok(report)
 }
 
-fn claim(out: &Path, identity: &Identity) -> Result<()> {
-    let path = out.join("identity.json");
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    if !path.exists() {
-        return Ok(write_atomic(&path, &serde_json::to_vec_pretty(identity)?)?);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let old: Identity = serde_json::from_str(&text).map_err(|e| Error::File { path: path.clone(), message: e.to_string() })?;
-    if &old != identity {
-        return Err(Error::Results(format!(
-            "{} holds pairs made from other data, policy, editor, verifier or settings; choose another --out or delete it",
-            out.display()
-        )));
-    }
-    Ok(())
-}
-
 /// One source's edit, with retries.
 struct Attempt<'a> {
     inputs: &'a Inputs<'a>,
@@ -307,7 +291,7 @@ impl Attempt<'_> {
         let category = s.category.clone().expect("eligible sources have a category");
         let pc = self.inputs.policy.category(&category).expect("eligible sources are in the policy");
         let direction = Direction::flipping(s.label.is_unsafe());
-        let seed = stream(self.cfg.seed, &s.id);
+        let seed = derive_seed(self.cfg.seed, &s.id);
         let prompt = self.inputs.policy.instruction(pc, direction, seed);
         let mut record = Record {
             id: s.id.clone(),
