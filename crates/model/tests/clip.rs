@@ -225,3 +225,111 @@ fn wgpu_encoder_matches_the_reference() {
         check(&enc, reference_name);
     }
 }
+
+mod full_checkpoints {
+    //! Both towers of one checkpoint against transformers and open_clip
+    //! (tests/fixtures/clip-full/gen_full_fixtures.py).
+
+    use super::*;
+    use pairguard_model::clip::{Pooling, TextConfig, load_text_weights};
+
+    fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-full")
+    }
+
+    fn tensor(name: &str) -> (Vec<u8>, Vec<usize>) {
+        let bytes = std::fs::read(dir().join("reference.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let t = st.tensor(name).unwrap();
+        (t.data().to_vec(), t.shape().to_vec())
+    }
+
+    fn floats(name: &str) -> (Vec<f32>, Vec<usize>) {
+        let (b, s) = tensor(name);
+        (b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), s)
+    }
+
+    /// Token rows, each cut after its last non-zero id (the padding).
+    fn tokens(name: &str) -> Vec<Vec<u32>> {
+        let (b, s) = tensor(name);
+        let ids: Vec<u32> = b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32).collect();
+        ids.chunks(s[1])
+            .map(|r| {
+                let end = r.iter().rposition(|&t| t != 0).map_or(0, |p| p + 1);
+                r[..end].to_vec()
+            })
+            .collect()
+    }
+
+    fn text_embeds(config: &Path, weights: &Path, seqs: &[Vec<u32>]) -> (Vec<f32>, TextConfig) {
+        let dev = Device::flex();
+        let cfg = TextConfig::from_file(config).unwrap();
+        let mut model = cfg.init(&dev);
+        load_text_weights(&mut model, weights).unwrap();
+        (model.forward(seqs).unwrap().into_data().try_to_vec::<f32>().unwrap(), cfg)
+    }
+
+    #[test]
+    fn text_tower_matches_transformers_and_open_clip_in_both_layouts() {
+        let (want, _) = floats("text_embeds");
+        let seqs = tokens("tokens");
+        for (config, weights) in [("hf/config.json", "hf/model.safetensors"), ("openai/open_clip_config.json", "openai/open_clip_model.safetensors")] {
+            let (got, cfg) = text_embeds(&dir().join(config), &dir().join(weights), &seqs);
+            assert_eq!(cfg.pooling, Pooling::Argmax, "{config}");
+            let err = max_diff(&l2(&got, 32), &l2(&want, 32));
+            assert!(err <= 1e-4, "{weights}: text embeddings differ by {err}");
+            // Padding after the end token changes nothing.
+            let padded: Vec<Vec<u32>> = seqs.iter().map(|s| s.iter().copied().chain([0, 0, 7]).take(16).collect()).collect();
+            let (again, _) = text_embeds(&dir().join(config), &dir().join(weights), &padded);
+            assert!(max_diff(&again, &got) <= 1e-5, "{weights}: padding changed the result");
+        }
+    }
+
+    #[test]
+    fn hugging_face_end_token_pooling() {
+        let dir = dir();
+        let tmp = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(dir.join("hf/config.json")).unwrap().replacen("\"eos_token_id\": 2", "\"eos_token_id\": 998", 1);
+        let cfg = tmp.path().join("config.json");
+        std::fs::write(&cfg, text).unwrap();
+        let (want, _) = floats("text_embeds_eos");
+        let (got, c) = text_embeds(&cfg, &dir.join("hf/model.safetensors"), &tokens("tokens_eos"));
+        assert_eq!(c.pooling, Pooling::EndToken { id: 998 });
+        let err = max_diff(&l2(&got, 32), &l2(&want, 32));
+        assert!(err <= 1e-4, "end-token pooling differs by {err}");
+    }
+
+    #[test]
+    fn vision_tower_of_a_full_checkpoint() {
+        let dev = Device::flex();
+        let (pixels, shape) = floats("pixels");
+        let (want, _) = floats("image_embeds");
+        for weights in ["hf/model.safetensors", "openai/open_clip_model.safetensors"] {
+            let enc = Encoder::load(&dir().join(weights), None, false, &dev).unwrap();
+            let got = enc.embed_pixels(pixels.clone(), shape[0]);
+            let err = max_diff(&l2(&got, 32), &l2(&want, 32));
+            assert!(err <= 1e-4, "{weights}: image embeddings differ by {err}");
+        }
+    }
+
+    #[test]
+    fn text_tower_errors_name_the_problem() {
+        let dev = Device::flex();
+        let dir = dir();
+        let cfg = TextConfig::from_file(&dir.join("hf/config.json")).unwrap();
+        // A vision-only checkpoint has no text tower.
+        let mut m = cfg.init(&dev);
+        let e = load_text_weights(&mut m, &fixtures().join("hf-quickgelu/model.safetensors")).unwrap_err().to_string();
+        assert!(e.contains("no CLIP text weights"), "{e}");
+        // A config of another width: the mismatch is named.
+        let mut m = TextConfig { hidden_size: 64, ..cfg.clone() }.init(&dev);
+        let e = load_text_weights(&mut m, &dir.join("hf/model.safetensors")).unwrap_err().to_string();
+        assert!(e.contains("text tower") && e.contains("token_embedding"), "{e}");
+        let mut m = cfg.init(&dev);
+        load_text_weights(&mut m, &dir.join("openai/open_clip_model.safetensors")).unwrap();
+        for (seq, needle) in [(vec![0, 5000, 999], "outside the vocabulary"), (vec![0; 17], "more than the context"), (vec![], "no end-of-text")] {
+            let e = m.forward(&[seq]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+}

@@ -1,16 +1,21 @@
-//! Loading vision weights from safetensors through burn's store, in either
-//! checkpoint layout:
+//! Loading a tower's weights from safetensors through burn's store, in
+//! either checkpoint layout:
 //!
-//! * Hugging Face (`vision_model.*`, `visual_projection.weight`): the keys
-//!   are the module paths, except that `q_proj`, `k_proj` and `v_proj` are
-//!   fused into `qkv_proj` as they load;
-//! * OpenAI / open_clip (`visual.*`): one remap table, and `proj`, stored
-//!   `[hidden, projection]` unlike a PyTorch linear, is transposed as it loads.
+//! * Hugging Face (`vision_model.*` + `visual_projection.weight`,
+//!   `text_model.*` + `text_projection.weight`): the keys are the module
+//!   paths, except that `q_proj`, `k_proj` and `v_proj` are fused into
+//!   `qkv_proj` as they load;
+//! * OpenAI / open_clip (`visual.*`; the text tower at the top level:
+//!   `token_embedding`, `transformer.resblocks.*`, `ln_final`, ...): one
+//!   remap table per tower, and the projections, stored
+//!   `[hidden, projection]` unlike a PyTorch linear, are transposed as they
+//!   load.
 //!
 //! `PyTorchToBurnAdapter` transposes linear weights and names LayerNorm
-//! parameters; f16 and bf16 checkpoints are cast to f32. Text-tower keys are
-//! ignored; any other unknown, missing or mis-shaped key is an error that
-//! lists them. Pickle checkpoints are refused: loading one can run code.
+//! parameters; f16 and bf16 checkpoints are cast to f32. The other tower's
+//! keys are ignored, so a full CLIP checkpoint gives either tower; any other
+//! unknown, missing or mis-shaped key is an error that lists them. Pickle
+//! checkpoints are refused: loading one can run code.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +27,7 @@ use burn::store::{
 use burn::tensor::{DType, Shape, TensorData};
 
 use super::model::ClipVisionModelWithProjection;
+use super::text::ClipTextModelWithProjection;
 use crate::error::{Error, Result};
 
 /// How a checkpoint names the vision tower's parameters.
@@ -31,10 +37,17 @@ pub enum Layout {
     OpenAi,
 }
 
-/// OpenAI / open_clip key -> module path. Patterns apply in order to the
-/// checkpoint key; a layer's `visual.transformer.resblocks.N.` prefix is
-/// rewritten first, then the parts inside it.
-const OPENAI_REMAP: [(&str, &str); 13] = [
+/// Which tower a checkpoint is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tower {
+    Vision,
+    Text,
+}
+
+/// OpenAI / open_clip vision key -> module path. Patterns apply in order to
+/// the checkpoint key; a layer's `resblocks.N.` prefix is rewritten first,
+/// then the parts inside it ([`BLOCK_REMAP`]).
+const OPENAI_VISION_REMAP: [(&str, &str); 7] = [
     (r"^visual\.class_embedding$", "vision_model.embeddings.class_embedding"),
     (r"^visual\.conv1\.weight$", "vision_model.embeddings.patch_embedding.weight"),
     (r"^visual\.positional_embedding$", "vision_model.embeddings.position_embedding.weight"),
@@ -42,6 +55,19 @@ const OPENAI_REMAP: [(&str, &str); 13] = [
     (r"^visual\.ln_post\.", "vision_model.post_layernorm."),
     (r"^visual\.proj$", "visual_projection.weight"),
     (r"^visual\.transformer\.resblocks\.(\d+)\.", "vision_model.encoder.layers.$1."),
+];
+
+/// OpenAI / open_clip text key -> module path.
+const OPENAI_TEXT_REMAP: [(&str, &str); 5] = [
+    (r"^token_embedding\.weight$", "text_model.embeddings.token_embedding.weight"),
+    (r"^positional_embedding$", "text_model.embeddings.position_embedding.weight"),
+    (r"^ln_final\.", "text_model.final_layer_norm."),
+    (r"^text_projection$", "text_projection.weight"),
+    (r"^transformer\.resblocks\.(\d+)\.", "text_model.encoder.layers.$1."),
+];
+
+/// Inside an OpenAI / open_clip block, for both towers.
+const BLOCK_REMAP: [(&str, &str); 6] = [
     (r"\.ln_1\.", ".layer_norm1."),
     (r"\.ln_2\.", ".layer_norm2."),
     (r"\.attn\.in_proj_(weight|bias)$", ".self_attn.qkv_proj.$1"),
@@ -50,30 +76,55 @@ const OPENAI_REMAP: [(&str, &str); 13] = [
     (r"\.mlp\.c_proj\.", ".mlp.fc2."),
 ];
 
-impl Layout {
-    fn detect(keys: &[String]) -> Option<Layout> {
-        if keys.iter().any(|k| k.starts_with("vision_model.")) {
-            Some(Layout::HuggingFace)
-        } else if keys.iter().any(|k| k.starts_with("visual.")) {
-            Some(Layout::OpenAi)
-        } else {
-            None
+impl Tower {
+    fn name(self) -> &'static str {
+        match self {
+            Tower::Vision => "vision",
+            Tower::Text => "text",
         }
     }
 
-    fn remapper(self) -> KeyRemapper {
-        let table: Vec<(&str, &str)> = match self {
-            Layout::HuggingFace => Vec::new(),
-            Layout::OpenAi => OPENAI_REMAP.to_vec(),
+    /// The module path of the projection, stored transposed by OpenAI.
+    fn projection(self) -> &'static str {
+        match self {
+            Tower::Vision => "visual_projection.weight",
+            Tower::Text => "text_projection.weight",
+        }
+    }
+
+    fn detect(self, keys: &[String]) -> Option<Layout> {
+        let has = |p: &str| keys.iter().any(|k| k.starts_with(p));
+        match self {
+            Tower::Vision if has("vision_model.") => Some(Layout::HuggingFace),
+            Tower::Vision if has("visual.") => Some(Layout::OpenAi),
+            Tower::Text if has("text_model.") => Some(Layout::HuggingFace),
+            Tower::Text if has("token_embedding.") => Some(Layout::OpenAi),
+            _ => None,
+        }
+    }
+
+    fn remapper(self, layout: Layout) -> KeyRemapper {
+        let table: Vec<(&str, &str)> = match (layout, self) {
+            (Layout::HuggingFace, _) => Vec::new(),
+            (Layout::OpenAi, Tower::Vision) => OPENAI_VISION_REMAP.iter().chain(&BLOCK_REMAP).copied().collect(),
+            (Layout::OpenAi, Tower::Text) => OPENAI_TEXT_REMAP.iter().chain(&BLOCK_REMAP).copied().collect(),
         };
         KeyRemapper::from_patterns(table).expect("the remap tables are valid regexes")
     }
 
-    /// Keys of the checkpoint that belong to the vision tower.
-    fn is_vision_key(self, key: &str) -> bool {
-        match self {
-            Layout::HuggingFace => (key.starts_with("vision_model.") && !key.ends_with("position_ids")) || key == "visual_projection.weight",
-            Layout::OpenAi => key.starts_with("visual."),
+    /// Keys of the checkpoint that belong to this tower.
+    fn owns(self, layout: Layout, key: &str) -> bool {
+        match (layout, self) {
+            (Layout::HuggingFace, Tower::Vision) => {
+                (key.starts_with("vision_model.") && !key.ends_with("position_ids")) || key == "visual_projection.weight"
+            }
+            (Layout::HuggingFace, Tower::Text) => (key.starts_with("text_model.") && !key.ends_with("position_ids")) || key == "text_projection.weight",
+            (Layout::OpenAi, Tower::Vision) => key.starts_with("visual."),
+            (Layout::OpenAi, Tower::Text) => {
+                ["token_embedding.", "transformer.", "ln_final."].iter().any(|p| key.starts_with(p))
+                    || key == "positional_embedding"
+                    || key == "text_projection"
+            }
         }
     }
 }
@@ -111,10 +162,10 @@ fn transpose(t: PackTensor) -> PackTensor {
 }
 
 /// The layout-specific step the remap table cannot express.
-fn reshape_step(layout: Layout, tensors: BTreeMap<String, PackTensor>) -> Vec<PackTensor> {
+fn reshape_step(layout: Layout, tower: Tower, tensors: BTreeMap<String, PackTensor>) -> Vec<PackTensor> {
     match layout {
         Layout::OpenAi => {
-            tensors.into_values().map(|t| if t.name == "visual_projection.weight" && t.shape.len() == 2 { transpose(t) } else { t }).collect()
+            tensors.into_values().map(|t| if t.name == tower.projection() && t.shape.len() == 2 { transpose(t) } else { t }).collect()
         }
         Layout::HuggingFace => {
             let mut out = Vec::with_capacity(tensors.len());
@@ -141,6 +192,16 @@ fn reshape_step(layout: Layout, tensors: BTreeMap<String, PackTensor>) -> Vec<Pa
 /// Loads the vision weights of a safetensors checkpoint into `model`;
 /// returns the layout found.
 pub fn load_weights(model: &mut ClipVisionModelWithProjection, path: &Path) -> Result<Layout> {
+    load_tower(model, path, Tower::Vision)
+}
+
+/// Loads the text weights of a full CLIP safetensors checkpoint into
+/// `model`; returns the layout found.
+pub fn load_text_weights(model: &mut ClipTextModelWithProjection, path: &Path) -> Result<Layout> {
+    load_tower(model, path, Tower::Text)
+}
+
+fn load_tower<M: ModuleSnapshot>(model: &mut M, path: &Path, tower: Tower) -> Result<Layout> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     if matches!(ext.as_str(), "bin" | "pt" | "pth" | "ckpt" | "pkl" | "pickle") {
         return Err(Error::PickleRefused(path.to_path_buf()));
@@ -152,11 +213,16 @@ pub fn load_weights(model: &mut ClipVisionModelWithProjection, path: &Path) -> R
     let mut store = SafetensorsStore::from_file(path);
     let all = store.get_all_tensors().map_err(|e| weights_error(format!("not a safetensors file: {e}")))?;
     let keys: Vec<String> = all.keys().cloned().collect();
-    let layout = Layout::detect(&keys).ok_or_else(|| weights_error("no CLIP vision weights (no `vision_model.*` or `visual.*` keys)".into()))?;
-    let vision: Vec<PackTensor> = all.values().filter(|t| layout.is_vision_key(&t.name)).cloned().collect();
-    let (renamed, names) = layout.remapper().remap(vision);
+    let layout = tower.detect(&keys).ok_or_else(|| {
+        weights_error(match tower {
+            Tower::Vision => "no CLIP vision weights (no `vision_model.*` or `visual.*` keys)".into(),
+            Tower::Text => "no CLIP text weights (no `text_model.*` or `token_embedding.*` keys)".into(),
+        })
+    })?;
+    let owned: Vec<PackTensor> = all.values().filter(|t| tower.owns(layout, &t.name)).cloned().collect();
+    let (renamed, names) = tower.remapper(layout).remap(owned);
     let checkpoint_key: BTreeMap<String, String> = names.into_iter().collect();
-    let tensors = reshape_step(layout, renamed.into_iter().map(|t| (t.name.clone(), t)).collect());
+    let tensors = reshape_step(layout, tower, renamed.into_iter().map(|t| (t.name.clone(), t)).collect());
 
     let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
     let result = model.apply(tensors, None, Some(adapter), false);
@@ -176,7 +242,7 @@ pub fn load_weights(model: &mut ClipVisionModelWithProjection, path: &Path) -> R
         });
     }
     if !problems.is_empty() {
-        return Err(weights_error(problems.join("; ")));
+        return Err(weights_error(format!("{} tower: {}", tower.name(), problems.join("; "))));
     }
     for t in model.collect(None, None, false) {
         let data = bridge::into_data(t.clone()).map_err(|e| weights_error(format!("{}: {e}", t.name)))?;

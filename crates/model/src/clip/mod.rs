@@ -1,6 +1,6 @@
-//! CLIP's image tower, frozen: configuration, the vision transformer in burn,
-//! weight loading from both checkpoint layouts, CLIP's preprocessing, and the
-//! [`Encoder`] that ties them to an identity.
+//! CLIP, frozen: configurations, the vision and text transformers in burn,
+//! weight loading from both checkpoint layouts, CLIP's preprocessing and
+//! tokenizer, and the encoders that tie them to an identity.
 
 pub mod activation;
 pub mod config;
@@ -8,9 +8,11 @@ pub mod encoder;
 pub mod load;
 pub mod model;
 pub mod preprocess;
+pub mod text;
 
-pub use config::{Activation, Preset, VisionConfig};
+pub use config::{Activation, Preset, TextConfig, VisionConfig};
 pub use encoder::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder};
-pub use load::{Layout, load_weights};
+pub use load::{Layout, load_text_weights, load_weights};
 pub use model::ClipVisionModelWithProjection;
 pub use preprocess::Preprocessor;
+pub use text::{ClipTextModelWithProjection, Pooling};

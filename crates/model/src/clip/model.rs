@@ -1,5 +1,6 @@
-//! The CLIP vision transformer in burn. Module paths are the Hugging Face
-//! checkpoint keys (`vision_model.embeddings.patch_embedding`,
+//! The CLIP vision transformer in burn, and the pre-norm transformer block
+//! both towers are made of. Module paths are the Hugging Face checkpoint
+//! keys (`vision_model.embeddings.patch_embedding`,
 //! `vision_model.encoder.layers.N.self_attn.out_proj`, ...) with one
 //! exception: each layer's query, key and value projections are one fused
 //! `self_attn.qkv_proj` (see [`ClipAttention`]).
@@ -12,7 +13,7 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::activation::quick_gelu;
 use super::config::{Activation, VisionConfig};
@@ -25,8 +26,30 @@ fn linear(d_input: usize, d_output: usize, bias: bool, device: &Device) -> Linea
     LinearConfig::new(d_input, d_output).with_bias(bias).with_initializer(INIT).init(device)
 }
 
-fn layer_norm(cfg: &VisionConfig, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(cfg.hidden_size).with_epsilon(cfg.layer_norm_eps).init(device)
+fn layer_norm(width: usize, eps: f64, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(width).with_epsilon(eps).init(device)
+}
+
+/// The shape of a transformer block, shared by the vision and text towers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockShape {
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub heads: usize,
+    pub activation: Activation,
+    pub eps: f64,
+}
+
+impl From<&VisionConfig> for BlockShape {
+    fn from(c: &VisionConfig) -> Self {
+        BlockShape {
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            activation: c.hidden_act,
+            eps: c.layer_norm_eps,
+        }
+    }
 }
 
 /// Patch embedding (a stride-`patch` convolution without bias), the class
@@ -60,9 +83,9 @@ pub struct ClipAttention {
 }
 
 impl ClipAttention {
-    fn new(cfg: &VisionConfig, device: &Device) -> Self {
-        let h = cfg.hidden_size;
-        ClipAttention { qkv_proj: linear(h, 3 * h, true, device), out_proj: linear(h, h, true, device), num_heads: cfg.num_attention_heads }
+    fn new(s: BlockShape, device: &Device) -> Self {
+        let h = s.hidden;
+        ClipAttention { qkv_proj: linear(h, 3 * h, true, device), out_proj: linear(h, h, true, device), num_heads: s.heads }
     }
 }
 
@@ -76,12 +99,8 @@ pub struct ClipMlp {
 }
 
 impl ClipMlp {
-    fn new(cfg: &VisionConfig, device: &Device) -> Self {
-        ClipMlp {
-            fc1: linear(cfg.hidden_size, cfg.intermediate_size, true, device),
-            fc2: linear(cfg.intermediate_size, cfg.hidden_size, true, device),
-            activation: cfg.hidden_act,
-        }
+    fn new(s: BlockShape, device: &Device) -> Self {
+        ClipMlp { fc1: linear(s.hidden, s.intermediate, true, device), fc2: linear(s.intermediate, s.hidden, true, device), activation: s.activation }
     }
 }
 
@@ -95,12 +114,12 @@ pub struct ClipEncoderLayer {
 }
 
 impl ClipEncoderLayer {
-    fn new(cfg: &VisionConfig, device: &Device) -> Self {
+    fn new(s: BlockShape, device: &Device) -> Self {
         ClipEncoderLayer {
-            layer_norm1: layer_norm(cfg, device),
-            self_attn: ClipAttention::new(cfg, device),
-            layer_norm2: layer_norm(cfg, device),
-            mlp: ClipMlp::new(cfg, device),
+            layer_norm1: layer_norm(s.hidden, s.eps, device),
+            self_attn: ClipAttention::new(s, device),
+            layer_norm2: layer_norm(s.hidden, s.eps, device),
+            mlp: ClipMlp::new(s, device),
         }
     }
 
@@ -133,6 +152,12 @@ pub struct ClipEncoder {
     pub layers: Vec<ClipEncoderLayer>,
 }
 
+impl ClipEncoder {
+    pub(super) fn new(s: BlockShape, layers: usize, device: &Device) -> Self {
+        ClipEncoder { layers: (0..layers).map(|_| ClipEncoderLayer::new(s, device)).collect() }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct ClipVisionTransformer {
     pub embeddings: ClipVisionEmbeddings,
@@ -151,12 +176,13 @@ pub struct ClipVisionModelWithProjection {
 
 impl ClipVisionModelWithProjection {
     pub(super) fn new(cfg: &VisionConfig, device: &Device) -> Self {
+        let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         ClipVisionModelWithProjection {
             vision_model: ClipVisionTransformer {
                 embeddings: ClipVisionEmbeddings::new(cfg, device),
-                pre_layrnorm: layer_norm(cfg, device),
-                encoder: ClipEncoder { layers: (0..cfg.num_hidden_layers).map(|_| ClipEncoderLayer::new(cfg, device)).collect() },
-                post_layernorm: layer_norm(cfg, device),
+                pre_layrnorm: layer_norm(h, eps, device),
+                encoder: ClipEncoder::new(cfg.into(), cfg.num_hidden_layers, device),
+                post_layernorm: layer_norm(h, eps, device),
             },
             visual_projection: linear(cfg.hidden_size, cfg.projection_dim, false, device),
         }
@@ -183,7 +209,7 @@ impl ClipVisionModelWithProjection {
 
     /// Image embeddings on burn tensors; see [`Self::run`].
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
-        self.run(&mut Compute, pixels)
+        self.run(&mut Compute::default(), pixels)
     }
 }
 
@@ -209,9 +235,12 @@ pub trait VisionOps {
     fn class_token(&mut self, x: Self::Tokens) -> Self::Embeddings;
 }
 
-/// [`VisionOps`] on burn tensors: the encoder's computation.
+/// [`VisionOps`] on burn tensors: the encoders' computation. `causal`
+/// masks attention to earlier tokens, as the text tower's blocks need.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Compute;
+pub struct Compute {
+    pub causal: bool,
+}
 
 impl VisionOps for Compute {
     type Pixels = Tensor<4>;
@@ -271,7 +300,13 @@ impl VisionOps for Compute {
         let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).narrow(3, 0, tq).reshape([b, heads, tq, hd]);
         let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, hd]);
         let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, heads, t, hd]);
-        let scores = q.mul_scalar((hd as f64).powf(-0.5)).matmul(k.swap_dims(2, 3));
+        let mut scores = q.mul_scalar((hd as f64).powf(-0.5)).matmul(k.swap_dims(2, 3));
+        if self.causal {
+            // -inf above the diagonal: token i attends to tokens 0..=i.
+            let mask: Vec<f32> = (0..tq * t).map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 }).collect();
+            let mask = Tensor::<2>::from_data(TensorData::new(mask, [tq, t]), &scores.device());
+            scores = scores + mask.unsqueeze::<4>();
+        }
         softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, tq, h])
     }
 
@@ -291,7 +326,6 @@ impl VisionOps for Compute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
 
     #[test]
     fn class_token_shortcut_matches_the_full_layer() {
@@ -306,8 +340,8 @@ mod tests {
         shifted[h * (t - 1)..h * t].iter_mut().enumerate().for_each(|(j, v)| *v += (j % 7) as f32 * 0.3);
         let run = |x: Vec<f32>| {
             let x: Tensor<3> = Tensor::from_data(TensorData::new(x, [b, t, h]), &device);
-            let full = layer.run(&mut Compute, x.clone(), None).narrow(1, 0, 1).into_data().try_to_vec::<f32>().expect("f32");
-            let cls = layer.run(&mut Compute, x, Some(1)).into_data().try_to_vec::<f32>().expect("f32");
+            let full = layer.run(&mut Compute::default(), x.clone(), None).narrow(1, 0, 1).into_data().try_to_vec::<f32>().expect("f32");
+            let cls = layer.run(&mut Compute::default(), x, Some(1)).into_data().try_to_vec::<f32>().expect("f32");
             (full, cls)
         };
         let max_diff = |a: &[f32], c: &[f32]| a.iter().zip(c).map(|(a, c)| (a - c).abs()).fold(0.0f32, f32::max);
