@@ -273,7 +273,8 @@ mod full_checkpoints {
     fn text_tower_matches_transformers_and_open_clip_in_both_layouts() {
         let (want, _) = floats("text_embeds");
         let seqs = tokens("tokens");
-        for (config, weights) in [("hf/config.json", "hf/model.safetensors"), ("openai/open_clip_config.json", "openai/open_clip_model.safetensors")] {
+        for (config, weights) in [("hf/config.json", "hf/model.safetensors"), ("openai/open_clip_config.json", "openai/open_clip_model.safetensors")]
+        {
             let (got, cfg) = text_embeds(&dir().join(config), &dir().join(weights), &seqs);
             assert_eq!(cfg.pooling, Pooling::Argmax, "{config}");
             let err = max_diff(&l2(&got, 32), &l2(&want, 32));

@@ -599,9 +599,12 @@ mod tests {
         assert!(e.contains("hf_model_name") && e.contains("config.json"), "{e}");
         std::fs::write(&p, r#"{"embed_dim": 512, "text_cfg": {"pool_type": "last"}}"#).unwrap();
         assert!(TextConfig::from_file(&p).unwrap_err().to_string().contains("pool_type"));
-        std::fs::write(&p, r#"{"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "image_size": 32, "patch_size": 8, "projection_dim": 32}"#)
-            .unwrap();
+        std::fs::write(
+            &p,
+            r#"{"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "image_size": 32, "patch_size": 8, "projection_dim": 32}"#,
+        )
+        .unwrap();
         assert!(TextConfig::from_file(&p).unwrap_err().to_string().contains("no CLIP text config"));
     }
 

@@ -118,7 +118,9 @@ impl Tower {
             (Layout::HuggingFace, Tower::Vision) => {
                 (key.starts_with("vision_model.") && !key.ends_with("position_ids")) || key == "visual_projection.weight"
             }
-            (Layout::HuggingFace, Tower::Text) => (key.starts_with("text_model.") && !key.ends_with("position_ids")) || key == "text_projection.weight",
+            (Layout::HuggingFace, Tower::Text) => {
+                (key.starts_with("text_model.") && !key.ends_with("position_ids")) || key == "text_projection.weight"
+            }
             (Layout::OpenAi, Tower::Vision) => key.starts_with("visual."),
             (Layout::OpenAi, Tower::Text) => {
                 ["token_embedding.", "transformer.", "ln_final."].iter().any(|p| key.starts_with(p))
@@ -164,9 +166,7 @@ fn transpose(t: PackTensor) -> PackTensor {
 /// The layout-specific step the remap table cannot express.
 fn reshape_step(layout: Layout, tower: Tower, tensors: BTreeMap<String, PackTensor>) -> Vec<PackTensor> {
     match layout {
-        Layout::OpenAi => {
-            tensors.into_values().map(|t| if t.name == tower.projection() && t.shape.len() == 2 { transpose(t) } else { t }).collect()
-        }
+        Layout::OpenAi => tensors.into_values().map(|t| if t.name == tower.projection() && t.shape.len() == 2 { transpose(t) } else { t }).collect(),
         Layout::HuggingFace => {
             let mut out = Vec::with_capacity(tensors.len());
             let mut tensors = tensors;

@@ -9,6 +9,7 @@ pub mod load;
 pub mod model;
 pub mod preprocess;
 pub mod text;
+pub mod tokenizer;
 
 pub use config::{Activation, Preset, TextConfig, VisionConfig};
 pub use encoder::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder};
@@ -16,3 +17,4 @@ pub use load::{Layout, load_text_weights, load_weights};
 pub use model::ClipVisionModelWithProjection;
 pub use preprocess::Preprocessor;
 pub use text::{ClipTextModelWithProjection, Pooling};
+pub use tokenizer::{Flavor, Tokenizer};
