@@ -13,12 +13,14 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use pairguard_data::hub::HubOptions;
 use pairguard_data::images::ImageCheck;
+use pairguard_data::policy::Policy;
 use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::stats::Stats;
 use pairguard_data::synthetic::{self, Benchmark, SyntheticConfig};
 use pairguard_data::{Assignment, Dataset, LoadOptions, Shard};
-use pairguard_model::clip::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder};
-use pairguard_model::{DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, ThresholdRule, TrainConfig};
+use pairguard_model::clip::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder, TextEncoder};
+use pairguard_model::prompts::{PolicyPrompts, PromptEmbeddings, zero_shot_guard};
+use pairguard_model::{CalibrationConfig, Device, DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind, ThresholdRule, TrainConfig};
 
 use pairguard_experiments::Finished;
 use pairguard_model::embed::Ending;
@@ -52,6 +54,11 @@ enum Command {
     Predict(PredictArgs),
     /// Export a guard to ONNX: the head alone, or the whole pipeline with the encoder.
     ExportOnnx(ExportArgs),
+    /// Embed a policy's prompts with the text tower of a CLIP checkpoint.
+    EmbedText(EmbedTextArgs),
+    /// Make a zero-shot guard from a policy: a model file like a trained
+    /// guard's, calibrated on validation data when given.
+    ZeroShot(ZeroShotArgs),
     /// Run a sample-efficiency sweep from an experiment file.
     Sweep(SweepArgs),
     /// Attack a guard through the whole pipeline (pixels, encoder, head) and
@@ -361,6 +368,94 @@ struct TrainArgs {
     /// Drop invalid rows (each reported) instead of failing.
     #[arg(long)]
     skip_invalid: bool,
+    /// For `--head prompt`: the policy and prompt embeddings it starts from.
+    #[command(flatten)]
+    prompts: PromptArgs,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+/// Where a policy's prompt embeddings come from.
+#[derive(Args, Debug)]
+struct PromptArgs {
+    /// The policy (TOML): categories with unsafe and safe phrases, and templates.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Prompt embeddings written by `pairguard embed-text` (or the synthetic
+    /// benchmark); without it the prompts are embedded with --text-model.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// The CLIP checkpoint whose text tower embeds the prompts (default:
+    /// the model that made the image embeddings).
+    #[arg(long)]
+    text_model: Option<String>,
+    /// The tokenizer (tokenizer.json or bpe_simple_vocab_16e6.txt.gz);
+    /// default: the one beside the checkpoint.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+}
+
+impl PromptArgs {
+    /// The policy's prompts for `categories` and their embeddings, checked
+    /// against the images' encoder.
+    fn resolve(&self, categories: &[String], images: &pairguard_data::EncoderId, dev: &Device) -> anyhow::Result<(PolicyPrompts, PromptEmbeddings)> {
+        let Some(policy) = &self.policy else { anyhow::bail!("a prompt head needs --policy") };
+        let prompts = PolicyPrompts::new(&Policy::from_file(policy)?, categories)?;
+        let emb = match &self.prompts {
+            Some(p) => PromptEmbeddings::load(p)?,
+            None => {
+                let name = self.text_model.clone().unwrap_or_else(|| images.model.clone());
+                let revision = images.revision.clone().unwrap_or_else(|| "main".into());
+                let enc = TextEncoder::resolve(&name, &revision, None, self.tokenizer.as_deref(), &hub_options(), dev)?;
+                enc.embed(&prompts.texts())?
+            }
+        };
+        emb.check_encoder(images)?;
+        Ok((prompts, emb))
+    }
+}
+
+#[derive(Args, Debug)]
+struct EmbedTextArgs {
+    /// The policy whose prompts are embedded.
+    #[arg(long)]
+    policy: PathBuf,
+    /// A full CLIP checkpoint: a safetensors file, a folder holding one, or a Hub repo id.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
+    /// Hub revision.
+    #[arg(long, default_value = DEFAULT_REVISION)]
+    revision: String,
+    /// Config file (default: the one beside the weights).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The tokenizer (default: the one beside the weights).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Output file (safetensors with the texts in its metadata).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args, Debug)]
+struct ZeroShotArgs {
+    /// Dataset descriptor with an embedding store: its encoder and categories.
+    #[arg(long)]
+    data: PathBuf,
+    /// Validation dataset to calibrate on (temperature and threshold rule).
+    #[arg(long)]
+    validation: Option<PathBuf>,
+    #[command(flatten)]
+    prompts: PromptArgs,
+    /// Threshold rule: best-f1, fpr:<target> or a fixed value in [0, 1]
+    /// (default: best-f1 with validation data, 0.5 without).
+    #[arg(long)]
+    threshold: Option<ThresholdRule>,
+    /// Where to write the guard (`.safetensors`, with a `.json` card beside it).
+    #[arg(long)]
+    out: PathBuf,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -521,6 +616,56 @@ fn device(choice: DeviceChoice) -> anyhow::Result<pairguard_model::Device> {
 
 /// Hub options from the environment: `HF_HUB_OFFLINE` (1, true, yes, on)
 /// resolves from the cache only; `HF_TOKEN` authorises gated repositories.
+fn embed_text(a: EmbedTextArgs) -> anyhow::Result<()> {
+    let dev = device(a.device.device)?;
+    let policy = Policy::from_file(&a.policy)?;
+    let names: Vec<String> = policy.categories.iter().map(|c| c.name.clone()).collect();
+    let texts = PolicyPrompts::new(&policy, &names)?.texts();
+    let enc = TextEncoder::resolve(&a.model, &a.revision, a.config.as_deref(), a.tokenizer.as_deref(), &hub_options(), &dev)?;
+    let emb = enc.embed(&texts)?;
+    emb.save(&a.out)?;
+    eprintln!("embedded {} prompts of policy {} with {} -> {}", texts.len(), policy.name, enc.name, a.out.display());
+    Ok(())
+}
+
+fn zero_shot(a: ZeroShotArgs) -> anyhow::Result<()> {
+    let dev = device(a.device.device)?;
+    let ds = load(&a.data, false, true)?;
+    let encoder = pairguard_model::features::store_of(&ds)?.encoder.clone();
+    let categories = ds.taxonomy.names().iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let validation = match &a.validation {
+        Some(v) => Some(LabeledSet::from_dataset(&load(v, false, true)?, None, Some(&encoder))?),
+        None => None,
+    };
+    let calibration = match (a.threshold, &validation) {
+        (Some(ThresholdRule::Fixed { threshold }), None) => CalibrationConfig::fixed(threshold),
+        (Some(rule), Some(_)) => CalibrationConfig { threshold: rule, ..CalibrationConfig::default() },
+        (None, Some(_)) => CalibrationConfig::default(),
+        (None, None) => CalibrationConfig::fixed(0.5),
+        (Some(rule), None) => anyhow::bail!("threshold rule {} needs --validation", rule.name()),
+    };
+    let (prompts, emb) = a.prompts.resolve(&categories, &encoder, &dev)?;
+    let guard = zero_shot_guard(&prompts, &emb, &encoder, validation.as_ref(), &calibration, &dev)?;
+    guard.save(&a.out)?;
+    let c = &guard.card;
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!(
+        "zero-shot guard of policy {} ({} prompts, {} categories): threshold {:.3}, temperature {:.3} -> {}",
+        prompts.policy,
+        prompts.texts().len(),
+        prompts.categories.len(),
+        c.threshold,
+        c.temperature,
+        a.out.display()
+    );
+    if let Some(m) = &c.validation_metrics {
+        eprintln!("validation: AUROC {:.4}, F1 {:.4}", m.auroc, m.f1);
+    }
+    Ok(())
+}
+
 fn hub_options() -> HubOptions {
     let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
     HubOptions { offline, cache_dir: None, token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()) }
@@ -542,6 +687,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Stats { descriptor, split, seed, skip_invalid, json }) => stats(&descriptor, split, seed, skip_invalid, json),
         Command::Embed(a) => embed(a),
         Command::Train(a) => train(a),
+        Command::EmbedText(a) => embed_text(a),
+        Command::ZeroShot(a) => zero_shot(a),
         Command::Eval(a) => eval(a),
         Command::Predict(a) => predict(a),
         Command::ExportOnnx(a) => export_onnx(a),
@@ -902,9 +1049,26 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
         None => LabeledSet::train_validation(&ds, a.validation_fraction, cfg.train.seed)?,
     };
+    // A prompt head starts from the policy's zero-shot guard.
+    let start = match cfg.train.head {
+        HeadKind::Prompt { scale, .. } => {
+            let (prompts, emb) = a.prompts.resolve(&train_set.categories, &encoder, &dev)?;
+            let outputs = if cfg.train.multilabel { 1 + prompts.categories.len() } else { 1 };
+            let mut head = prompts.head(&emb, outputs)?;
+            if let HeadKind::Prompt { scale: s, .. } = &mut head.kind {
+                *s = scale;
+            }
+            cfg.train.head = head.kind;
+            cfg.train.normalization = NormKind::L2;
+            Some((head, prompts.source(&emb)))
+        }
+        _ if a.prompts.policy.is_some() || a.prompts.prompts.is_some() => anyhow::bail!("--policy and --prompts apply to --head prompt"),
+        _ => None,
+    };
     eprintln!("training on {} samples, validating on {}", train_set.len(), val_set.len());
     let t0 = std::time::Instant::now();
-    let model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, &dev)?;
+    let mut model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, start.as_ref().map(|s| &s.0), &dev)?;
+    model.card.prompts = start.map(|s| s.1);
     model.save(&a.out)?;
     let c = &model.card;
     for w in &c.warnings {

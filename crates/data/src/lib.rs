@@ -20,6 +20,7 @@ pub mod mix;
 pub mod pairs;
 pub mod policy;
 pub mod progress;
+pub mod prompts;
 mod readers;
 pub mod sample;
 pub mod shard;

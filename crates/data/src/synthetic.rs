@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::descriptor::{Columns, DEFAULT_MAX_PIXELS, Descriptor, Format, LabelMap, SourceMap, TaxonomySpec};
 use crate::embeddings::{EmbeddingStore, EncoderId};
 use crate::hash::{derive_seed, sha256_bytes, write_atomic};
+use crate::prompts::PromptEmbeddings;
 use crate::sample::{ImageRef, Label, PairMember, PairRole, Sample, Source};
 use crate::taxonomy::Taxonomy;
 use crate::{DataError, Result};
@@ -424,9 +425,70 @@ impl Benchmark {
         }
         if !truth.images.is_empty() {
             write_atomic(&dir.join("images-truth.json"), &serde_json::to_vec_pretty(&truth).expect("json"))?;
-            write_atomic(&dir.join("policy.toml"), self.policy().as_bytes())?;
         }
+        write_atomic(&dir.join("policy.toml"), self.policy_file().as_bytes())?;
+        self.prompts()?.save(&dir.join("prompts.safetensors"))?;
         Ok(written)
+    }
+
+    /// The text side: embeddings of the policy's prompts with known ground
+    /// truth, as a CLIP text tower would give them. A prompt for category k
+    /// lies along k's topic direction and, when it names the harmful
+    /// feature, along k's harm direction; a safe prompt instead lies along a
+    /// direction of its own that images do not show (the "plain
+    /// background"), as strongly. Every prompt is offset by one shared
+    /// direction (the modality gap: CLIP's text and image embeddings occupy
+    /// different cones), plus noise. The gap and safe directions are
+    /// orthogonal to the images' directions as far as the dimension allows.
+    pub fn prompts(&self) -> Result<PromptEmbeddings> {
+        const GAP: f64 = 1.5;
+        const NOISE: f64 = 0.2;
+        let cfg = &self.config;
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, "prompts"));
+        let f64s = |v: &Vec<f32>| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let t = &self.truth;
+        // An orthonormal basis of the image directions, grown by each new
+        // direction; once it spans the space, new directions are random.
+        let mut basis: Vec<Vec<f64>> = Vec::new();
+        let extend = |basis: &mut Vec<Vec<f64>>, v: Vec<f64>| -> Vec<f64> {
+            let mut r = v.clone();
+            for b in basis.iter() {
+                let d: f64 = r.iter().zip(b).map(|(x, y)| x * y).sum();
+                r.iter_mut().zip(b).for_each(|(x, y)| *x -= d * y);
+            }
+            let n = r.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if n < 1e-6 {
+                return v;
+            }
+            let r: Vec<f64> = r.into_iter().map(|x| x / n).collect();
+            basis.push(r.clone());
+            r
+        };
+        for v in t.context.iter().chain(&t.topic).chain(&t.harm).chain(std::iter::once(&t.style)) {
+            extend(&mut basis, f64s(v));
+        }
+        let mut own = |basis: &mut Vec<Vec<f64>>| {
+            let v = unit(&mut rng, cfg.dim);
+            extend(basis, v)
+        };
+        let gap = own(&mut basis);
+        let safe_dirs: Vec<Vec<f64>> = (0..cfg.categories).map(|_| own(&mut basis)).collect();
+        let policy = self.policy();
+        let (mut texts, mut x) = (Vec::new(), Vec::new());
+        for (k, c) in policy.categories.iter().enumerate() {
+            for (phrases, harmful) in [(&c.unsafe_, true), (&c.safe, false)] {
+                for text in policy.templates.iter().flat_map(|t| phrases.iter().map(move |p| t.replace("{}", p))) {
+                    let e: Vec<f64> =
+                        (0..cfg.dim).map(|_| NOISE / (cfg.dim as f64).sqrt() * Distribution::<f64>::sample(&StandardNormal, &mut rng)).collect();
+                    x.extend((0..cfg.dim).map(|d| {
+                        let feature = if harmful { f64::from(t.harm[k][d]) } else { safe_dirs[k][d] };
+                        (GAP * gap[d] + cfg.topic * f64::from(t.topic[k][d]) + cfg.harm * feature + e[d]) as f32
+                    }));
+                    texts.push(text);
+                }
+            }
+        }
+        PromptEmbeddings::new(texts, cfg.dim, x, "synthetic".into(), cfg.encoder_id().weights_sha256, "synthetic text side".into())
     }
 
     fn descriptor(&self, name: &str, embeddings: Option<String>, root: Option<String>) -> Descriptor {
@@ -579,10 +641,11 @@ impl Benchmark {
         Ok(written)
     }
 
-    /// A policy for the benchmark's images: in every category the harmful
-    /// feature is the dark cross.
-    fn policy(&self) -> String {
-        let policy = crate::policy::Policy {
+    /// The benchmark's policy: in every category the harmful feature is the
+    /// dark cross (a category's phrases name the category, so its prompts
+    /// differ from the others').
+    pub fn policy(&self) -> crate::policy::Policy {
+        crate::policy::Policy {
             name: "synthetic".into(),
             taxonomy: TaxonomySpec::Inline(self.taxonomy()),
             templates: vec!["a picture with {}.".into()],
@@ -594,12 +657,16 @@ impl Benchmark {
                 .iter()
                 .map(|n| crate::policy::PolicyCategory {
                     name: n.to_string(),
-                    unsafe_: vec!["a dark cross".into()],
-                    safe: vec!["the plain background".into()],
+                    unsafe_: vec![format!("a dark cross ({n})")],
+                    safe: vec![format!("the plain background ({n})")],
                 })
                 .collect(),
             path: PathBuf::new(),
-        };
+        }
+    }
+
+    fn policy_file(&self) -> String {
+        let policy = self.policy();
         format!(
             "# The synthetic benchmark's policy: in every category the harmful feature is a dark cross.\n{}",
             toml::to_string(&policy).expect("serialisable")

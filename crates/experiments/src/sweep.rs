@@ -356,7 +356,7 @@ fn train_groups(
                 sets.iter().map(|s| s.coarse.iter().copied().chain(s.pair_pool.iter().map(|&i| nc + i)).collect()).collect();
             let mut guard = exp.guard();
             guard.train.seed = *seed;
-            let guards = train_guards(&pool, &members, data.validation.as_ref(), &data.encoder, &guard, &opts.device)?;
+            let guards = train_guards(&pool, &members, data.validation.as_ref(), &data.encoder, &guard, None, &opts.device)?;
             for (name, set) in &data.tests {
                 let probs = probabilities_of(&guards, &set.x, &opts.device)?;
                 for ((ts, g), p) in sets.iter().zip(&guards).zip(&probs) {

@@ -193,6 +193,7 @@ fn each_head_is_standardised_on_its_own_training_set() {
         None,
         &data.encoder,
         &exp.guard(),
+        None,
         &pairguard_model::Device::flex(),
     )
     .unwrap();

@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         norms: vec![identity.clone(); lambdas.len()],
         lambdas,
         validation: None,
+        start: None,
     };
     let t = Instant::now();
     let fit = fit_bank(&job(vec![lambda]), &tc, &dev)?;

@@ -119,6 +119,9 @@ pub struct ModelCard {
     #[serde(default)]
     pub warnings: Vec<String>,
     pub config: GuardConfig,
+    /// The policy and text embeddings a prompt head was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<crate::prompts::PromptSource>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -191,13 +194,28 @@ pub fn evaluate_scores(set: &LabeledSet, probs: &[f64], category_probs: Option<&
 
 /// What calibration on validation data gave one guard.
 #[derive(Debug)]
-struct Calibration {
-    temperature: f64,
-    threshold: f64,
-    metrics: Option<BinaryMetrics>,
-    warnings: Vec<String>,
+pub(crate) struct Calibration {
+    pub temperature: f64,
+    pub threshold: f64,
+    pub metrics: Option<BinaryMetrics>,
+    pub warnings: Vec<String>,
     /// Iterations or epochs of the kept weights.
-    epochs: usize,
+    pub epochs: usize,
+}
+
+/// Temperature, threshold and metrics from validation "unsafe" logits.
+pub(crate) fn calibrate(z: &[f64], labels: &[bool], cfg: &CalibrationConfig) -> Calibration {
+    let (t, at_edge) = if cfg.temperature { fit_temperature(z, labels) } else { (1.0, false) };
+    let p: Vec<f64> = z.iter().map(|&x| sigmoid(x / t)).collect();
+    let threshold = choose_threshold(cfg.threshold, &p, labels);
+    let mut warnings = Vec::new();
+    if at_edge {
+        warnings.push(format!(
+            "the fitted temperature {t:.3} is at the edge of its range [{TEMPERATURE_MIN}, {TEMPERATURE_MAX}]: validation data may overlap training or be too small"
+        ));
+    }
+    let metrics = metrics::binary(&p, labels, threshold, cfg.fpr_target);
+    Calibration { temperature: t, threshold, metrics: Some(metrics), warnings, epochs: 0 }
 }
 
 /// Checks raw embeddings for a guard of input dimension `d`.
@@ -226,13 +244,16 @@ fn overlap(train: &LabeledSet, rows: &[usize], validation: &LabeledSet) -> usize
 /// statistics of its own rows. With validation data each selects its weight
 /// decay from the grid, early-stops, is calibrated on validation and, with
 /// `refit`, refitted on its rows plus the validation set; without, options
-/// that need validation are refused (see [`GuardConfig::check`]).
+/// that need validation are refused (see [`GuardConfig::check`]). Every
+/// guard starts from `start` when given (a zero-shot guard's head; see
+/// [`crate::train::BankJob::start`]).
 pub fn train_guards(
     data: &LabeledSet,
     sets: &[Vec<usize>],
     validation: Option<&LabeledSet>,
     encoder: &EncoderId,
     cfg: &GuardConfig,
+    start: Option<&HeadWeights>,
     device: &Device,
 ) -> Result<Vec<GuardModel>> {
     cfg.check(validation.is_some())?;
@@ -264,6 +285,7 @@ pub fn train_guards(
         lambdas: sets.iter().flat_map(|_| grid.iter().copied()).collect(),
         norms,
         validation: validation.zip(val_targets.as_deref()).map(|(v, y)| (v.x.as_slice(), y)),
+        start: start.map(|w| vec![w.clone(); sets.len() * g]),
     };
     let fit = fit_bank(&job, tc, device)?;
     let chosen: Vec<usize> = (0..sets.len())
@@ -280,19 +302,13 @@ pub fn train_guards(
             let nv = v.len();
             for (s, &h) in chosen.iter().enumerate() {
                 let z: Vec<f64> = (0..nv).map(|i| f64::from(logits[(s * nv + i) * outputs])).collect();
-                let (t, at_edge) = if cfg.calibration.temperature { fit_temperature(&z, &v.labels) } else { (1.0, false) };
-                let p: Vec<f64> = z.iter().map(|&x| sigmoid(x / t)).collect();
-                let thr = choose_threshold(cfg.calibration.threshold, &p, &v.labels);
-                let mut warnings = Vec::new();
+                let mut c = calibrate(&z, &v.labels, &cfg.calibration);
                 let shared = overlap(data, &sets[s], v);
                 if shared > 0 {
-                    warnings.push(format!("{shared} of {nv} validation samples are also training samples (same id or identical embedding): calibration and selection on them are optimistic"));
+                    c.warnings.insert(0, format!("{shared} of {nv} validation samples are also training samples (same id or identical embedding): calibration and selection on them are optimistic"));
                 }
-                if at_edge {
-                    warnings.push(format!("the fitted temperature {t:.3} is at the edge of its range [{TEMPERATURE_MIN}, {TEMPERATURE_MAX}]: validation data may overlap training or be too small"));
-                }
-                let metrics = metrics::binary(&p, &v.labels, thr, cfg.calibration.fpr_target);
-                calibration.push(Calibration { temperature: t, threshold: thr, metrics: Some(metrics), warnings, epochs: fit.best_epoch[h] });
+                c.epochs = fit.best_epoch[h];
+                calibration.push(c);
             }
         }
         None => {
@@ -324,6 +340,7 @@ pub fn train_guards(
                 lambdas: chosen.iter().map(|&h| job.lambdas[h]).collect(),
                 norms: norms.clone(),
                 validation: None,
+                start: start.map(|w| vec![w.clone(); rows.len()]),
             },
             &refit_config(tc, rounds),
             device,
@@ -362,6 +379,7 @@ pub fn train_guards(
                 validation_metrics: c.metrics,
                 warnings: c.warnings,
                 config: cfg.clone(),
+                prompts: None,
             },
             norm,
             head,
@@ -415,12 +433,20 @@ impl GuardModel {
             validation_metrics: None,
             warnings: Vec::new(),
             config: GuardConfig { calibration: CalibrationConfig::fixed(threshold), ..GuardConfig::default() },
+            prompts: None,
         };
         Ok(GuardModel { card, norm, head })
     }
 
     /// Trains one guard on all of `train`; see [`train_guards`].
-    pub fn train(train: &LabeledSet, validation: Option<&LabeledSet>, encoder: EncoderId, cfg: &GuardConfig, device: &Device) -> Result<Self> {
+    pub fn train(
+        train: &LabeledSet,
+        validation: Option<&LabeledSet>,
+        encoder: EncoderId,
+        cfg: &GuardConfig,
+        start: Option<&HeadWeights>,
+        device: &Device,
+    ) -> Result<Self> {
         if train.is_empty() {
             return Err(Error::TrainingData("no training samples".into()));
         }
@@ -428,7 +454,7 @@ impl GuardModel {
             return Err(Error::TrainingData("training data needs both safe and unsafe samples".into()));
         }
         let all: Vec<usize> = (0..train.len()).collect();
-        Ok(train_guards(train, &[all], validation, &encoder, cfg, device)?.remove(0))
+        Ok(train_guards(train, &[all], validation, &encoder, cfg, start, device)?.remove(0))
     }
 
     /// Raw logits `[n, outputs]` for row-major embeddings.
@@ -490,7 +516,7 @@ impl GuardModel {
     /// `<path>.json` (the card), atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let h = &self.head;
-        let width = h.hidden().unwrap_or(h.outputs);
+        let width = h.kind.width(h.outputs);
         let mut tensors: Vec<(&str, Vec<u8>, Vec<usize>)> = vec![
             ("head.w1", bytes(&h.w1), vec![h.input_dim, width]),
             ("head.b1", bytes(&h.b1), vec![width]),
@@ -522,8 +548,13 @@ impl GuardModel {
         if card.outputs.is_empty() || card.outputs[0] != "unsafe" {
             return Err(card_error(format!("`outputs` must start with \"unsafe\", found {:?}", card.outputs)));
         }
-        if card.input_dim == 0 || matches!(card.head, HeadKind::Mlp { hidden: 0, .. }) {
-            return Err(card_error("`input_dim` and the MLP's `hidden` must be positive".into()));
+        if card.input_dim == 0 || matches!(card.head, HeadKind::Mlp { hidden: 0, .. } | HeadKind::Prompt { categories: 0, .. }) {
+            return Err(card_error("`input_dim`, the MLP's `hidden` and the prompt head's `categories` must be positive".into()));
+        }
+        if let HeadKind::Prompt { categories, scale } = card.head
+            && !(scale > 0.0 && scale.is_finite() && [1, 1 + categories].contains(&card.outputs.len()))
+        {
+            return Err(card_error(format!("a prompt head of {categories} categories has 1 or {} outputs and a positive scale", 1 + categories)));
         }
         if !(card.temperature > 0.0 && card.temperature.is_finite() && (0.0..=1.0).contains(&card.threshold)) {
             return Err(card_error(format!("temperature {} must be positive and threshold {} in [0, 1]", card.temperature, card.threshold)));
@@ -531,10 +562,7 @@ impl GuardModel {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let weights_error = |message: String| Error::ModelFile { path: path.to_path_buf(), message };
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| weights_error(e.to_string()))?;
-        let width = match card.head {
-            HeadKind::Linear => card.outputs.len(),
-            HeadKind::Mlp { hidden, .. } => hidden,
-        };
+        let width = card.head.width(card.outputs.len());
         let d = card.input_dim;
         let o = card.outputs.len();
         let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {

@@ -23,17 +23,27 @@ pub enum HeadKind {
     Linear,
     /// An adapter: one hidden layer with GELU and dropout.
     Mlp { hidden: usize, dropout: f64 },
+    /// Prompts (Q16): an unsafe and a safe class vector per policy
+    /// category, `[D, 2K]` (unsafe columns first). Class logits are `scale`
+    /// x the cosine of the embedding with each column, plus a class bias
+    /// (zero in a zero-shot guard); "unsafe" is the
+    /// softmax mass of the unsafe columns, category k the softmax of its
+    /// pair. Initialised from the policy's text embeddings, this is CLIP's
+    /// zero-shot classifier; trained, it is a prompt-learned guard.
+    Prompt { categories: usize, scale: f64 },
 }
 
 impl std::str::FromStr for HeadKind {
     type Err = crate::Error;
 
-    /// `linear`, or `mlp` with the adapter's default width and dropout.
+    /// `linear`, `mlp` with the adapter's default width and dropout, or
+    /// `prompt` (its categories come from the policy it is built from).
     fn from_str(s: &str) -> crate::Result<Self> {
         match s {
             "linear" => Ok(HeadKind::Linear),
             "mlp" => Ok(HeadKind::mlp()),
-            other => Err(crate::Error::UnknownName { kind: "head", name: other.into(), known: "linear, mlp".into() }),
+            "prompt" => Ok(HeadKind::Prompt { categories: 0, scale: CLIP_SCALE }),
+            other => Err(crate::Error::UnknownName { kind: "head", name: other.into(), known: "linear, mlp, prompt".into() }),
         }
     }
 }
@@ -48,9 +58,22 @@ impl HeadKind {
         match self {
             HeadKind::Linear => "linear".into(),
             HeadKind::Mlp { hidden, .. } => format!("mlp-{hidden}"),
+            HeadKind::Prompt { .. } => "prompt".into(),
+        }
+    }
+
+    /// Columns of the first weight matrix for `outputs` outputs.
+    pub fn width(&self, outputs: usize) -> usize {
+        match *self {
+            HeadKind::Linear => outputs,
+            HeadKind::Mlp { hidden, .. } => hidden,
+            HeadKind::Prompt { categories, .. } => 2 * categories,
         }
     }
 }
+
+/// CLIP's logit scale (exp of the learned temperature, clipped at 100).
+pub const CLIP_SCALE: f64 = 100.0;
 
 /// Weights of one trained head, row-major, on the host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,8 +92,8 @@ pub struct HeadWeights {
 impl HeadWeights {
     pub fn hidden(&self) -> Option<usize> {
         match self.kind {
-            HeadKind::Linear => None,
             HeadKind::Mlp { hidden, .. } => Some(hidden),
+            HeadKind::Linear | HeadKind::Prompt { .. } => None,
         }
     }
 
@@ -81,6 +104,21 @@ impl HeadWeights {
         let matvec = |row: &[f32], w: &[f32], b: &[f32], out: usize| -> Vec<f32> {
             (0..out).map(|o| b[o] + row.iter().enumerate().map(|(i, v)| v * w[i * out + o]).sum::<f32>()).collect()
         };
+        if let HeadKind::Prompt { categories: k, scale } = self.kind {
+            let columns = prompt_columns(&self.w1, d, 2 * k, scale);
+            let lse = |z: &[f32]| {
+                let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln()
+            };
+            return x
+                .chunks(d)
+                .flat_map(|row| {
+                    let z = matvec(row, &columns, &self.b1, 2 * k);
+                    let (u, s) = z.split_at(k);
+                    std::iter::once(lse(u) - lse(s)).chain((0..self.outputs - 1).map(move |c| u[c] - s[c])).collect::<Vec<f32>>()
+                })
+                .collect();
+        }
         x.chunks(d)
             .flat_map(|row| match (self.hidden(), &self.w2, &self.b2) {
                 (Some(h), Some(w2), Some(b2)) => {
@@ -91,6 +129,13 @@ impl HeadWeights {
             })
             .collect()
     }
+}
+
+/// A prompt head's columns `[D, C]` at unit length, times `scale`: what
+/// multiplies a unit embedding to give the class logits.
+pub fn prompt_columns(w: &[f32], d: usize, c: usize, scale: f64) -> Vec<f32> {
+    let norms: Vec<f32> = (0..c).map(|j| (0..d).map(|i| w[i * c + j] * w[i * c + j]).sum::<f32>().sqrt().max(1e-12)).collect();
+    (0..d * c).map(|i| w[i] / norms[i % c] * scale as f32).collect()
 }
 
 /// Exact (erf) GELU, as burn's `gelu`.
@@ -113,6 +158,23 @@ pub struct HeadBank {
     pub b1: Param<Tensor<3>>,
     pub w2: Option<Param<Tensor<3>>>,
     pub b2: Option<Param<Tensor<3>>>,
+    /// How the outputs are read off prompt columns (prompt heads only).
+    #[module(skip)]
+    pub prompt: Option<PromptReadout>,
+}
+
+/// A prompt bank's categories, logit scale and outputs (1, or 1 + K).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PromptReadout {
+    pub categories: usize,
+    pub scale: f64,
+    pub outputs: usize,
+}
+
+/// `log(sum(exp(z)))` over the last axis, kept as size 1.
+fn log_sum_exp(z: Tensor<3>) -> Tensor<3> {
+    let m = z.clone().max_dim(2);
+    (z - m.clone()).exp().sum_dim(2).log() + m
 }
 
 fn tensor3(values: Vec<f32>, shape: [usize; 3], device: &Device) -> Tensor<3> {
@@ -123,6 +185,8 @@ impl HeadBank {
     /// Initialises H heads from a seed on the host, so every backend starts
     /// from identical weights. Linear heads start at zero (the convex
     /// problem needs no symmetry breaking); MLPs get N(0, 1/fan_in) weights.
+    /// Prompt heads get N(0, 1/D) columns here; training starts them from
+    /// text embeddings instead (`BankJob::start`).
     pub fn init(kind: HeadKind, heads: usize, d: usize, outputs: usize, seed: u64, device: &Device) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut normal = |n: usize, fan_in: usize| -> Vec<f32> {
@@ -135,12 +199,21 @@ impl HeadBank {
                 b1: Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device)),
                 w2: None,
                 b2: None,
+                prompt: None,
+            },
+            HeadKind::Prompt { categories, scale } => HeadBank {
+                w1: Param::from_tensor(tensor3(normal(heads * d * 2 * categories, d), [heads, d, 2 * categories], device)),
+                b1: Param::from_tensor(tensor3(vec![0.0; heads * 2 * categories], [heads, 1, 2 * categories], device)),
+                w2: None,
+                b2: None,
+                prompt: Some(PromptReadout { categories, scale, outputs }),
             },
             HeadKind::Mlp { hidden, .. } => HeadBank {
                 w1: Param::from_tensor(tensor3(normal(heads * d * hidden, d), [heads, d, hidden], device)),
                 b1: Param::from_tensor(tensor3(vec![0.0; heads * hidden], [heads, 1, hidden], device)),
                 w2: Some(Param::from_tensor(tensor3(normal(heads * hidden * outputs, hidden), [heads, hidden, outputs], device))),
                 b2: Some(Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device))),
+                prompt: None,
             },
         }
     }
@@ -151,12 +224,16 @@ impl HeadBank {
         let first = heads[0];
         let cat = |f: &dyn Fn(&HeadWeights) -> Vec<f32>| heads.iter().flat_map(|w| f(w)).collect::<Vec<f32>>();
         let (d, o) = (first.input_dim, first.outputs);
-        let width = first.hidden().unwrap_or(o);
+        let width = first.kind.width(o);
         HeadBank {
             w1: Param::from_tensor(tensor3(cat(&|w| w.w1.clone()), [h, d, width], device)),
             b1: Param::from_tensor(tensor3(cat(&|w| w.b1.clone()), [h, 1, width], device)),
             w2: first.w2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.w2.clone().unwrap()), [h, width, o], device))),
             b2: first.b2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.b2.clone().unwrap()), [h, 1, o], device))),
+            prompt: match first.kind {
+                HeadKind::Prompt { categories, scale } => Some(PromptReadout { categories, scale, outputs: o }),
+                _ => None,
+            },
         }
     }
 
@@ -170,6 +247,16 @@ impl HeadBank {
     pub fn forward(&self, x: Tensor<2>, affine: Option<&Affine>, dropout_keep: Option<Tensor<3>>) -> Tensor<3> {
         let [h, d, width] = self.w1.val().dims();
         let n = x.dims()[0];
+        if let Some(p) = self.prompt {
+            // Cosine logits: unit columns (inputs arrive L2-normalised).
+            let w = self.w1.val();
+            let w = w.clone() / w.square().sum_dim(1).sqrt().clamp_min(1e-12);
+            let z = x.matmul(w.permute([1, 0, 2]).reshape([d, h * width])).reshape([n, h, width]).swap_dims(0, 1).mul_scalar(p.scale) + self.b1.val();
+            let k = p.categories;
+            let (u, s) = (z.clone().narrow(2, 0, k), z.narrow(2, k, k));
+            let unsafe_ = log_sum_exp(u.clone()) - log_sum_exp(s.clone());
+            return if p.outputs == 1 { unsafe_ } else { Tensor::cat(vec![unsafe_, u - s], 2) };
+        }
         let (w1, b1) = match affine {
             Some(a) => {
                 let w = self.w1.val() * a.inv_std.clone();
@@ -202,7 +289,11 @@ impl HeadBank {
             one.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
         };
         let [_, d, width] = self.w1.val().dims();
-        let outputs = self.b2.as_ref().map(|b| b.val().dims()[2]).unwrap_or(width);
+        let outputs = match (&self.b2, self.prompt) {
+            (_, Some(p)) => p.outputs,
+            (Some(b), None) => b.val().dims()[2],
+            (None, None) => width,
+        };
         HeadWeights {
             kind,
             input_dim: d,
@@ -214,9 +305,15 @@ impl HeadBank {
         }
     }
 
-    /// Sum over heads of `lambda_h / 2 * ||W_h||^2` (biases unpenalised).
-    pub fn l2_penalty(&self, lambdas: Tensor<3>) -> Tensor<1> {
-        let mut p = (self.w1.val().square() * lambdas.clone()).sum();
+    /// Sum over heads of `lambda_h / 2 * ||W_h - C_h||^2` (biases
+    /// unpenalised): `centre` holds the first layers the penalty pulls
+    /// toward (a zero-shot start), zero when absent.
+    pub fn l2_penalty(&self, lambdas: Tensor<3>, centre: Option<&Tensor<3>>) -> Tensor<1> {
+        let w1 = match centre {
+            Some(c) => self.w1.val() - c.clone(),
+            None => self.w1.val(),
+        };
+        let mut p = (w1.square() * lambdas.clone()).sum();
         if let Some(w2) = &self.w2 {
             p = p + (w2.val().square() * lambdas).sum();
         }

@@ -13,6 +13,7 @@ pub mod head;
 pub mod metrics;
 pub mod normalize;
 pub mod onnx;
+pub mod prompts;
 pub mod robust;
 pub mod train;
 

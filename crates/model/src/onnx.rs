@@ -21,7 +21,7 @@ use crate::clip::model::{ClipVisionEmbeddings, VisionOps};
 use crate::clip::{Encoder, VisionConfig};
 use crate::error::Result;
 use crate::guard::GuardModel;
-use crate::head::HeadKind;
+use crate::head::{HeadKind, prompt_columns};
 use crate::normalize::NormKind;
 
 pub const OPSET: i64 = 17;
@@ -221,6 +221,25 @@ fn head_graph(g: &mut Graph, x: &str, m: &GuardModel) -> String {
             let a = g.gelu(&z);
             let w2 = h.w2.as_ref().expect("MLP has w2");
             g.linear(&a, w2, h.b2.as_deref(), hidden, o, "head.fc2")
+        }
+        HeadKind::Prompt { categories: k, scale } => {
+            // Class logits with the columns' norms and the scale folded in.
+            let z = g.linear(&x, &prompt_columns(&h.w1, d, 2 * k, scale), Some(&h.b1), d, 2 * k, "head.prompts");
+            let half = |g: &mut Graph, from: i64| {
+                let (start, end, axes) = (g.init_i64("starts", &[from]), g.init_i64("ends", &[from + k as i64]), g.init_i64("axes", &[1]));
+                g.op("Slice", &[&z, &start, &end, &axes], vec![])
+            };
+            let u = half(g, 0);
+            let s = half(g, k as i64);
+            let lse = |g: &mut Graph, t: &str| g.op("ReduceLogSumExp", &[t], vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)]);
+            let (lu, ls) = (lse(g, &u), lse(g, &s));
+            let unsafe_ = g.bin("Sub", &lu, &ls);
+            if o == 1 {
+                unsafe_
+            } else {
+                let per_category = g.bin("Sub", &u, &s);
+                g.op("Concat", &[&unsafe_, &per_category], vec![attr_int("axis", 1)])
+            }
         }
     };
     // Temperature applies to the "unsafe" output only.

@@ -130,10 +130,11 @@ impl TrainConfig {
         TrainConfig {
             head,
             optimizer: match head {
-                HeadKind::Linear => Optimizer::lbfgs(),
+                HeadKind::Linear | HeadKind::Prompt { .. } => Optimizer::lbfgs(),
                 HeadKind::Mlp { .. } => Optimizer::adamw(),
             },
-            normalization: NormKind::Standardize,
+            // A prompt head compares directions, as CLIP does.
+            normalization: if matches!(head, HeadKind::Prompt { .. }) { NormKind::L2 } else { NormKind::Standardize },
             multilabel: false,
             weight_decay: 1e-3,
             weight_decay_grid: Vec::new(),
@@ -168,6 +169,14 @@ impl TrainConfig {
             }
             if matches!(self.optimizer, Optimizer::Lbfgs { .. }) && dropout > 0.0 {
                 return bad("optimizer", "L-BFGS needs a deterministic objective: use dropout = 0 or optimizer = { kind = \"adamw\" }".into());
+            }
+        }
+        if let HeadKind::Prompt { categories, scale } = self.head {
+            if categories == 0 || !(scale > 0.0 && scale.is_finite()) {
+                return bad("head", format!("a prompt head needs categories > 0 and a positive scale, got {categories} and {scale}"));
+            }
+            if self.normalization == NormKind::Standardize {
+                return bad("normalization", "a prompt head compares directions: use normalization = \"l2\"".into());
             }
         }
         if let Some(es) = self.early_stopping {
@@ -205,6 +214,10 @@ pub struct BankJob<'a> {
     pub norms: Vec<FeatureNorm>,
     /// Raw validation features and targets for early stopping, shared by all heads.
     pub validation: Option<(&'a [f32], &'a [f32])>,
+    /// Where each head starts (a zero-shot guard's weights); the L2 penalty
+    /// then pulls toward the start instead of toward zero. Prompt heads
+    /// need one.
+    pub start: Option<Vec<HeadWeights>>,
 }
 
 #[derive(Debug, Clone)]
@@ -344,7 +357,25 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
     let aff = affine(&norms, &ad);
     let aff_plain = affine(&norms, device);
     let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
-    let mut bank = HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad);
+    let (mut bank, centre) = match &job.start {
+        Some(start) => {
+            let width = cfg.head.width(o);
+            if start.len() != heads || start.iter().any(|w| w.kind != cfg.head || w.input_dim != d || w.outputs != o || w.w1.len() != d * width) {
+                return Err(Error::TrainingData(format!(
+                    "{} start heads for {heads} heads of kind {}, input {d}, outputs {o}",
+                    start.len(),
+                    cfg.head.name()
+                )));
+            }
+            let refs: Vec<&HeadWeights> = start.iter().collect();
+            let centre = t3(start.iter().flat_map(|w| w.w1.iter().copied()).collect(), [heads, d, width], &ad);
+            (HeadBank::from_weights(&refs, &ad), Some(centre))
+        }
+        None if matches!(cfg.head, HeadKind::Prompt { .. }) => {
+            return Err(Error::TrainingData("a prompt head starts from the policy's text embeddings, and none were given".into()));
+        }
+        None => (HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad), None),
+    };
     let (x_all, y_all, w_all) = (t2(xs, [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad));
     let val = job.validation.map(|(vx, vy)| (t2(row_stepped(kind, vx, d), [vx.len() / d, d], device), vy));
 
@@ -394,7 +425,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
                 evals.set(evals.get() + 1);
                 let logits = m.forward(x_all.clone(), aff.as_ref(), None);
                 let data = (bce_with_logits(logits, y_all.clone().expand([heads, n, o])) * w_all.clone()).sum();
-                let loss = data + m.l2_penalty(lambdas.clone());
+                let loss = data + m.l2_penalty(lambdas.clone(), centre.as_ref());
                 let value = loss.clone().into_scalar::<f64>();
                 (value, GradientsParams::from_grads(loss.backward(), &m))
             };
@@ -446,7 +477,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
                     };
                     let logits = bank.forward(xb, aff.as_ref(), keep);
                     let data = (bce_with_logits(logits, yb.expand([heads, nb, o])) * wb).sum().mul_scalar(frac);
-                    let loss = data + bank.l2_penalty(lambdas.clone()).mul_scalar(frac);
+                    let loss = data + bank.l2_penalty(lambdas.clone(), centre.as_ref()).mul_scalar(frac);
                     let grads = GradientsParams::from_grads(loss.backward(), &bank);
                     bank = opt.step(learning_rate, bank, grads);
                     evaluations += 1;

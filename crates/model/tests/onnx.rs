@@ -5,8 +5,10 @@
 use std::path::Path;
 
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
+use pairguard_model::CalibrationConfig;
 use pairguard_model::clip::Encoder;
 use pairguard_model::onnx::{export_head, export_pipeline};
+use pairguard_model::prompts::{PolicyPrompts, zero_shot_guard};
 use pairguard_model::{Device, GuardConfig, GuardModel, HeadKind, LabeledSet, Optimizer, TrainConfig};
 use tract_onnx::prelude::*;
 
@@ -61,7 +63,7 @@ fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {
 
 fn train(cfg: TrainConfig, set: &LabeledSet, encoder: pairguard_data::EncoderId) -> GuardModel {
     let gc = GuardConfig { train: cfg, ..GuardConfig::default() };
-    GuardModel::train(set, Some(set), encoder, &gc, &Device::flex()).unwrap()
+    GuardModel::train(set, Some(set), encoder, &gc, None, &Device::flex()).unwrap()
 }
 
 fn burn_probs(m: &GuardModel, x: &[f32]) -> Vec<f64> {
@@ -87,9 +89,27 @@ fn exported_heads_match_burn_in_tract_and_onnxruntime() {
         &set,
         b.config.encoder_id(),
     );
+    // The policy's zero-shot guard, and a prompt head trained from it
+    // (multi-label, so the class biases and category outputs are exercised).
+    let policy = b.policy();
+    let prompts = PolicyPrompts::new(&policy, &cats).unwrap();
+    let emb = b.prompts().unwrap();
+    let zero_shot = zero_shot_guard(&prompts, &emb, &b.config.encoder_id(), Some(&set), &CalibrationConfig::default(), &Device::flex()).unwrap();
+    let start = prompts.head(&emb, 1 + cats.len()).unwrap();
+    let gc = GuardConfig { train: TrainConfig { multilabel: true, ..TrainConfig::for_head(start.kind) }, ..GuardConfig::default() };
+    let prompt = GuardModel::train(&set, Some(&set), b.config.encoder_id(), &gc, Some(&start), &Device::flex()).unwrap();
+    assert!(prompt.head.b1.iter().any(|&v| v != 0.0) && prompt.head.w1 != start.w1, "training moved the prompts and biases");
     let n = 9;
     let x = set.x[..n * d].to_vec();
-    for (name, m) in [("linear", &linear), ("mlp", &mlp)] {
+    for m in [&zero_shot, &prompt] {
+        // The bank's forward pass against the host arithmetic.
+        let mut normed = x.clone();
+        m.norm.apply(&mut normed);
+        let host = m.head.logits_host(&normed);
+        let device = m.logits(&x, &Device::flex()).unwrap();
+        close(&device, &host.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), 1e-3, "prompt head on the device vs the host");
+    }
+    for (name, m) in [("linear", &linear), ("mlp", &mlp), ("zero-shot", &zero_shot), ("prompt", &prompt)] {
         assert_ne!(m.card.temperature, 1.0, "a fitted temperature exercises the scaling");
         let bytes = export_head(m);
         let want = burn_probs(m, &x);

@@ -31,8 +31,8 @@ fn linear_probe_learns_and_is_deterministic_on_cpu() {
     let val = set(&b.test_coarse, &cats, d);
     let dev = Device::flex();
     let enc = b.config.encoder_id();
-    let m1 = GuardModel::train(&train, Some(&val), enc.clone(), &quick(), &dev).unwrap();
-    let m2 = GuardModel::train(&train, Some(&val), enc, &quick(), &dev).unwrap();
+    let m1 = GuardModel::train(&train, Some(&val), enc.clone(), &quick(), None, &dev).unwrap();
+    let m2 = GuardModel::train(&train, Some(&val), enc, &quick(), None, &dev).unwrap();
     assert_eq!(m1.head, m2.head, "same seed, same weights on CPU");
     let test = set(&b.test_shifted, &cats, d);
     let ev = m1.evaluate(&test, None, &dev).unwrap();
@@ -61,6 +61,7 @@ fn a_bank_trains_each_head_as_if_alone() {
         members,
         lambdas,
         validation: None,
+        start: None,
     };
     let dev = Device::flex();
     let bank = fit_bank(&job(vec![a.clone(), bb.clone()], vec![1e-3, 1e-1]), &cfg, &dev).unwrap();
@@ -108,7 +109,7 @@ fn weight_decay_sweep_selects_on_validation_and_mlp_multilabel_trains() {
     let mut cfg = quick();
     cfg.train.weight_decay_grid = vec![1e-4, 1e-2, 1.0, 100.0];
     let dev = Device::flex();
-    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, &dev).unwrap();
+    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, None, &dev).unwrap();
     assert!(cfg.train.weight_decay_grid.contains(&m.card.weight_decay));
     assert_ne!(m.card.weight_decay, 100.0, "an absurd penalty must lose on validation");
     assert_eq!(m.card.training_samples, train.len() + val.len(), "refit on train + validation");
@@ -116,7 +117,7 @@ fn weight_decay_sweep_selects_on_validation_and_mlp_multilabel_trains() {
     let mut cfg = quick();
     cfg.train = TrainConfig { multilabel: true, ..TrainConfig::for_head(HeadKind::Mlp { hidden: 32, dropout: 0.1 }) };
     cfg.train.optimizer = Optimizer::Adamw { learning_rate: 0.005, epochs: 120, batch_size: 16384 };
-    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, &dev).unwrap();
+    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, None, &dev).unwrap();
     let ev = m.evaluate(&set(&b.test_coarse, &cats, d), None, &dev).unwrap();
     assert!(ev.overall.auroc > 0.8, "{}", ev.overall.auroc);
     assert_eq!(ev.category_outputs_auroc.len(), cats.len());
@@ -130,9 +131,9 @@ fn model_files_round_trip_and_refuse_other_encoders() {
     let train = set(&b.coarse, &cats, d);
     let dev = Device::flex();
     let uncalibrated = GuardConfig { calibration: pairguard_model::CalibrationConfig::fixed(0.5), ..quick() };
-    let e = GuardModel::train(&train, None, b.config.encoder_id(), &quick(), &dev).unwrap_err().to_string();
+    let e = GuardModel::train(&train, None, b.config.encoder_id(), &quick(), None, &dev).unwrap_err().to_string();
     assert!(e.contains("needs validation data"), "calibration without validation data is refused: {e}");
-    let m = GuardModel::train(&train, None, b.config.encoder_id(), &uncalibrated, &dev).unwrap();
+    let m = GuardModel::train(&train, None, b.config.encoder_id(), &uncalibrated, None, &dev).unwrap();
     assert_eq!((m.card.threshold, m.card.temperature), (0.5, 1.0), "without validation: fixed threshold, temperature 1");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("guard.safetensors");
@@ -166,7 +167,7 @@ fn overlapping_validation_is_flagged_and_the_temperature_stays_sane() {
     let (b, cats) = bench();
     let d = b.config.dim;
     let train = set(&b.coarse, &cats, d);
-    let m = GuardModel::train(&train, Some(&train), b.config.encoder_id(), &quick(), &Device::flex()).unwrap();
+    let m = GuardModel::train(&train, Some(&train), b.config.encoder_id(), &quick(), None, &Device::flex()).unwrap();
     assert!(m.card.warnings.iter().any(|w| w.contains("also training samples")), "{:?}", m.card.warnings);
     assert!(m.card.temperature >= pairguard_model::calibrate::TEMPERATURE_MIN, "T = {}", m.card.temperature);
     let (p, _) = m.probabilities(&train.x, &Device::flex()).unwrap();
@@ -181,10 +182,10 @@ fn the_mlp_head_trains_with_its_own_defaults() {
     let val = set(&b.test_coarse, &cats, d);
     let cfg = GuardConfig { train: TrainConfig::for_head("mlp".parse().unwrap()), ..GuardConfig::default() };
     assert!(matches!(cfg.train.optimizer, Optimizer::Adamw { .. }));
-    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, &Device::flex()).unwrap();
+    let m = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &cfg, None, &Device::flex()).unwrap();
     assert_eq!(m.card.head, HeadKind::Mlp { hidden: 256, dropout: 0.2 });
     // L-BFGS refuses dropout, by name.
     let bad = GuardConfig { train: TrainConfig { optimizer: Optimizer::lbfgs(), ..cfg.train.clone() }, ..cfg };
-    let e = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &bad, &Device::flex()).unwrap_err().to_string();
+    let e = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &bad, None, &Device::flex()).unwrap_err().to_string();
     assert!(e.contains("L-BFGS") && e.contains("dropout"), "{e}");
 }

@@ -27,6 +27,7 @@ fn wgpu_trains_and_matches_the_cpu_backend() {
         lambdas: vec![1e-3],
         norms: vec![FeatureNorm::fit(NormKind::Standardize, &x, d)],
         validation: None,
+        start: None,
     };
     let cfg = TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 30 }, ..TrainConfig::default() };
     let on_gpu = fit_bank(&job, &cfg, &sel.device).unwrap();

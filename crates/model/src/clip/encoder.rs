@@ -38,35 +38,16 @@ impl Encoder {
     /// folder holding one, or a Hub repo id (fetched at `revision` into the
     /// Hub cache, or read from it offline; see [`HubOptions`]).
     pub fn resolve(model: &str, revision: &str, config: Option<&Path>, hub: &HubOptions, normalize: bool, device: &Device) -> Result<Self> {
-        let local = Path::new(model);
-        if local.exists() {
-            let weights = if local.is_dir() {
-                WEIGHT_FILES.iter().map(|f| local.join(f)).find(|p| p.is_file()).ok_or_else(|| Error::NoWeights(local.to_path_buf()))?
-            } else {
-                local.to_path_buf()
-            };
-            Self::load(&weights, config, normalize, device)
-        } else if model.starts_with(['.', '/', '~']) || model.matches('/').count() != 1 || model.ends_with(".safetensors") {
-            // Not `owner/name`: a local path that is not there.
-            Err(Error::io(local, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder, and not a Hub repo id (owner/name)")))
-        } else {
-            Self::from_hub(model, revision, hub, normalize, device)
+        match local_weights(model)? {
+            Some(weights) => Self::load(&weights, config, normalize, device),
+            None => Self::from_hub(model, revision, hub, normalize, device),
         }
     }
 
     /// Loads a local checkpoint. `config` is a Hugging Face `config.json` or
     /// an open_clip config; when absent, one beside the weights is used.
     pub fn load(weights: &Path, config: Option<&Path>, normalize: bool, device: &Device) -> Result<Self> {
-        let dir = weights.parent().unwrap_or(Path::new("."));
-        let candidates: Vec<PathBuf> = match config {
-            Some(c) => vec![c.to_path_buf()],
-            None => CONFIG_FILES.iter().map(|f| dir.join(f)).collect(),
-        };
-        let cfg_path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| Error::NoConfig {
-            weights: weights.to_path_buf(),
-            looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-        })?;
-        let cfg = VisionConfig::from_file(cfg_path)?;
+        let cfg = VisionConfig::from_file(&config_beside(weights, config)?)?;
         Self::from_parts(cfg, weights, weights.display().to_string(), None, normalize, device)
     }
 
@@ -108,6 +89,37 @@ impl Encoder {
         let y = self.model.forward(pixels);
         if self.id.normalized { l2_rows(y) } else { y }
     }
+}
+
+/// The weights file a model name means when it is local (a file, or a
+/// folder holding one); None for a Hub repo id.
+pub(super) fn local_weights(model: &str) -> Result<Option<PathBuf>> {
+    let local = Path::new(model);
+    if local.exists() {
+        if local.is_dir() {
+            WEIGHT_FILES.iter().map(|f| local.join(f)).find(|p| p.is_file()).map(Some).ok_or_else(|| Error::NoWeights(local.to_path_buf()))
+        } else {
+            Ok(Some(local.to_path_buf()))
+        }
+    } else if model.starts_with(['.', '/', '~']) || model.matches('/').count() != 1 || model.ends_with(".safetensors") {
+        // Not `owner/name`: a local path that is not there.
+        Err(Error::io(local, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder, and not a Hub repo id (owner/name)")))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `config` when given, else the first config file beside `weights`.
+pub(super) fn config_beside(weights: &Path, config: Option<&Path>) -> Result<PathBuf> {
+    let dir = weights.parent().unwrap_or(Path::new("."));
+    let candidates: Vec<PathBuf> = match config {
+        Some(c) => vec![c.to_path_buf()],
+        None => CONFIG_FILES.iter().map(|f| dir.join(f)).collect(),
+    };
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| Error::NoConfig {
+        weights: weights.to_path_buf(),
+        looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Rows scaled to unit length (a zero row stays zero), as the host code does.

@@ -9,6 +9,7 @@ pub mod load;
 pub mod model;
 pub mod preprocess;
 pub mod text;
+pub mod text_encoder;
 pub mod tokenizer;
 
 pub use config::{Activation, Preset, TextConfig, VisionConfig};
@@ -17,4 +18,5 @@ pub use load::{Layout, load_text_weights, load_weights};
 pub use model::ClipVisionModelWithProjection;
 pub use preprocess::Preprocessor;
 pub use text::{ClipTextModelWithProjection, Pooling};
+pub use text_encoder::TextEncoder;
 pub use tokenizer::{Flavor, Tokenizer};

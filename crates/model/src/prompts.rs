@@ -1,0 +1,177 @@
+//! Policy text as a guard: prompt embeddings on disk, a policy's prompts
+//! per category, and the zero-shot guard they make.
+//!
+//! A zero-shot guard is a prompt head ([`HeadKind::Prompt`]) whose columns
+//! are the policy's class embeddings: for each category the mean of its
+//! unsafe prompts' text embeddings and the mean of its safe ones, each at
+//! unit length (CLIP's prompt ensembling). It is calibrated, evaluated,
+//! saved and exported like a trained guard, and is where a prompt head's
+//! training starts.
+
+use std::collections::BTreeSet;
+
+use burn::tensor::Device;
+use pairguard_data::EncoderId;
+use pairguard_data::hash::sha256_bytes;
+use pairguard_data::policy::Policy;
+pub use pairguard_data::prompts::PromptEmbeddings;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::features::LabeledSet;
+use crate::guard::{CARD_FORMAT, CalibrationConfig, GuardConfig, GuardModel, ModelCard, calibrate};
+use crate::head::{CLIP_SCALE, HeadKind, HeadWeights};
+use crate::normalize::{FeatureNorm, NormKind};
+use crate::train::TrainConfig;
+
+/// A policy's prompts for the categories of a dataset, in its order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyPrompts {
+    pub policy: String,
+    pub policy_sha256: String,
+    pub categories: Vec<String>,
+    /// Per category: templates x unsafe phrases, then templates x safe ones.
+    pub unsafe_texts: Vec<Vec<String>>,
+    pub safe_texts: Vec<Vec<String>>,
+}
+
+/// Where a zero-shot guard's prompts came from, kept on its card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptSource {
+    pub policy: String,
+    pub policy_sha256: String,
+    pub prompts: usize,
+    pub text_model: String,
+    pub tokenizer: String,
+}
+
+impl PolicyPrompts {
+    /// Refuses a policy that misses a category of the data: its guard could
+    /// not say anything about that category.
+    pub fn new(policy: &Policy, categories: &[String]) -> Result<Self> {
+        let missing: Vec<&str> = categories.iter().filter(|c| policy.category(c).is_none()).map(String::as_str).collect();
+        if !missing.is_empty() || categories.is_empty() {
+            return Err(Error::TrainingData(format!(
+                "policy {} ({}) has no prompts for the data's categories [{}]",
+                policy.name,
+                policy.path.display(),
+                missing.join(", ")
+            )));
+        }
+        let fill =
+            |phrases: &[String]| -> Vec<String> { policy.templates.iter().flat_map(|t| phrases.iter().map(move |p| t.replace("{}", p))).collect() };
+        let text = std::fs::read(&policy.path).unwrap_or_default();
+        Ok(PolicyPrompts {
+            policy: policy.name.clone(),
+            policy_sha256: sha256_bytes(&text),
+            categories: categories.to_vec(),
+            unsafe_texts: categories.iter().map(|c| fill(&policy.category(c).expect("checked").unsafe_)).collect(),
+            safe_texts: categories.iter().map(|c| fill(&policy.category(c).expect("checked").safe)).collect(),
+        })
+    }
+
+    /// Every prompt once, in a fixed order.
+    pub fn texts(&self) -> Vec<String> {
+        let all: BTreeSet<&String> = self.unsafe_texts.iter().chain(&self.safe_texts).flatten().collect();
+        all.into_iter().cloned().collect()
+    }
+
+    /// The zero-shot prompt head with `outputs` outputs (1, or 1 + K).
+    pub fn head(&self, emb: &PromptEmbeddings, outputs: usize) -> Result<HeadWeights> {
+        let (k, d) = (self.categories.len(), emb.dim);
+        let class = |texts: &[String]| -> Result<Vec<f32>> {
+            let mut mean = vec![0f32; d];
+            for t in texts {
+                let row = emb
+                    .get(t)
+                    .ok_or_else(|| Error::TrainingData(format!("the prompt embeddings have no row for {t:?}: embed this policy's prompts")))?;
+                mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+            }
+            let n = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            Ok(mean.into_iter().map(|v| v / n).collect())
+        };
+        let columns: Vec<Vec<f32>> = self.unsafe_texts.iter().chain(&self.safe_texts).map(|t| class(t)).collect::<Result<_>>()?;
+        let w1 = (0..d).flat_map(|i| columns.iter().map(move |c| c[i])).collect();
+        Ok(HeadWeights {
+            kind: HeadKind::Prompt { categories: k, scale: CLIP_SCALE },
+            input_dim: d,
+            outputs,
+            w1,
+            b1: vec![0.0; 2 * k],
+            w2: None,
+            b2: None,
+        })
+    }
+
+    pub fn source(&self, emb: &PromptEmbeddings) -> PromptSource {
+        PromptSource {
+            policy: self.policy.clone(),
+            policy_sha256: self.policy_sha256.clone(),
+            prompts: self.texts().len(),
+            text_model: emb.model.clone(),
+            tokenizer: emb.tokenizer.clone(),
+        }
+    }
+}
+
+/// The zero-shot guard of a policy for images of `encoder`: "unsafe" and one
+/// output per category. With validation data it is calibrated as trained
+/// guards are (temperature, threshold rule); without, only a fixed
+/// threshold is allowed.
+pub fn zero_shot_guard(
+    prompts: &PolicyPrompts,
+    emb: &PromptEmbeddings,
+    encoder: &EncoderId,
+    validation: Option<&LabeledSet>,
+    calibration: &CalibrationConfig,
+    device: &Device,
+) -> Result<GuardModel> {
+    emb.check_encoder(encoder)?;
+    calibration.check(validation.is_some())?;
+    let k = prompts.categories.len();
+    let head = prompts.head(emb, 1 + k)?;
+    let norm = FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(emb.dim) };
+    let mut outputs = vec!["unsafe".to_string()];
+    outputs.extend(prompts.categories.iter().cloned());
+    let mut card = ModelCard {
+        format: CARD_FORMAT.into(),
+        head: head.kind,
+        input_dim: emb.dim,
+        outputs,
+        normalization: NormKind::L2,
+        encoder: encoder.clone(),
+        categories: prompts.categories.clone(),
+        threshold: 0.5,
+        threshold_rule: calibration.threshold,
+        temperature: 1.0,
+        weight_decay: 0.0,
+        epochs: 0,
+        training_samples: 0,
+        training_data_sha256: String::new(),
+        validation_metrics: None,
+        warnings: Vec::new(),
+        config: GuardConfig { train: TrainConfig::for_head(head.kind), calibration: calibration.clone(), refit: false },
+        prompts: Some(prompts.source(emb)),
+    };
+    let mut guard = GuardModel { card: card.clone(), norm, head };
+    if let Some(v) = validation {
+        if v.categories != prompts.categories {
+            return Err(Error::TrainingData(format!(
+                "validation categories [{}] differ from the guard's [{}]",
+                v.categories.join(", "),
+                prompts.categories.join(", ")
+            )));
+        }
+        let logits = guard.logits(&v.x, device)?;
+        let z: Vec<f64> = logits.chunks(1 + k).map(|r| f64::from(r[0])).collect();
+        let c = calibrate(&z, &v.labels, calibration);
+        card.temperature = c.temperature;
+        card.threshold = c.threshold;
+        card.validation_metrics = c.metrics;
+        card.warnings = c.warnings;
+    } else if let crate::ThresholdRule::Fixed { threshold } = calibration.threshold {
+        card.threshold = threshold;
+    }
+    guard.card = card;
+    Ok(guard)
+}

@@ -1,0 +1,126 @@
+//! Policy text as a guard, through the `pairguard` binary: zero-shot guards,
+//! prompt heads trained from them, and the errors that protect them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pairguard(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pairguard")).args(args).current_dir(cwd).output().expect("runs")
+}
+
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let out = pairguard(args, cwd);
+    assert!(out.status.success(), "pairguard {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap()
+}
+
+fn fails(args: &[&str], cwd: &Path) -> String {
+    let out = pairguard(args, cwd);
+    assert!(!out.status.success(), "pairguard {args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn card(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn auroc(metrics: &Path) -> f64 {
+    card(metrics)["overall"]["auroc"].as_f64().unwrap()
+}
+
+#[test]
+fn zero_shot_and_prompt_heads_from_a_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--out", "demo", "--preset", "tiny"], d);
+    let prompts = ["--policy", "demo/policy.toml", "--prompts", "demo/prompts.safetensors"];
+
+    // Uncalibrated: a fixed threshold of 0.5, one output per category.
+    let args = [&["zero-shot", "--data", "demo/coarse.toml", "--out", "zs.safetensors"][..], &prompts].concat();
+    ok(&args, d);
+    let c = card(&d.join("zs.json"));
+    assert_eq!((c["head"]["kind"].as_str(), c["threshold"].as_f64(), c["temperature"].as_f64()), (Some("prompt"), Some(0.5), Some(1.0)));
+    assert_eq!(c["outputs"].as_array().unwrap().len(), 4);
+    assert_eq!(c["prompts"]["policy"], "synthetic");
+    assert_eq!(c["prompts"]["prompts"], 6);
+
+    // Calibrated on validation data (absolute paths, from another folder).
+    let other = d.join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    let abs = |p: &str| d.join(p).display().to_string();
+    let (data, val, policy, table, out) =
+        (abs("demo/coarse.toml"), abs("demo/test-coarse.toml"), abs("demo/policy.toml"), abs("demo/prompts.safetensors"), abs("zs-cal.safetensors"));
+    let said = ok(
+        &["zero-shot", "--data", &data, "--validation", &val, "--policy", &policy, "--prompts", &table, "--threshold", "fpr:0.1", "--out", &out],
+        &other,
+    );
+    assert!(said.contains("validation: AUROC"), "{said}");
+    let c = card(&d.join("zs-cal.json"));
+    assert_eq!(c["threshold_rule"]["rule"], "target-fpr");
+    assert!(c["validation_metrics"]["auroc"].as_f64().unwrap() > 0.5);
+
+    // The zero-shot guard is a model file like any other.
+    ok(&["eval", "--model", "zs-cal.safetensors", "--data", "demo/test-shifted.toml", "--json", "zs-eval.json"], d);
+    let lines = ok(&["predict", "--model", "zs-cal.safetensors", "--data", "demo/test-pairs.toml"], d);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(first["categories"].as_object().unwrap().len(), 3);
+    ok(&["export-onnx", "--model", "zs-cal.safetensors", "--out", "zs.onnx"], d);
+    assert!(std::fs::metadata(d.join("zs.onnx")).unwrap().len() > 500);
+
+    // A prompt head trained from it (Q16), beside a linear probe.
+    let args = [&["train", "--train", "demo/coarse.toml", "--head", "prompt", "--out", "q16.safetensors"][..], &prompts].concat();
+    ok(&args, d);
+    let c = card(&d.join("q16.json"));
+    assert_eq!((c["head"]["kind"].as_str(), c["normalization"].as_str()), (Some("prompt"), Some("l2")));
+    assert_eq!(c["prompts"]["policy"], "synthetic");
+    ok(&["eval", "--model", "q16.safetensors", "--data", "demo/test-shifted.toml", "--json", "q16-eval.json"], d);
+    let (zs, q16) = (auroc(&d.join("zs-eval.json")), auroc(&d.join("q16-eval.json")));
+    assert!(zs > 0.55 && q16 > 0.55, "zero-shot AUROC {zs}, prompt head {q16}");
+}
+
+#[test]
+fn prompt_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--out", "demo", "--preset", "tiny"], d);
+    ok(&["synth", "--out", "other", "--preset", "tiny", "--seed", "9"], d);
+    fn zs<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["zero-shot", "--data", "demo/coarse.toml", "--out", "zs.safetensors"][..], extra].concat()
+    }
+
+    let e = fails(&zs(&["--prompts", "demo/prompts.safetensors"]), d);
+    assert!(e.contains("--policy"), "{e}");
+    // Text of another checkpoint than the images'.
+    let e = fails(&zs(&["--policy", "demo/policy.toml", "--prompts", "other/prompts.safetensors"]), d);
+    assert!(e.contains("one CLIP checkpoint"), "{e}");
+    // A policy that misses a category of the data.
+    let text = std::fs::read_to_string(d.join("demo/policy.toml")).unwrap();
+    let cut = text.rfind("[[category]]").unwrap();
+    std::fs::write(d.join("short.toml"), &text[..cut]).unwrap();
+    let e = fails(&zs(&["--policy", "short.toml", "--prompts", "demo/prompts.safetensors"]), d);
+    assert!(e.contains("category-2") && e.contains("no prompts"), "{e}");
+    // A rule that needs validation data, without it.
+    let e = fails(&zs(&["--policy", "demo/policy.toml", "--prompts", "demo/prompts.safetensors", "--threshold", "best-f1"]), d);
+    assert!(e.contains("--validation"), "{e}");
+    // Not a prompt embeddings file.
+    let e = fails(&zs(&["--policy", "demo/policy.toml", "--prompts", "demo/coarse.safetensors"]), d);
+    assert!(e.contains("coarse.safetensors") && e.contains("not a prompt embeddings file"), "{e}");
+    // Prompts belong to prompt heads.
+    let e = fails(&["train", "--train", "demo/coarse.toml", "--out", "m.safetensors", "--policy", "demo/policy.toml"], d);
+    assert!(e.contains("--head prompt"), "{e}");
+    let e = fails(&["train", "--train", "demo/coarse.toml", "--out", "m.safetensors", "--head", "prompt"], d);
+    assert!(e.contains("--policy"), "{e}");
+
+    // embed-text needs a full checkpoint and a tokenizer that fits it.
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip-full/hf").canonicalize().unwrap();
+    let vision_only = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap();
+    let bpe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz").canonicalize().unwrap();
+    let (full, vision_only, bpe) = (full.to_str().unwrap(), vision_only.to_str().unwrap(), bpe.to_str().unwrap());
+    let e = fails(&["embed-text", "--policy", "demo/policy.toml", "--model", full, "--out", "p.safetensors"], d);
+    assert!(e.contains("no tokenizer") && e.contains("--tokenizer"), "{e}");
+    let e = fails(&["embed-text", "--policy", "demo/policy.toml", "--model", full, "--tokenizer", bpe, "--out", "p.safetensors"], d);
+    assert!(e.contains("49408 tokens") && e.contains("1000"), "{e}");
+    let e = fails(&["embed-text", "--policy", "demo/policy.toml", "--model", vision_only, "--tokenizer", bpe, "--out", "p.safetensors"], d);
+    assert!(e.contains("config.json"), "{e}");
+    assert!(!d.join("p.safetensors").exists());
+}
