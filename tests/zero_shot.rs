@@ -112,7 +112,7 @@ fn prompt_errors_name_the_problem() {
     assert!(e.contains("--policy"), "{e}");
 
     // embed-text needs a full checkpoint and a tokenizer that fits it.
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip-full/hf").canonicalize().unwrap();
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip-full/openai").canonicalize().unwrap();
     let vision_only = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap();
     let bpe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz").canonicalize().unwrap();
     let (full, vision_only, bpe) = (full.to_str().unwrap(), vision_only.to_str().unwrap(), bpe.to_str().unwrap());
@@ -120,7 +120,46 @@ fn prompt_errors_name_the_problem() {
     assert!(e.contains("no tokenizer") && e.contains("--tokenizer"), "{e}");
     let e = fails(&["embed-text", "--policy", "demo/policy.toml", "--model", full, "--tokenizer", bpe, "--out", "p.safetensors"], d);
     assert!(e.contains("49408 tokens") && e.contains("1000"), "{e}");
+    let e = fails(&["embed-text", "--policy", "demo/policy.toml", "--model", "no/such-model", "--out", "p.safetensors"], d);
+    assert!(e.contains("no/such-model"), "{e}");
     let e = fails(&["embed-text", "--policy", "demo/policy.toml", "--model", vision_only, "--tokenizer", bpe, "--out", "p.safetensors"], d);
     assert!(e.contains("config.json"), "{e}");
     assert!(!d.join("p.safetensors").exists());
+}
+
+#[test]
+fn a_full_checkpoint_embeds_images_and_policy_text() {
+    // Images embedded by the vision tower of a full checkpoint; the zero-shot
+    // guard embeds the policy with the text tower of the same file, found
+    // from the store's encoder, or reads what embed-text wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip-full/hf").canonicalize().unwrap();
+    let full = full.to_str().unwrap();
+    ok(&["synth", "--out", "demo", "--preset", "tiny", "--images", "6"], d);
+    ok(&["embed", "demo/images.toml", "--model", full], d);
+    ok(&["zero-shot", "--data", "demo/images.toml", "--policy", "demo/policy.toml", "--out", "a.safetensors"], d);
+    let said = ok(&["embed-text", "--policy", "demo/policy.toml", "--model", full, "--out", "prompts.safetensors"], d);
+    assert!(said.contains("embedded 6 prompts"), "{said}");
+    ok(&["zero-shot", "--data", "demo/images.toml", "--policy", "demo/policy.toml", "--prompts", "prompts.safetensors", "--out", "b.safetensors"], d);
+    assert_eq!(std::fs::read(d.join("a.safetensors")).unwrap(), std::fs::read(d.join("b.safetensors")).unwrap());
+    assert_eq!(card(&d.join("a.json"))["prompts"]["tokenizer"], "tokenizer.json");
+    let lines = ok(&["predict", "--model", "a.safetensors", "--data", "demo/images.toml"], d);
+    assert_eq!(lines.lines().filter(|l| l.starts_with('{')).count(), 6);
+    // The synthetic benchmark's own prompts belong to its synthetic encoder.
+    let e = fails(
+        &[
+            "zero-shot",
+            "--data",
+            "demo/images.toml",
+            "--policy",
+            "demo/policy.toml",
+            "--prompts",
+            "demo/prompts.safetensors",
+            "--out",
+            "c.safetensors",
+        ],
+        d,
+    );
+    assert!(e.contains("one CLIP checkpoint"), "{e}");
 }

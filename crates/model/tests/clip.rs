@@ -334,3 +334,32 @@ mod full_checkpoints {
         }
     }
 }
+
+mod text_encoder {
+    //! Text in, embeddings out: tokenizer and tower together against
+    //! transformers (tests/fixtures/clip-full/gen_full_fixtures.py).
+
+    use super::*;
+    use pairguard_model::clip::TextEncoder;
+
+    #[test]
+    fn prompts_embed_as_transformers_embeds_them() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-full");
+        let texts: Vec<String> = serde_json::from_str(&std::fs::read_to_string(dir.join("prompts.json")).unwrap()).unwrap();
+        let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let want: Vec<f32> = st.tensor("prompts").unwrap().data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let model = dir.join("hf");
+        let enc = TextEncoder::resolve(model.to_str().unwrap(), "main", None, None, &HubOptions::default(), &Device::flex()).unwrap();
+        let emb = enc.embed(&texts).unwrap();
+        assert_eq!((emb.texts.len(), emb.dim, emb.tokenizer.as_str()), (texts.len(), 32, "tokenizer.json"));
+        let err = max_diff(&emb.x, &l2(&want, 32));
+        assert!(err <= 1e-4, "prompt embeddings differ by {err}");
+        // The checkpoint's hash ties them to the image embeddings of the same file.
+        let images = Encoder::load(&model.join("model.safetensors"), None, true, &Device::flex()).unwrap();
+        assert_eq!(emb.checkpoint_sha256, images.id.weights_sha256);
+        emb.check_encoder(&images.id).unwrap();
+        let other = Encoder::load(&fixtures().join("hf-quickgelu/model.safetensors"), None, true, &Device::flex()).unwrap();
+        assert!(emb.check_encoder(&other.id).unwrap_err().to_string().contains("one CLIP checkpoint"));
+    }
+}
