@@ -76,6 +76,25 @@ fn zero_shot_and_prompt_heads_from_a_policy() {
     ok(&["eval", "--model", "q16.safetensors", "--data", "demo/test-shifted.toml", "--json", "q16-eval.json"], d);
     let (zs, q16) = (auroc(&d.join("zs-eval.json")), auroc(&d.join("q16-eval.json")));
     assert!(zs > 0.55 && q16 > 0.55, "zero-shot AUROC {zs}, prompt head {q16}");
+
+    // A linear probe started from the zero-shot guard, and one with the
+    // prompts as extra samples.
+    let args = [&["train", "--train", "demo/pairs.toml", "--zero-shot-init", "--out", "init.safetensors"][..], &prompts].concat();
+    ok(&args, d);
+    let c = card(&d.join("init.json"));
+    assert_eq!((c["head"]["kind"].as_str(), c["prompts"]["policy"].as_str()), (Some("linear"), Some("synthetic")));
+    let args = [&["train", "--train", "demo/pairs.toml", "--text-as-data", "--multilabel", "--out", "text.safetensors"][..], &prompts].concat();
+    let said = ok(&args, d);
+    assert!(said.contains("adding 6 prompts"), "{said}");
+    let plain = card(&{
+        ok(&["train", "--train", "demo/pairs.toml", "--multilabel", "--out", "plain.safetensors"], d);
+        d.join("plain.json")
+    });
+    let with_text = card(&d.join("text.json"));
+    assert_eq!(with_text["training_samples"].as_u64().unwrap(), plain["training_samples"].as_u64().unwrap() + 6);
+    let e =
+        fails(&[&["train", "--train", "demo/pairs.toml", "--head", "mlp", "--zero-shot-init", "--out", "m.safetensors"][..], &prompts].concat(), d);
+    assert!(e.contains("linear and prompt heads"), "{e}");
 }
 
 #[test]

@@ -368,7 +368,15 @@ struct TrainArgs {
     /// Drop invalid rows (each reported) instead of failing.
     #[arg(long)]
     skip_invalid: bool,
-    /// For `--head prompt`: the policy and prompt embeddings it starts from.
+    /// Start a linear probe from the policy's zero-shot guard; its weight
+    /// decay then pulls toward that start instead of toward zero.
+    #[arg(long)]
+    zero_shot_init: bool,
+    /// Add the policy's prompt embeddings as labelled training samples.
+    #[arg(long)]
+    text_as_data: bool,
+    /// The policy and prompt embeddings for `--head prompt`,
+    /// `--zero-shot-init` and `--text-as-data`.
     #[command(flatten)]
     prompts: PromptArgs,
     #[command(flatten)]
@@ -1042,33 +1050,45 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let ds = load(&a.train, a.skip_invalid, true)?;
     // Fails, saying which command makes it, when the dataset has no store.
     let encoder = pairguard_model::features::store_of(&ds)?.encoder.clone();
-    let (train_set, val_set) = match &a.validation {
+    let (mut train_set, val_set) = match &a.validation {
         Some(v) => {
             let vds = load(v, a.skip_invalid, true)?;
             (LabeledSet::from_dataset(&ds, None, None)?, LabeledSet::from_dataset(&vds, None, Some(&encoder))?)
         }
         None => LabeledSet::train_validation(&ds, a.validation_fraction, cfg.train.seed)?,
     };
-    // A prompt head starts from the policy's zero-shot guard.
-    let start = match cfg.train.head {
-        HeadKind::Prompt { scale, .. } => {
-            let (prompts, emb) = a.prompts.resolve(&train_set.categories, &encoder, &dev)?;
-            let outputs = if cfg.train.multilabel { 1 + prompts.categories.len() } else { 1 };
-            let mut head = prompts.head(&emb, outputs)?;
-            if let HeadKind::Prompt { scale: s, .. } = &mut head.kind {
-                *s = scale;
-            }
+    // Policy text: where a prompt head (or, asked, a probe) starts, and
+    // optionally extra training samples.
+    let is_prompt = matches!(cfg.train.head, HeadKind::Prompt { .. });
+    let text = if is_prompt || a.zero_shot_init || a.text_as_data {
+        Some(a.prompts.resolve(&train_set.categories, &encoder, &dev)?)
+    } else if a.prompts.policy.is_some() || a.prompts.prompts.is_some() {
+        anyhow::bail!("--policy and --prompts apply to --head prompt, --zero-shot-init and --text-as-data");
+    } else {
+        None
+    };
+    let outputs = if cfg.train.multilabel { 1 + train_set.categories.len() } else { 1 };
+    let start = match (&text, cfg.train.head) {
+        (Some((prompts, emb)), HeadKind::Prompt { scale, .. }) => {
+            let mut head = prompts.head(emb, outputs)?;
+            head.kind = HeadKind::Prompt { categories: prompts.categories.len(), scale };
             cfg.train.head = head.kind;
             cfg.train.normalization = NormKind::L2;
-            Some((head, prompts.source(&emb)))
+            Some(head)
         }
-        _ if a.prompts.policy.is_some() || a.prompts.prompts.is_some() => anyhow::bail!("--policy and --prompts apply to --head prompt"),
+        (Some((prompts, emb)), HeadKind::Linear) if a.zero_shot_init => Some(prompts.linear_head(emb, outputs)?),
+        (_, HeadKind::Mlp { .. }) if a.zero_shot_init => anyhow::bail!("--zero-shot-init applies to linear and prompt heads"),
         _ => None,
     };
+    if let (true, Some((prompts, emb))) = (a.text_as_data, &text) {
+        let samples = prompts.samples(emb)?;
+        eprintln!("adding {} prompts of policy {} as training samples", samples.len(), prompts.policy);
+        train_set = train_set.concat(&samples);
+    }
     eprintln!("training on {} samples, validating on {}", train_set.len(), val_set.len());
     let t0 = std::time::Instant::now();
-    let mut model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, start.as_ref().map(|s| &s.0), &dev)?;
-    model.card.prompts = start.map(|s| s.1);
+    let mut model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, start.as_ref(), &dev)?;
+    model.card.prompts = text.map(|(prompts, emb)| prompts.source(&emb));
     model.save(&a.out)?;
     let c = &model.card;
     for w in &c.warnings {

@@ -229,6 +229,24 @@ fn check_embeddings(x: &[f32], d: usize) -> Result<()> {
     }
 }
 
+/// A linear head on unit embeddings as the same function after `norm`'s
+/// standardisation: `x W + b = x_std (std * W) + (b + mean W)`. Other heads
+/// and normalisations take their start as it is.
+fn in_norm_space(w: &HeadWeights, norm: &FeatureNorm) -> HeadWeights {
+    if w.kind != HeadKind::Linear || norm.kind != NormKind::Standardize {
+        return w.clone();
+    }
+    let (d, o) = (w.input_dim, w.outputs);
+    let mut out = w.clone();
+    for i in 0..d {
+        for j in 0..o {
+            out.w1[i * o + j] = w.w1[i * o + j] * norm.std[i];
+            out.b1[j] += norm.mean[i] * w.w1[i * o + j];
+        }
+    }
+    out
+}
+
 /// Ids of validation samples that are also training samples, by id or by
 /// an identical embedding.
 fn overlap(train: &LabeledSet, rows: &[usize], validation: &LabeledSet) -> usize {
@@ -246,7 +264,8 @@ fn overlap(train: &LabeledSet, rows: &[usize], validation: &LabeledSet) -> usize
 /// `refit`, refitted on its rows plus the validation set; without, options
 /// that need validation are refused (see [`GuardConfig::check`]). Every
 /// guard starts from `start` when given (a zero-shot guard's head; see
-/// [`crate::train::BankJob::start`]).
+/// [`crate::train::BankJob::start`]); a linear start is given on unit
+/// embeddings and carried into each guard's standardisation.
 pub fn train_guards(
     data: &LabeledSet,
     sets: &[Vec<usize>],
@@ -275,6 +294,7 @@ pub fn train_guards(
     // Head s * g + j: training set s with the j-th weight decay.
     let members: Vec<Vec<usize>> = sets.iter().flat_map(|rows| std::iter::repeat_n(rows.clone(), g)).collect();
     let norms: Vec<FeatureNorm> = members.iter().map(|rows| FeatureNorm::fit_rows(tc.normalization, &data.x, data.dim, rows)).collect();
+    let start_heads: Option<Vec<HeadWeights>> = start.map(|w| norms.iter().map(|n| in_norm_space(w, n)).collect());
     let val_targets = validation.map(|v| v.targets(tc.multilabel).0);
     let job = BankJob {
         x: &data.x,
@@ -285,7 +305,7 @@ pub fn train_guards(
         lambdas: sets.iter().flat_map(|_| grid.iter().copied()).collect(),
         norms,
         validation: validation.zip(val_targets.as_deref()).map(|(v, y)| (v.x.as_slice(), y)),
-        start: start.map(|w| vec![w.clone(); sets.len() * g]),
+        start: start_heads,
     };
     let fit = fit_bank(&job, tc, device)?;
     let chosen: Vec<usize> = (0..sets.len())
@@ -340,7 +360,7 @@ pub fn train_guards(
                 lambdas: chosen.iter().map(|&h| job.lambdas[h]).collect(),
                 norms: norms.clone(),
                 validation: None,
-                start: start.map(|w| vec![w.clone(); rows.len()]),
+                start: start.map(|w| norms.iter().map(|n| in_norm_space(w, n)).collect()),
             },
             &refit_config(tc, rounds),
             device,
@@ -593,4 +613,26 @@ impl GuardModel {
 
 fn bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_linear_start_keeps_its_function_through_standardisation() {
+        let (d, o, n) = (5, 2, 7);
+        let val = |i: usize| ((i * 7919 % 101) as f32 / 101.0) - 0.5;
+        let x: Vec<f32> = (0..n * d).map(|i| val(i + 3)).collect();
+        let w = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: o, w1: (0..d * o).map(val).collect(), b1: vec![0.3, -0.1], w2: None, b2: None };
+        let norm = FeatureNorm::fit(NormKind::Standardize, &x, d);
+        let mut unit = x.clone();
+        FeatureNorm::row_step(NormKind::Standardize, &mut unit, d);
+        let mut standardised = x.clone();
+        norm.apply(&mut standardised);
+        let (want, got) = (w.logits_host(&unit), in_norm_space(&w, &norm).logits_host(&standardised));
+        let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{worst}");
+        assert!(norm.std.iter().any(|&s| (s - 1.0).abs() > 0.1), "the test needs a real standardisation");
+    }
 }

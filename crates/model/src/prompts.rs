@@ -103,6 +103,57 @@ impl PolicyPrompts {
         })
     }
 
+    /// The zero-shot direction as a linear head on unit embeddings (before
+    /// any standardisation): "unsafe" along the mean unsafe class vector
+    /// minus the mean safe one, category k along its unsafe minus safe
+    /// vector, at CLIP's scale. A probe started here begins as a linear
+    /// reading of the zero-shot guard; see [`crate::train::BankJob::start`].
+    pub fn linear_head(&self, emb: &PromptEmbeddings, outputs: usize) -> Result<HeadWeights> {
+        let p = self.head(emb, 1)?;
+        let (k, d) = (self.categories.len(), emb.dim);
+        let col = |i: usize, j: usize| p.w1[i * 2 * k + j];
+        let s = CLIP_SCALE as f32;
+        let w1 = (0..d)
+            .flat_map(|i| {
+                let mean = (0..k).map(|c| col(i, c) - col(i, k + c)).sum::<f32>() / k as f32;
+                std::iter::once(s * mean).chain((0..outputs - 1).map(move |c| s * (col(i, c) - col(i, k + c))))
+            })
+            .collect();
+        Ok(HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs, w1, b1: vec![0.0; outputs], w2: None, b2: None })
+    }
+
+    /// The prompts as labelled samples (text as training data): each unsafe
+    /// prompt of category k is an unsafe sample of k, each safe prompt a
+    /// safe sample of k. Ids are `prompt:` and the text; the source is
+    /// unknown.
+    pub fn samples(&self, emb: &PromptEmbeddings) -> Result<LabeledSet> {
+        let mut set = LabeledSet {
+            dim: emb.dim,
+            x: Vec::new(),
+            ids: Vec::new(),
+            labels: Vec::new(),
+            category: Vec::new(),
+            categories: self.categories.clone(),
+            sources: Vec::new(),
+            pairs: Vec::new(),
+        };
+        for (k, (u, s)) in self.unsafe_texts.iter().zip(&self.safe_texts).enumerate() {
+            for (texts, label) in [(u, true), (s, false)] {
+                for t in texts {
+                    let row = emb
+                        .get(t)
+                        .ok_or_else(|| Error::TrainingData(format!("the prompt embeddings have no row for {t:?}: embed this policy's prompts")))?;
+                    set.x.extend_from_slice(row);
+                    set.ids.push(format!("prompt:{t}"));
+                    set.labels.push(label);
+                    set.category.push(Some(k));
+                    set.sources.push(pairguard_data::Source::Unknown);
+                }
+            }
+        }
+        Ok(set)
+    }
+
     pub fn source(&self, emb: &PromptEmbeddings) -> PromptSource {
         PromptSource {
             policy: self.policy.clone(),
