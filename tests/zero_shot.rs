@@ -182,3 +182,46 @@ fn a_full_checkpoint_embeds_images_and_policy_text() {
     );
     assert!(e.contains("one CLIP checkpoint"), "{e}");
 }
+
+#[test]
+fn published_heads_import_as_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/published").canonicalize().unwrap();
+    let checker = fixtures.join("sd-safety-checker");
+    let checker = checker.to_str().unwrap();
+    ok(&["synth", "--out", "demo", "--preset", "tiny", "--images", "6"], d);
+    // The checker reads its own tower's embeddings.
+    let said = ok(&["import", "sd-safety-checker", "--weights", checker, "--out", "sd.safetensors"], d);
+    assert!(said.contains("17 concepts, 3 special-care"), "{said}");
+    assert_eq!(card(&d.join("sd.json"))["head"]["kind"], "concepts");
+    ok(&["embed", "demo/images.toml", "--model", checker], d);
+    let lines = ok(&["predict", "--model", "sd.safetensors", "--data", "demo/images.toml"], d);
+    assert_eq!(lines.lines().filter(|l| l.starts_with('{')).count(), 6);
+    ok(&["export-onnx", "--model", "sd.safetensors", "--out", "sd.onnx"], d);
+    // Embeddings of another encoder are refused.
+    let e = fails(&["eval", "--model", "sd.safetensors", "--data", "demo/coarse.toml"], d);
+    assert!(e.contains("encoder mismatch"), "{e}");
+
+    // Q16 for the synthetic encoder's 16-dimensional embeddings: a [2, 16] matrix.
+    let rows: Vec<f32> = (0..32).map(|i| ((i * 37 % 11) as f32) - 5.0).collect();
+    let npy = d.join("q16.npy");
+    let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 16), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(rows.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(&npy, bytes).unwrap();
+    ok(&["import", "q16", "--prompts", "q16.npy", "--data", "demo/coarse.toml", "--out", "q16.safetensors"], d);
+    ok(&["eval", "--model", "q16.safetensors", "--data", "demo/test-coarse.toml"], d);
+    let e =
+        fails(&["import", "q16", "--prompts", fixtures.join("q16.p").to_str().unwrap(), "--data", "demo/coarse.toml", "--out", "x.safetensors"], d);
+    assert!(e.contains("pickle"), "{e}");
+    let e =
+        fails(&["import", "q16", "--prompts", fixtures.join("q16.npy").to_str().unwrap(), "--data", "demo/coarse.toml", "--out", "x.safetensors"], d);
+    assert!(e.contains("[2, 16]"), "{e}");
+}

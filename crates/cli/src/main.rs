@@ -59,6 +59,9 @@ enum Command {
     /// Make a zero-shot guard from a policy: a model file like a trained
     /// guard's, calibrated on validation data when given.
     ZeroShot(ZeroShotArgs),
+    /// Turn a published fixed head into a guard model file.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Run a sample-efficiency sweep from an experiment file.
     Sweep(SweepArgs),
     /// Attack a guard through the whole pipeline (pixels, encoder, head) and
@@ -383,6 +386,34 @@ struct TrainArgs {
     device: DeviceArg,
 }
 
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// The Stable Diffusion safety checker: its safetensors (a CLIP vision
+    /// tower and the concept embeddings) and config.json. The guard reads
+    /// embeddings of the checker's own tower: embed with `--model` set to it.
+    SdSafetyChecker {
+        /// The checker's model.safetensors, or the folder holding it.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Its config.json (default: the one beside the weights).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Q16's prompt matrix [2, dim] (.npy or safetensors; pickles are
+    /// refused) for the CLIP embeddings of a dataset.
+    Q16 {
+        #[arg(long)]
+        prompts: PathBuf,
+        /// A dataset embedded with the CLIP model the prompts were learned on.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 /// Where a policy's prompt embeddings come from.
 #[derive(Args, Debug)]
 struct PromptArgs {
@@ -674,6 +705,30 @@ fn zero_shot(a: ZeroShotArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn import(c: ImportCommand) -> anyhow::Result<()> {
+    match c {
+        ImportCommand::SdSafetyChecker { weights, config, out } => {
+            let file = if weights.is_dir() { weights.join("model.safetensors") } else { weights.clone() };
+            let (guard, encoder) = pairguard_model::published::sd_safety_checker(&file, config.as_deref(), &Device::flex())?;
+            guard.save(&out)?;
+            let HeadKind::Concepts { concepts, special, .. } = guard.card.head else { unreachable!("the checker is a concept filter") };
+            eprintln!(
+                "imported the safety checker ({concepts} concepts, {special} special-care) -> {}; embed data for it with --model {}",
+                out.display(),
+                encoder.id.model
+            );
+        }
+        ImportCommand::Q16 { prompts, data, out } => {
+            let ds = load(&data, false, true)?;
+            let encoder = pairguard_model::features::store_of(&ds)?.encoder.clone();
+            let guard = pairguard_model::published::q16(&prompts, &encoder)?;
+            guard.save(&out)?;
+            eprintln!("imported Q16 prompts for {} embeddings -> {}", encoder.model, out.display());
+        }
+    }
+    Ok(())
+}
+
 fn hub_options() -> HubOptions {
     let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
     HubOptions { offline, cache_dir: None, token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()) }
@@ -697,6 +752,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train(a),
         Command::EmbedText(a) => embed_text(a),
         Command::ZeroShot(a) => zero_shot(a),
+        Command::Import(c) => import(c),
         Command::Eval(a) => eval(a),
         Command::Predict(a) => predict(a),
         Command::ExportOnnx(a) => export_onnx(a),

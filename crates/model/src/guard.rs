@@ -452,7 +452,7 @@ impl GuardModel {
             training_data_sha256: String::new(),
             validation_metrics: None,
             warnings: Vec::new(),
-            config: GuardConfig { calibration: CalibrationConfig::fixed(threshold), ..GuardConfig::default() },
+            config: GuardConfig { train: TrainConfig::for_head(head.kind), calibration: CalibrationConfig::fixed(threshold), refit: false },
             prompts: None,
         };
         Ok(GuardModel { card, norm, head })
@@ -571,6 +571,11 @@ impl GuardModel {
         if card.input_dim == 0 || matches!(card.head, HeadKind::Mlp { hidden: 0, .. } | HeadKind::Prompt { categories: 0, .. }) {
             return Err(card_error("`input_dim`, the MLP's `hidden` and the prompt head's `categories` must be positive".into()));
         }
+        if let HeadKind::Concepts { concepts, adjustment, scale, .. } = card.head
+            && (concepts == 0 || card.outputs.len() != 1 || !(scale > 0.0 && scale.is_finite() && adjustment.is_finite()))
+        {
+            return Err(card_error("a concept filter has concepts, one output, a positive scale and a finite adjustment".into()));
+        }
         if let HeadKind::Prompt { categories, scale } = card.head
             && !(scale > 0.0 && scale.is_finite() && [1, 1 + categories].contains(&card.outputs.len()))
         {
@@ -624,7 +629,15 @@ mod tests {
         let (d, o, n) = (5, 2, 7);
         let val = |i: usize| ((i * 7919 % 101) as f32 / 101.0) - 0.5;
         let x: Vec<f32> = (0..n * d).map(|i| val(i + 3)).collect();
-        let w = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: o, w1: (0..d * o).map(val).collect(), b1: vec![0.3, -0.1], w2: None, b2: None };
+        let w = HeadWeights {
+            kind: HeadKind::Linear,
+            input_dim: d,
+            outputs: o,
+            w1: (0..d * o).map(val).collect(),
+            b1: vec![0.3, -0.1],
+            w2: None,
+            b2: None,
+        };
         let norm = FeatureNorm::fit(NormKind::Standardize, &x, d);
         let mut unit = x.clone();
         FeatureNorm::row_step(NormKind::Standardize, &mut unit, d);

@@ -31,6 +31,13 @@ pub enum HeadKind {
     /// pair. Initialised from the policy's text embeddings, this is CLIP's
     /// zero-shot classifier; trained, it is a prompt-learned guard.
     Prompt { categories: usize, scale: f64 },
+    /// A fixed concept filter (the Stable Diffusion safety checker): the
+    /// cosines of the embedding with `concepts` concept and `special`
+    /// special-care columns, less a threshold each; any special-care score
+    /// above 0 raises every concept score by `adjustment`; the logit is
+    /// `scale` x the highest concept score, so "unsafe" at probability 0.5
+    /// is the checker's verdict. Not trained.
+    Concepts { concepts: usize, special: usize, adjustment: f64, scale: f64 },
 }
 
 impl std::str::FromStr for HeadKind {
@@ -59,6 +66,7 @@ impl HeadKind {
             HeadKind::Linear => "linear".into(),
             HeadKind::Mlp { hidden, .. } => format!("mlp-{hidden}"),
             HeadKind::Prompt { .. } => "prompt".into(),
+            HeadKind::Concepts { .. } => "concepts".into(),
         }
     }
 
@@ -68,6 +76,7 @@ impl HeadKind {
             HeadKind::Linear => outputs,
             HeadKind::Mlp { hidden, .. } => hidden,
             HeadKind::Prompt { categories, .. } => 2 * categories,
+            HeadKind::Concepts { concepts, special, .. } => concepts + special,
         }
     }
 }
@@ -93,7 +102,7 @@ impl HeadWeights {
     pub fn hidden(&self) -> Option<usize> {
         match self.kind {
             HeadKind::Mlp { hidden, .. } => Some(hidden),
-            HeadKind::Linear | HeadKind::Prompt { .. } => None,
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => None,
         }
     }
 
@@ -116,6 +125,19 @@ impl HeadWeights {
                     let z = matvec(row, &columns, &self.b1, 2 * k);
                     let (u, s) = z.split_at(k);
                     std::iter::once(lse(u) - lse(s)).chain((0..self.outputs - 1).map(move |c| u[c] - s[c])).collect::<Vec<f32>>()
+                })
+                .collect();
+        }
+        if let HeadKind::Concepts { concepts, special, adjustment, scale } = self.kind {
+            let w = concepts + special;
+            let columns = prompt_columns(&self.w1, d, w, 1.0);
+            let max = |v: &[f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            return x
+                .chunks(d)
+                .map(|row| {
+                    let scores: Vec<f32> = matvec(row, &columns, &vec![0.0; w], w).iter().zip(&self.b1).map(|(c, t)| c - t).collect();
+                    let adjust = if special > 0 && max(&scores[concepts..]) > 0.0 { adjustment as f32 } else { 0.0 };
+                    scale as f32 * (max(&scores[..concepts]) + adjust)
                 })
                 .collect();
         }
@@ -158,17 +180,32 @@ pub struct HeadBank {
     pub b1: Param<Tensor<3>>,
     pub w2: Option<Param<Tensor<3>>>,
     pub b2: Option<Param<Tensor<3>>>,
-    /// How the outputs are read off prompt columns (prompt heads only).
+    /// How the outputs are read off the first layer's columns.
     #[module(skip)]
-    pub prompt: Option<PromptReadout>,
+    pub readout: Readout,
 }
 
-/// A prompt bank's categories, logit scale and outputs (1, or 1 + K).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PromptReadout {
-    pub categories: usize,
-    pub scale: f64,
-    pub outputs: usize,
+/// How a bank's outputs come from its first layer.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Readout {
+    /// The first layer (and the MLP's second) gives the outputs.
+    #[default]
+    Direct,
+    /// Cosine class logits of a prompt head (see [`HeadKind::Prompt`]);
+    /// `outputs` is 1 or 1 + K.
+    Prompt { categories: usize, scale: f64, outputs: usize },
+    /// See [`HeadKind::Concepts`].
+    Concepts { concepts: usize, special: usize, adjustment: f64, scale: f64 },
+}
+
+impl Readout {
+    fn of(kind: HeadKind, outputs: usize) -> Self {
+        match kind {
+            HeadKind::Prompt { categories, scale } => Readout::Prompt { categories, scale, outputs },
+            HeadKind::Concepts { concepts, special, adjustment, scale } => Readout::Concepts { concepts, special, adjustment, scale },
+            HeadKind::Linear | HeadKind::Mlp { .. } => Readout::Direct,
+        }
+    }
 }
 
 /// `log(sum(exp(z)))` over the last axis, kept as size 1.
@@ -199,21 +236,24 @@ impl HeadBank {
                 b1: Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device)),
                 w2: None,
                 b2: None,
-                prompt: None,
+                readout: Readout::Direct,
             },
-            HeadKind::Prompt { categories, scale } => HeadBank {
-                w1: Param::from_tensor(tensor3(normal(heads * d * 2 * categories, d), [heads, d, 2 * categories], device)),
-                b1: Param::from_tensor(tensor3(vec![0.0; heads * 2 * categories], [heads, 1, 2 * categories], device)),
-                w2: None,
-                b2: None,
-                prompt: Some(PromptReadout { categories, scale, outputs }),
-            },
+            HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => {
+                let w = kind.width(outputs);
+                HeadBank {
+                    w1: Param::from_tensor(tensor3(normal(heads * d * w, d), [heads, d, w], device)),
+                    b1: Param::from_tensor(tensor3(vec![0.0; heads * w], [heads, 1, w], device)),
+                    w2: None,
+                    b2: None,
+                    readout: Readout::of(kind, outputs),
+                }
+            }
             HeadKind::Mlp { hidden, .. } => HeadBank {
                 w1: Param::from_tensor(tensor3(normal(heads * d * hidden, d), [heads, d, hidden], device)),
                 b1: Param::from_tensor(tensor3(vec![0.0; heads * hidden], [heads, 1, hidden], device)),
                 w2: Some(Param::from_tensor(tensor3(normal(heads * hidden * outputs, hidden), [heads, hidden, outputs], device))),
                 b2: Some(Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device))),
-                prompt: None,
+                readout: Readout::Direct,
             },
         }
     }
@@ -230,10 +270,7 @@ impl HeadBank {
             b1: Param::from_tensor(tensor3(cat(&|w| w.b1.clone()), [h, 1, width], device)),
             w2: first.w2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.w2.clone().unwrap()), [h, width, o], device))),
             b2: first.b2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.b2.clone().unwrap()), [h, 1, o], device))),
-            prompt: match first.kind {
-                HeadKind::Prompt { categories, scale } => Some(PromptReadout { categories, scale, outputs: o }),
-                _ => None,
-            },
+            readout: Readout::of(first.kind, o),
         }
     }
 
@@ -247,15 +284,29 @@ impl HeadBank {
     pub fn forward(&self, x: Tensor<2>, affine: Option<&Affine>, dropout_keep: Option<Tensor<3>>) -> Tensor<3> {
         let [h, d, width] = self.w1.val().dims();
         let n = x.dims()[0];
-        if let Some(p) = self.prompt {
-            // Cosine logits: unit columns (inputs arrive L2-normalised).
+        // Cosines with unit columns (inputs arrive L2-normalised).
+        let cosines = || {
             let w = self.w1.val();
             let w = w.clone() / w.square().sum_dim(1).sqrt().clamp_min(1e-12);
-            let z = x.matmul(w.permute([1, 0, 2]).reshape([d, h * width])).reshape([n, h, width]).swap_dims(0, 1).mul_scalar(p.scale) + self.b1.val();
-            let k = p.categories;
-            let (u, s) = (z.clone().narrow(2, 0, k), z.narrow(2, k, k));
-            let unsafe_ = log_sum_exp(u.clone()) - log_sum_exp(s.clone());
-            return if p.outputs == 1 { unsafe_ } else { Tensor::cat(vec![unsafe_, u - s], 2) };
+            x.clone().matmul(w.permute([1, 0, 2]).reshape([d, h * width])).reshape([n, h, width]).swap_dims(0, 1)
+        };
+        match self.readout {
+            Readout::Prompt { categories: k, scale, outputs } => {
+                let z = cosines().mul_scalar(scale) + self.b1.val();
+                let (u, s) = (z.clone().narrow(2, 0, k), z.narrow(2, k, k));
+                let unsafe_ = log_sum_exp(u.clone()) - log_sum_exp(s.clone());
+                return if outputs == 1 { unsafe_ } else { Tensor::cat(vec![unsafe_, u - s], 2) };
+            }
+            Readout::Concepts { concepts, special, adjustment, scale } => {
+                let scores = cosines() - self.b1.val();
+                let mut z = scores.clone().narrow(2, 0, concepts).max_dim(2);
+                if special > 0 {
+                    let cared = scores.narrow(2, concepts, special).max_dim(2).greater_elem(0.0).float();
+                    z = z + cared.mul_scalar(adjustment);
+                }
+                return z.mul_scalar(scale);
+            }
+            Readout::Direct => {}
         }
         let (w1, b1) = match affine {
             Some(a) => {
@@ -289,10 +340,11 @@ impl HeadBank {
             one.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
         };
         let [_, d, width] = self.w1.val().dims();
-        let outputs = match (&self.b2, self.prompt) {
-            (_, Some(p)) => p.outputs,
-            (Some(b), None) => b.val().dims()[2],
-            (None, None) => width,
+        let outputs = match (&self.b2, self.readout) {
+            (_, Readout::Prompt { outputs, .. }) => outputs,
+            (_, Readout::Concepts { .. }) => 1,
+            (Some(b), Readout::Direct) => b.val().dims()[2],
+            (None, Readout::Direct) => width,
         };
         HeadWeights {
             kind,

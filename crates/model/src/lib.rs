@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod onnx;
 pub mod prompts;
+pub mod published;
 pub mod robust;
 pub mod train;
 

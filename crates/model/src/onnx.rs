@@ -241,6 +241,29 @@ fn head_graph(g: &mut Graph, x: &str, m: &GuardModel) -> String {
                 g.op("Concat", &[&unsafe_, &per_category], vec![attr_int("axis", 1)])
             }
         }
+        HeadKind::Concepts { concepts, special, adjustment, scale } => {
+            // Scores: cosines less the thresholds.
+            let w = concepts + special;
+            let negated: Vec<f32> = h.b1.iter().map(|t| -t).collect();
+            let scores = g.linear(&x, &prompt_columns(&h.w1, d, w, 1.0), Some(&negated), d, w, "head.concepts");
+            let part = |g: &mut Graph, from: usize, len: usize| {
+                let (start, end, axes) = (g.init_i64("starts", &[from as i64]), g.init_i64("ends", &[(from + len) as i64]), g.init_i64("axes", &[1]));
+                let p = g.op("Slice", &[&scores, &start, &end, &axes], vec![]);
+                g.op("ReduceMax", &[&p], vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)])
+            };
+            let mut z = part(g, 0, concepts);
+            if special > 0 {
+                let cared = part(g, concepts, special);
+                let zero = g.scalar("zero", 0.0);
+                let cared = g.bin("Greater", &cared, &zero);
+                let cared = g.op("Cast", &[&cared], vec![attr_int("to", 1)]);
+                let step = g.scalar("special_care_adjustment", adjustment as f32);
+                let raise = g.bin("Mul", &cared, &step);
+                z = g.bin("Add", &z, &raise);
+            }
+            let s = g.scalar("concept_scale", scale as f32);
+            g.bin("Mul", &z, &s)
+        }
     };
     // Temperature applies to the "unsafe" output only.
     let mut scale = vec![1.0f32; o];

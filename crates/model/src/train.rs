@@ -130,11 +130,11 @@ impl TrainConfig {
         TrainConfig {
             head,
             optimizer: match head {
-                HeadKind::Linear | HeadKind::Prompt { .. } => Optimizer::lbfgs(),
+                HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => Optimizer::lbfgs(),
                 HeadKind::Mlp { .. } => Optimizer::adamw(),
             },
             // A prompt head compares directions, as CLIP does.
-            normalization: if matches!(head, HeadKind::Prompt { .. }) { NormKind::L2 } else { NormKind::Standardize },
+            normalization: if matches!(head, HeadKind::Prompt { .. } | HeadKind::Concepts { .. }) { NormKind::L2 } else { NormKind::Standardize },
             multilabel: false,
             weight_decay: 1e-3,
             weight_decay_grid: Vec::new(),
@@ -170,6 +170,9 @@ impl TrainConfig {
             if matches!(self.optimizer, Optimizer::Lbfgs { .. }) && dropout > 0.0 {
                 return bad("optimizer", "L-BFGS needs a deterministic objective: use dropout = 0 or optimizer = { kind = \"adamw\" }".into());
             }
+        }
+        if let HeadKind::Concepts { .. } = self.head {
+            return bad("head", "a concept filter is a published fixed head; it is imported, not trained".into());
         }
         if let HeadKind::Prompt { categories, scale } = self.head {
             if categories == 0 || !(scale > 0.0 && scale.is_finite()) {

@@ -121,6 +121,28 @@ fn exported_heads_match_burn_in_tract_and_onnxruntime() {
 }
 
 #[test]
+fn exported_published_heads_match_burn() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/published");
+    let dev = Device::flex();
+    let (checker, encoder) = pairguard_model::published::sd_safety_checker(&dir.join("sd-safety-checker/model.safetensors"), None, &dev).unwrap();
+    let q16 = pairguard_model::published::q16(&dir.join("q16.npy"), &encoder.id).unwrap();
+    let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor("pixels").unwrap();
+    let n = t.shape()[0];
+    let x = encoder.embed_pixels(t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), n);
+    let d = encoder.config.projection_dim;
+    for (name, m) in [("safety checker", &checker), ("q16", &q16)] {
+        let bytes = export_head(m);
+        let want = burn_probs(m, &x);
+        close(&run_tract(&bytes, x.clone(), &[n, d]), &want, 1e-5, &format!("{name} in tract"));
+        if let Some(got) = run_onnxruntime(&bytes, &x, &[n, d]) {
+            close(&got, &want, 1e-5, &format!("{name} in onnxruntime"));
+        }
+    }
+}
+
+#[test]
 fn exported_pipeline_matches_encoder_plus_head() {
     let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/hf-quickgelu/model.safetensors");
     let dev = Device::flex();

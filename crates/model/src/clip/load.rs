@@ -1,7 +1,8 @@
 //! Loading a tower's weights from safetensors through burn's store, in
 //! either checkpoint layout:
 //!
-//! * Hugging Face (`vision_model.*` + `visual_projection.weight`,
+//! * Hugging Face (`vision_model.*` (or `vision_model.vision_model.*`) +
+//!   `visual_projection.weight`,
 //!   `text_model.*` + `text_projection.weight`): the keys are the module
 //!   paths, except that `q_proj`, `k_proj` and `v_proj` are fused into
 //!   `qkv_proj` as they load;
@@ -105,7 +106,10 @@ impl Tower {
 
     fn remapper(self, layout: Layout) -> KeyRemapper {
         let table: Vec<(&str, &str)> = match (layout, self) {
-            (Layout::HuggingFace, _) => Vec::new(),
+            // The tower nested as `CLIPVisionModel` nests it (the Stable
+            // Diffusion safety checker's file).
+            (Layout::HuggingFace, Tower::Vision) => vec![(r"^vision_model\.vision_model\.", "vision_model.")],
+            (Layout::HuggingFace, Tower::Text) => Vec::new(),
             (Layout::OpenAi, Tower::Vision) => OPENAI_VISION_REMAP.iter().chain(&BLOCK_REMAP).copied().collect(),
             (Layout::OpenAi, Tower::Text) => OPENAI_TEXT_REMAP.iter().chain(&BLOCK_REMAP).copied().collect(),
         };
