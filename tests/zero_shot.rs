@@ -207,7 +207,7 @@ fn published_heads_import_as_guards() {
     let rows: Vec<f32> = (0..32).map(|i| ((i * 37 % 11) as f32) - 5.0).collect();
     let npy = d.join("q16.npy");
     let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 16), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
