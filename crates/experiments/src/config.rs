@@ -26,6 +26,39 @@ pub struct Experiment {
     pub sweep: SweepSpec,
     #[serde(default)]
     pub report: ReportSpec,
+    /// Guards that need no training budget, drawn as horizontal lines on
+    /// the curves; the report gives the budget at which each strategy
+    /// overtakes each of them.
+    #[serde(default)]
+    pub baselines: Vec<BaselineSpec>,
+}
+
+/// A guard a sweep compares its curves with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum BaselineSpec {
+    /// A policy's zero-shot guard, calibrated as the sweep's heads are.
+    /// Paths are relative to the experiment file; on the synthetic
+    /// benchmark they default to the policy and prompt embeddings it writes.
+    ZeroShot {
+        name: String,
+        #[serde(default)]
+        policy: Option<String>,
+        /// Prompt embeddings (`pairguard embed-text`).
+        #[serde(default)]
+        prompts: Option<String>,
+    },
+    /// A saved guard model: a published fixed head (`pairguard import`) or
+    /// any guard trained before.
+    Guard { name: String, model: String },
+}
+
+impl BaselineSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            BaselineSpec::ZeroShot { name, .. } | BaselineSpec::Guard { name, .. } => name,
+        }
+    }
 }
 
 /// Either the embedded synthetic benchmark or dataset descriptors with
@@ -221,6 +254,19 @@ impl Experiment {
                 }
             }
         }
+        let mut seen: Vec<&str> = Vec::new();
+        for b in &self.baselines {
+            if seen.contains(&b.name()) || names.iter().any(|s| s == b.name()) {
+                return bad(format!("baseline name {:?} is used twice (by a strategy or another baseline)", b.name()));
+            }
+            seen.push(b.name());
+            if let BaselineSpec::ZeroShot { policy, prompts, .. } = b
+                && self.data.synthetic.is_none()
+                && (policy.is_none() || prompts.is_none())
+            {
+                return bad(format!("baseline {:?} needs `policy` and `prompts` (from `pairguard embed-text`)", b.name()));
+            }
+        }
         if let Some(t) = &self.report.target
             && !METRICS.contains(&t.metric.as_str())
         {
@@ -240,6 +286,29 @@ impl Experiment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_shot_baselines_on_real_data_name_their_prompts() {
+        let text = r#"
+name = "x"
+[data]
+coarse = "c.toml"
+tests = [{ name = "t", dataset = "t.toml" }]
+[sweep]
+budgets = [16]
+strategies = [{ kind = "coarse-only" }]
+seeds = [0]
+[[baselines]]
+kind = "zero-shot"
+name = "policy"
+policy = "policies/unsafebench.toml"
+"#;
+        let exp: Experiment = toml::from_str(text).unwrap();
+        let e = exp.check().unwrap_err().to_string();
+        assert!(e.contains("\"policy\" needs `policy` and `prompts`"), "{e}");
+        let exp: Experiment = toml::from_str(&format!("{text}prompts = \"p.safetensors\"\n")).unwrap();
+        exp.check().unwrap();
+    }
 
     #[test]
     fn budget_range_is_log_spaced_and_even() {

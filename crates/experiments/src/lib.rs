@@ -4,6 +4,7 @@
 //! with an image editor, with confidence intervals, plots and reports that
 //! name every input.
 
+pub mod baselines;
 mod claim;
 pub mod config;
 pub mod error;
@@ -40,7 +41,16 @@ pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions, progress: &d
     match sweep::run(&exp, base, out, opts, progress)? {
         Ran::Shard { shard, marker } => Ok(Finished::Shard { shard, marker }),
         Ran::Fits { rows, data, identity } => {
-            let inputs = report::ReportInputs { exp: &exp, config_text: &text, config_path: config, rows: &rows, data: &data, identity: &identity };
+            let baselines = baselines::evaluate(&exp, &data, base, &out.join("data"), &opts.device)?;
+            let inputs = report::ReportInputs {
+                exp: &exp,
+                config_text: &text,
+                config_path: config,
+                rows: &rows,
+                data: &data,
+                identity: &identity,
+                baselines: &baselines,
+            };
             report::write(out, &inputs).map(Finished::Report)
         }
     }

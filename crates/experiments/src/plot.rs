@@ -22,6 +22,9 @@ fn register_font() {
     });
 }
 
+/// Baselines' dashed lines.
+const LEVEL_PALETTE: [RGBColor; 4] = [RGBColor(40, 40, 40), RGBColor(140, 20, 60), RGBColor(110, 110, 110), RGBColor(20, 80, 120)];
+
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -49,6 +52,14 @@ pub struct Curve {
     pub points: Vec<Point>,
 }
 
+/// A horizontal line: a level the curves are compared with (a baseline
+/// guard's score).
+#[derive(Debug, Clone)]
+pub struct Level {
+    pub label: String,
+    pub value: f64,
+}
+
 /// Titles of a figure. The x axis is logarithmic (base 2), labelled with
 /// the values themselves.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +69,7 @@ pub struct Axes<'a> {
     pub y: &'a str,
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &[Curve], axes: Axes) -> Result<(), String>
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &[Curve], levels: &[Level], axes: Axes) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -68,8 +79,17 @@ where
     let xmin = points().map(|p| p.x.log2()).fold(f64::INFINITY, f64::min);
     let xmax = points().map(|p| p.x.log2()).fold(f64::NEG_INFINITY, f64::max).max(xmin + 1.0);
     let (xmin, xmax) = if xmin.is_finite() { (xmin, xmax) } else { (0.0, 1.0) };
-    let lo = points().map(|p| if p.ci_low.is_finite() { p.ci_low } else { p.mean }).filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
-    let hi = points().map(|p| if p.ci_high.is_finite() { p.ci_high } else { p.mean }).filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    let levels_at = || levels.iter().map(|l| l.value).filter(|v| v.is_finite());
+    let lo = points()
+        .map(|p| if p.ci_low.is_finite() { p.ci_low } else { p.mean })
+        .chain(levels_at())
+        .filter(|v| v.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let hi = points()
+        .map(|p| if p.ci_high.is_finite() { p.ci_high } else { p.mean })
+        .chain(levels_at())
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.08).max(0.01);
     let mut chart = ChartBuilder::on(&root)
@@ -125,6 +145,23 @@ where
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
         chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| format!("{e:?}"))?;
     }
+    for (k, level) in levels.iter().filter(|l| l.value.is_finite()).enumerate() {
+        // Dashed, in greys and darker tones than the curves.
+        let color = LEVEL_PALETTE[k % LEVEL_PALETTE.len()];
+        let (a, b) = (xmin - 0.2, xmax + 0.2);
+        let dashes = 24;
+        let step = (b - a) / f64::from(dashes);
+        let segments: Vec<Vec<(f64, f64)>> = (0..dashes)
+            .filter(|i| i % 2 == 0)
+            .map(|i| vec![(a + step * f64::from(i), level.value), (a + step * f64::from(i + 1), level.value)])
+            .collect();
+        for (j, seg) in segments.into_iter().enumerate() {
+            let drawn = chart.draw_series(LineSeries::new(seg, color.stroke_width(2))).map_err(|e| format!("{e:?}"))?;
+            if j == 0 {
+                drawn.label(level.label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+        }
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -137,15 +174,16 @@ where
     Ok(())
 }
 
-/// Writes `<stem>.png` and `<stem>.svg`.
-pub fn plot_curves(curves: &[Curve], axes: Axes, stem: &Path) -> crate::Result<()> {
+/// Writes `<stem>.png` and `<stem>.svg`: the curves, and the levels as
+/// dashed horizontal lines.
+pub fn plot_curves(curves: &[Curve], levels: &[Level], axes: Axes, stem: &Path) -> crate::Result<()> {
     let plot_error = |message: String| crate::Error::Plot { path: stem.to_path_buf(), message };
     register_font();
     let (w, h) = (900u32, 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(root, curves, axes).map_err(plot_error)?;
+        draw(root, curves, levels, axes).map_err(plot_error)?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
     let png = stem.with_extension("png");
@@ -155,15 +193,16 @@ pub fn plot_curves(curves: &[Curve], axes: Axes, stem: &Path) -> crate::Result<(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        draw(root, curves, axes).map_err(plot_error)?;
+        draw(root, curves, levels, axes).map_err(plot_error)?;
     }
     pairguard_data::hash::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())
 }
 
 /// Writes `<stem>.png` and `<stem>.svg` for one (test, metric): the metric
-/// against the training budget, one line per strategy.
-pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, metric: &str, stem: &Path) -> crate::Result<()> {
+/// against the training budget, one line per strategy, one dashed line per
+/// baseline.
+pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], levels: &[Level], title: &str, metric: &str, stem: &Path) -> crate::Result<()> {
     let curves: Vec<Curve> = strategies
         .iter()
         .map(|s| Curve {
@@ -175,5 +214,5 @@ pub fn plot_metric(rows: &[&SummaryRow], strategies: &[String], title: &str, met
                 .collect(),
         })
         .collect();
-    plot_curves(&curves, Axes { title, x: "training budget (samples, log scale)", y: metric }, stem)
+    plot_curves(&curves, levels, Axes { title, x: "training budget (samples, log scale)", y: metric }, stem)
 }

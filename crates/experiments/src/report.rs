@@ -7,10 +7,11 @@ use std::path::Path;
 use pairguard_data::hash::write_atomic;
 use pairguard_model::{NormKind, Optimizer};
 
+use crate::baselines::BaselineRow;
 use crate::config::Experiment;
 use crate::error::{Error, Result};
-use crate::plot::plot_metric;
-use crate::summary::{SummaryRow, budget_to_reach, compare, summarize};
+use crate::plot::{Level, plot_metric};
+use crate::summary::{SummaryRow, budget_to_reach, compare, overtake, summarize};
 use crate::sweep::{FitRow, RunIdentity, SweepData, to_csv};
 
 /// The code that produced a result: the crate version and the commit the
@@ -84,10 +85,13 @@ pub struct ReportInputs<'a> {
     pub rows: &'a [FitRow],
     pub data: &'a SweepData,
     pub identity: &'a RunIdentity,
+    /// Baseline guards' metrics (see [`crate::baselines`]).
+    pub baselines: &'a [BaselineRow],
 }
 
-/// Writes fits.csv, summary.csv, comparisons.csv, plots/, report.md and
-/// manifest.json into `out`. Returns the report's path.
+/// Writes fits.csv, summary.csv, comparisons.csv, baselines.csv (with
+/// baselines), plots/, report.md and manifest.json into `out`. Returns the
+/// report's path.
 pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
     let exp = inp.exp;
     let mut rows = inp.rows.to_vec();
@@ -116,6 +120,13 @@ pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
         })
         .collect();
     write_atomic(&out.join("comparisons.csv"), &to_csv(&flat)?)?;
+    if !inp.baselines.is_empty() {
+        write_atomic(&out.join("baselines.csv"), &to_csv(inp.baselines)?)?;
+    }
+    let baseline_names: Vec<&str> = exp.baselines.iter().map(|b| b.name()).collect();
+    let level = |name: &str, test: &str, metric: &str| -> f64 {
+        inp.baselines.iter().find(|r| r.baseline == name && r.test == test && r.metric == metric).map_or(f64::NAN, |r| r.value)
+    };
 
     let strategies: Vec<String> = exp.sweep.strategies.iter().map(|s| s.name()).collect();
     let tests: Vec<String> = inp.data.tests.iter().map(|(n, _)| n.clone()).collect();
@@ -128,7 +139,8 @@ pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
                 continue;
             }
             let stem = out.join("plots").join(format!("{t}_{m}"));
-            plot_metric(&sel, &strategies, &format!("{m} on the {t} test set"), m, &stem)?;
+            let levels: Vec<Level> = baseline_names.iter().map(|b| Level { label: b.to_string(), value: level(b, t, m) }).collect();
+            plot_metric(&sel, &strategies, &levels, &format!("{m} on the {t} test set"), m, &stem)?;
             plots.push(format!("plots/{t}_{m}.png"));
         }
     }
@@ -187,6 +199,53 @@ pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
             };
             let need = b.map(|v| format!("{v:.0}")).unwrap_or_else(|| "not reached".into());
             writeln!(md, "| {s} | {need} | {ratio} |")?;
+        }
+    }
+
+    if !baseline_names.is_empty() {
+        writeln!(md, "\n## Baselines\n")?;
+        writeln!(md, "Guards that need no training budget (dashed lines on the plots; `baselines.csv`):\n")?;
+        write!(md, "| baseline | test |")?;
+        for m in &exp.report.metrics {
+            write!(md, " {m} |")?;
+        }
+        writeln!(md, "\n|---|---|{}", "---|".repeat(exp.report.metrics.len()))?;
+        for b in &baseline_names {
+            for t in &tests {
+                write!(md, "| {b} | {t} |")?;
+                for m in &exp.report.metrics {
+                    write!(md, " {} |", fmt(level(b, t, m)))?;
+                }
+                writeln!(md)?;
+            }
+        }
+        // Where the curves overtake them: on the target's test and metric,
+        // else the first metric on the first test set.
+        let (metric, test) = match &exp.report.target {
+            Some(t) => (t.metric.clone(), t.test.clone()),
+            None => (exp.report.metrics[0].clone(), tests.first().cloned().unwrap_or_default()),
+        };
+        writeln!(
+            md,
+            "\nBudget at which each strategy's mean {metric} on `{test}` overtakes each baseline (log-interpolated), with a 95% bootstrap interval over seeds and the seeds whose own curve overtakes it:\n"
+        )?;
+        writeln!(md, "| baseline | its {metric} | strategy | budget | 95% interval | seeds |\n|---|---|---|---|---|---|")?;
+        for b in &baseline_names {
+            let v = level(b, &test, &metric);
+            for s in &strategies {
+                let o = overtake(&rows, s, &test, &metric, v);
+                let budget = o.budget.map_or_else(|| "not within the sweep".into(), |x| format!("{x:.0}"));
+                let bound = |x: f64| if x.is_finite() { format!("{x:.0}") } else { "not reached".into() };
+                writeln!(
+                    md,
+                    "| {b} | {} | {s} | {budget} | [{}, {}] | {}/{} |",
+                    fmt(v),
+                    bound(o.ci_low),
+                    bound(o.ci_high),
+                    o.seeds_reaching,
+                    o.seeds
+                )?;
+            }
         }
     }
 
@@ -266,7 +325,7 @@ pub fn write(out: &Path, inp: &ReportInputs) -> Result<std::path::PathBuf> {
         "code_version": version,
         "encoder": inp.data.encoder,
         "identity": inp.identity,
-        "outputs": ["fits.csv", "summary.csv", "comparisons.csv", "report.md", "plots/"],
+        "outputs": ["fits.csv", "summary.csv", "comparisons.csv", "baselines.csv", "report.md", "plots/"],
     });
     write_atomic(&out.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)?;
     Ok(report)

@@ -628,7 +628,7 @@ fn write_outputs(report: &RobustnessReport, out: &Path) -> Result<()> {
             })
             .collect();
         let x = format!("epsilon ({}, log scale)", report.config.eps_unit.name());
-        plot_curves(&curves, Axes { title: "Robust accuracy under attack", x: &x, y: "robust accuracy" }, &out.join("robustness"))?;
+        plot_curves(&curves, &[], Axes { title: "Robust accuracy under attack", x: &x, y: "robust accuracy" }, &out.join("robustness"))?;
     }
     write_atomic(&out.join("robustness.md"), summary(report).as_bytes())?;
     Ok(())

@@ -97,9 +97,108 @@ pub fn budget_to_reach(curve: &[(usize, f64)], target: f64) -> Option<f64> {
     None
 }
 
+/// When a strategy's mean curve overtakes a fixed level (a baseline guard's
+/// score).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Overtake {
+    /// Budget at which the mean over seeds first reaches the level
+    /// (log-interpolated); None if it never does within the sweep.
+    pub budget: Option<f64>,
+    /// 95% percentile-bootstrap interval over seeds (resampled with
+    /// replacement); infinite where resampled curves do not reach the level.
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// Seeds whose own curve reaches the level.
+    pub seeds_reaching: usize,
+    pub seeds: usize,
+}
+
+/// Resamples of the seed bootstrap behind [`Overtake`]'s interval.
+const BOOTSTRAP: usize = 2000;
+
+/// The budget at which `strategy`'s mean `metric` on `test` reaches `level`.
+pub fn overtake(rows: &[FitRow], strategy: &str, test: &str, metric: &str, level: f64) -> Overtake {
+    use rand::{Rng, SeedableRng};
+    let mut by_seed: BTreeMap<u64, BTreeMap<usize, f64>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.strategy == strategy && r.test == test) {
+        by_seed.entry(r.seed).or_default().insert(r.budget, r.metric(metric));
+    }
+    let curves: Vec<&BTreeMap<usize, f64>> = by_seed.values().collect();
+    let mean_curve = |pick: &[usize]| -> Vec<(usize, f64)> {
+        let budgets: Vec<usize> = curves.first().map(|c| c.keys().copied().collect()).unwrap_or_default();
+        budgets
+            .into_iter()
+            .filter_map(|b| {
+                let v: Vec<f64> = pick.iter().filter_map(|&i| curves[i].get(&b).copied()).filter(|v| v.is_finite()).collect();
+                (!v.is_empty()).then(|| (b, v.iter().sum::<f64>() / v.len() as f64))
+            })
+            .collect()
+    };
+    let n = curves.len();
+    let all: Vec<usize> = (0..n).collect();
+    let budget = budget_to_reach(&mean_curve(&all), level);
+    let seeds_reaching = all.iter().filter(|&&i| budget_to_reach(&mean_curve(&[i]), level).is_some()).count();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut draws: Vec<f64> = (0..if n > 1 { BOOTSTRAP } else { 0 })
+        .map(|_| {
+            let pick: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            budget_to_reach(&mean_curve(&pick), level).unwrap_or(f64::INFINITY)
+        })
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    let q = |p: f64| draws.get(((draws.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    Overtake { budget, ci_low: q(0.025), ci_high: q(0.975), seeds_reaching, seeds: n }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(seed: u64, budget: usize, auroc: f64) -> FitRow {
+        FitRow {
+            strategy: "s".into(),
+            budget,
+            seed,
+            test: "t".into(),
+            n_train: budget,
+            n_coarse: budget,
+            n_pair_pool: 0,
+            whole_pairs: 0,
+            epochs: 1,
+            weight_decay: 0.0,
+            temperature: 1.0,
+            threshold: 0.5,
+            auroc,
+            auprc: 0.0,
+            f1: 0.0,
+            accuracy: 0.0,
+            balanced_accuracy: 0.0,
+            ece: 0.0,
+            tpr_at_fpr: 0.0,
+            pair_accuracy: f64::NAN,
+            ordering_accuracy: f64::NAN,
+            flip_rate: f64::NAN,
+            precision: 0.0,
+            robust_accuracy: f64::NAN,
+        }
+    }
+
+    #[test]
+    fn overtaking_a_level_with_a_seed_interval() {
+        // Seeds cross 0.8 at budgets 32, 64 and never.
+        let rows: Vec<FitRow> = [(0, [0.7, 0.8, 0.9, 0.95]), (1, [0.6, 0.7, 0.8, 0.9]), (2, [0.5, 0.6, 0.7, 0.75])]
+            .iter()
+            .flat_map(|(s, v)| [16, 32, 64, 128].iter().zip(v).map(move |(&b, &a)| row(*s, b, a)))
+            .collect();
+        let o = overtake(&rows, "s", "t", "auroc", 0.8);
+        // Mean curve 0.6, 0.7, 0.8, 0.867: reaches 0.8 at 64.
+        assert!((o.budget.unwrap() - 64.0).abs() < 1e-9, "{o:?}");
+        assert_eq!((o.seeds_reaching, o.seeds), (2, 3));
+        assert!(o.ci_low <= 64.0 && o.ci_high >= 64.0 && o.ci_low >= 16.0, "{o:?}");
+        // Resamples of only the third seed never reach it.
+        assert!(o.ci_high.is_infinite(), "{o:?}");
+        assert_eq!(overtake(&rows, "s", "t", "auroc", 0.99).budget, None);
+    }
 
     #[test]
     fn budget_interpolates_in_log_space() {

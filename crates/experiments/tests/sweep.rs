@@ -298,3 +298,58 @@ fn shipped_experiment_files_parse() {
     }
     assert!(n >= 5, "{n} experiment files");
 }
+
+#[test]
+fn baselines_are_scored_drawn_and_overtaken() {
+    let (dir, cfg) = setup(TINY);
+    let out = dir.path().join("plain");
+    run(&cfg, &out, None).unwrap();
+    // A saved guard of the same encoder, trained once from the pools.
+    let data = pairguard_experiments::sweep::SweepData::load(
+        &pairguard_experiments::Experiment::from_file(&cfg).unwrap().0,
+        dir.path(),
+        &out.join("data"),
+        &Default::default(),
+    )
+    .unwrap();
+    let guard = pairguard_model::GuardModel::train(
+        &data.coarse,
+        None,
+        data.encoder.clone(),
+        &pairguard_model::GuardConfig { calibration: pairguard_model::CalibrationConfig::fixed(0.5), ..Default::default() },
+        None,
+        &pairguard_model::Device::flex(),
+    )
+    .unwrap();
+    guard.save(&dir.path().join("full.safetensors")).unwrap();
+    let text = format!(
+        "{TINY}\n[[baselines]]\nkind = \"zero-shot\"\nname = \"policy\"\n\n[[baselines]]\nkind = \"guard\"\nname = \"all-coarse\"\nmodel = \"full.safetensors\"\n"
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let out = dir.path().join("with");
+    let report = read(&run(&cfg, &out, None).unwrap());
+    assert!(report.contains("## Baselines") && report.contains("| policy | shifted |") && report.contains("| all-coarse | shifted |"), "{report}");
+    assert!(report.contains("overtakes each baseline"), "{report}");
+    let csv = read(&out.join("baselines.csv"));
+    assert_eq!(csv.lines().next().unwrap(), "baseline,test,metric,value");
+    assert_eq!(csv.lines().count(), 1 + 2 * 3 * 12);
+    let auroc = |b: &str, t: &str| -> f64 {
+        let line = csv.lines().find(|l| l.starts_with(&format!("{b},{t},auroc,"))).unwrap();
+        line.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    assert!(auroc("policy", "shifted") > 0.5 && auroc("all-coarse", "coarse") > 0.5);
+    // The plots have the baselines' lines: the same plot differs from the run without them.
+    assert_ne!(std::fs::read(out.join("plots/shifted_auroc.svg")).unwrap(), std::fs::read(dir.path().join("plain/plots/shifted_auroc.svg")).unwrap());
+    assert!(read(&out.join("plots/shifted_auroc.svg")).contains("all-coarse"));
+
+    // Names must be unique, and a guard of another encoder is refused.
+    std::fs::write(&cfg, format!("{TINY}\n[[baselines]]\nkind = \"guard\"\nname = \"coarse\"\nmodel = \"full.safetensors\"\n")).unwrap();
+    let e = run(&cfg, &dir.path().join("x"), None).unwrap_err().to_string();
+    assert!(e.contains("\"coarse\" is used twice"), "{e}");
+    let other = pairguard_data::EncoderId { weights_sha256: "other".into(), ..data.encoder.clone() };
+    let foreign = pairguard_model::GuardModel { card: pairguard_model::ModelCard { encoder: other, ..guard.card.clone() }, ..guard.clone() };
+    foreign.save(&dir.path().join("foreign.safetensors")).unwrap();
+    std::fs::write(&cfg, format!("{TINY}\n[[baselines]]\nkind = \"guard\"\nname = \"foreign\"\nmodel = \"foreign.safetensors\"\n")).unwrap();
+    let e = run(&cfg, &dir.path().join("y"), None).unwrap_err().to_string();
+    assert!(e.contains("baseline \"foreign\"") && e.contains("encoder mismatch"), "{e}");
+}
