@@ -43,20 +43,35 @@ fn metrics(ev: &Evaluation) -> [(&'static str, f64); 12] {
     ]
 }
 
-/// The guard of one baseline for the sweep's data.
-fn guard(spec: &BaselineSpec, exp: &Experiment, data: &SweepData, base: &Path, data_dir: &Path, device: &Device) -> Result<GuardModel> {
+/// A policy's prompts for the sweep's categories and their embeddings,
+/// checked against the images' encoder. Paths are relative to `base`; the
+/// synthetic benchmark's own files in `data_dir` stand in for absent ones.
+pub(crate) fn policy_text(
+    policy: &Option<String>,
+    prompts: &Option<String>,
+    data: &SweepData,
+    base: &Path,
+    data_dir: &Path,
+) -> Result<(PolicyPrompts, PromptEmbeddings)> {
     let at = |given: &Option<String>, synthetic: &str| -> PathBuf {
         match given {
             Some(p) => base.join(p),
             None => data_dir.join(synthetic),
         }
     };
+    let policy = Policy::from_file(&at(policy, "policy.toml"))?;
+    let categories = if data.coarse.is_empty() { &data.pairs.categories } else { &data.coarse.categories };
+    let prompts_of = PolicyPrompts::new(&policy, categories)?;
+    let emb = PromptEmbeddings::load(&at(prompts, "prompts.safetensors"))?;
+    emb.check_encoder(&data.encoder)?;
+    Ok((prompts_of, emb))
+}
+
+/// The guard of one baseline for the sweep's data.
+fn guard(spec: &BaselineSpec, exp: &Experiment, data: &SweepData, base: &Path, data_dir: &Path, device: &Device) -> Result<GuardModel> {
     match spec {
         BaselineSpec::ZeroShot { policy, prompts, .. } => {
-            let policy = Policy::from_file(&at(policy, "policy.toml"))?;
-            let categories = if data.coarse.is_empty() { &data.pairs.categories } else { &data.coarse.categories };
-            let prompts_of = PolicyPrompts::new(&policy, categories)?;
-            let emb = PromptEmbeddings::load(&at(prompts, "prompts.safetensors"))?;
+            let (prompts_of, emb) = policy_text(policy, prompts, data, base, data_dir)?;
             Ok(zero_shot_guard(&prompts_of, &emb, &data.encoder, data.validation.as_ref(), &exp.calibration, device)?)
         }
         BaselineSpec::Guard { model, .. } => {

@@ -31,6 +31,30 @@ pub struct Experiment {
     /// overtakes each of them.
     #[serde(default)]
     pub baselines: Vec<BaselineSpec>,
+    /// Policy text in training: where prompt heads (and, asked, probes)
+    /// start, and prompts as extra samples.
+    #[serde(default)]
+    pub text: Option<TextSpec>,
+}
+
+/// Policy text in a sweep's training. Paths are relative to the experiment
+/// file; on the synthetic benchmark they default to its own policy and
+/// prompt embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSpec {
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub prompts: Option<String>,
+    /// Add the policy's prompt embeddings to every training set as labelled
+    /// samples (on top of the budget: the budget counts images).
+    #[serde(default)]
+    pub as_data: bool,
+    /// Start linear probes from the zero-shot guard; their weight decay
+    /// then pulls toward it. Prompt heads always start there.
+    #[serde(default)]
+    pub zero_shot_init: bool,
 }
 
 /// A guard a sweep compares its curves with.
@@ -266,6 +290,16 @@ impl Experiment {
             {
                 return bad(format!("baseline {:?} needs `policy` and `prompts` (from `pairguard embed-text`)", b.name()));
             }
+        }
+        match (&self.text, self.train.head) {
+            (None, pairguard_model::HeadKind::Prompt { .. }) => return bad("a prompt head needs [text] (the policy it starts from)".into()),
+            (Some(t), pairguard_model::HeadKind::Mlp { .. }) if t.zero_shot_init => {
+                return bad("text.zero_shot_init applies to linear and prompt heads".into());
+            }
+            (Some(t), _) if self.data.synthetic.is_none() && (t.policy.is_none() || t.prompts.is_none()) => {
+                return bad("[text] needs `policy` and `prompts` (from `pairguard embed-text`)".into());
+            }
+            _ => {}
         }
         if let Some(t) = &self.report.target
             && !METRICS.contains(&t.metric.as_str())

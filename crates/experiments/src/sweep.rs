@@ -19,7 +19,7 @@ use pairguard_data::synthetic::Benchmark;
 use pairguard_data::{Assignment, Dataset, EncoderId, Ledger, LoadOptions, Mixer, Progress, Shard, Split, Strategy};
 use pairguard_model::guard::probabilities_of;
 use pairguard_model::robust::embedding::robust_correct;
-use pairguard_model::{Device, LabeledSet, evaluate_scores, train_guards};
+use pairguard_model::{Device, HeadKind, HeadWeights, LabeledSet, evaluate_scores, train_guards};
 use serde::{Deserialize, Serialize};
 
 use crate::claim::claim;
@@ -282,11 +282,11 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
     let groups: Vec<(Strategy, u64)> = exp.sweep.strategies.iter().flat_map(|s| exp.sweep.seeds.iter().map(move |&k| (*s, k))).collect();
     let ledger = Ledger::of(out);
     match opts.assignment {
-        Assignment::Whole => train_groups(exp, &data, &groups, out, opts, progress)?,
+        Assignment::Whole => train_groups(exp, base, &data, &groups, out, opts, progress)?,
         Assignment::Shard(shard) => {
             let mine = &groups[shard.range(groups.len())];
             if !ledger.finished(shard, &identity_hash, groups.len())? {
-                train_groups(exp, &data, mine, out, opts, progress)?;
+                train_groups(exp, base, &data, mine, out, opts, progress)?;
             }
             let done = mine.iter().all(|(s, k)| group_file(out, s, *k).is_file());
             let marker = done.then(|| ledger.mark(shard, &identity_hash, groups.len())).transpose()?;
@@ -315,10 +315,38 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
     Ok(Ran::Fits { rows, data: Box::new(data), identity })
 }
 
+/// What `[text]` brings to training: the heads' start (a prompt head's
+/// zero-shot prompts, or a probe's zero-shot direction) and the prompts as
+/// extra samples. Sets the prompt head's categories in `guard`.
+fn text_in_training(
+    exp: &Experiment,
+    data: &SweepData,
+    base: &Path,
+    data_dir: &Path,
+    guard: &mut pairguard_model::GuardConfig,
+) -> Result<(Option<HeadWeights>, Option<LabeledSet>)> {
+    let Some(t) = &exp.text else { return Ok((None, None)) };
+    let (prompts, emb) = crate::baselines::policy_text(&t.policy, &t.prompts, data, base, data_dir)?;
+    let outputs = if exp.train.multilabel { 1 + prompts.categories.len() } else { 1 };
+    let start = match exp.train.head {
+        HeadKind::Prompt { scale, .. } => {
+            let mut head = prompts.head(&emb, outputs)?;
+            head.kind = HeadKind::Prompt { categories: prompts.categories.len(), scale };
+            guard.train.head = head.kind;
+            Some(head)
+        }
+        HeadKind::Linear if t.zero_shot_init => Some(prompts.linear_head(&emb, outputs)?),
+        _ => None,
+    };
+    let extra = if t.as_data { Some(prompts.samples(&emb)?) } else { None };
+    Ok((start, extra))
+}
+
 /// Trains and scores the (strategy, seed) groups whose fits are not in
 /// `out/fits` yet.
 fn train_groups(
     exp: &Experiment,
+    base: &Path,
     data: &SweepData,
     groups: &[(Strategy, u64)],
     out: &Path,
@@ -326,7 +354,17 @@ fn train_groups(
     progress: &dyn Progress,
 ) -> Result<()> {
     let budgets = exp.sweep.budgets()?;
-    let pool = data.coarse.concat(&data.pairs);
+    let mut guard = exp.guard();
+    let (start, extra) = text_in_training(exp, data, base, &out.join("data"), &mut guard)?;
+    let mut pool = data.coarse.concat(&data.pairs);
+    let extra_rows: Vec<usize> = match &extra {
+        Some(samples) => {
+            let first = pool.len();
+            pool = pool.concat(samples);
+            (first..pool.len()).collect()
+        }
+        None => Vec::new(),
+    };
     let coarse_rows: Vec<usize> = (0..data.coarse.len()).collect();
     let nc = data.coarse.len();
     progress.start((groups.len() * budgets.len()) as u64, "fits");
@@ -352,11 +390,12 @@ fn train_groups(
         }
         let mut rows = Vec::new();
         if !sets.is_empty() {
-            let members: Vec<Vec<usize>> =
-                sets.iter().map(|s| s.coarse.iter().copied().chain(s.pair_pool.iter().map(|&i| nc + i)).collect()).collect();
-            let mut guard = exp.guard();
+            let members: Vec<Vec<usize>> = sets
+                .iter()
+                .map(|s| s.coarse.iter().copied().chain(s.pair_pool.iter().map(|&i| nc + i)).chain(extra_rows.iter().copied()).collect())
+                .collect();
             guard.train.seed = *seed;
-            let guards = train_guards(&pool, &members, data.validation.as_ref(), &data.encoder, &guard, None, &opts.device)?;
+            let guards = train_guards(&pool, &members, data.validation.as_ref(), &data.encoder, &guard, start.as_ref(), &opts.device)?;
             for (name, set) in &data.tests {
                 let probs = probabilities_of(&guards, &set.x, &opts.device)?;
                 for ((ts, g), p) in sets.iter().zip(&guards).zip(&probs) {

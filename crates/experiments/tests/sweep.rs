@@ -353,3 +353,42 @@ fn baselines_are_scored_drawn_and_overtaken() {
     let e = run(&cfg, &dir.path().join("y"), None).unwrap_err().to_string();
     assert!(e.contains("baseline \"foreign\"") && e.contains("encoder mismatch"), "{e}");
 }
+
+#[test]
+fn policy_text_trains_prompt_heads_and_joins_training_sets() {
+    let prompt = TINY.replace("[train]\n", "[text]\n\n[train]\nhead = { kind = \"prompt\" }\nnormalization = \"l2\"\n");
+    let (dir, cfg) = setup(&prompt);
+    let out = dir.path().join("prompt");
+    run(&cfg, &out, None).unwrap();
+    let fits = read(&out.join("fits.csv"));
+    assert!(fits.lines().count() > 1);
+    let manifest: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
+    assert_eq!(manifest["experiment"]["train"]["head"]["kind"], "prompt");
+    // Prompts as data: 6 prompts (3 categories x unsafe, safe) join every training set.
+    let as_data = TINY.replace("[train]\n", "[text]\nas_data = true\n\n[train]\n");
+    std::fs::write(&cfg, &as_data).unwrap();
+    let out = dir.path().join("as-data");
+    run(&cfg, &out, None).unwrap();
+    let fits = read(&out.join("fits.csv"));
+    let header: Vec<&str> = fits.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for line in fits.lines().skip(1) {
+        let v: Vec<&str> = line.split(',').collect();
+        let (budget, n_train): (usize, usize) = (v[col("budget")].parse().unwrap(), v[col("n_train")].parse().unwrap());
+        assert_eq!(n_train, budget, "the budget counts images; {line}");
+    }
+    std::fs::write(&cfg, TINY).unwrap();
+    run(&cfg, &dir.path().join("plain"), None).unwrap();
+    assert_ne!(fits, read(&dir.path().join("plain/fits.csv")), "the prompts changed the probes");
+    // A prompt head without [text], and zero-shot initialisation of an MLP, are refused.
+    std::fs::write(&cfg, TINY.replace("[train]\n", "[train]\nhead = { kind = \"prompt\" }\nnormalization = \"l2\"\n")).unwrap();
+    let e = run(&cfg, &dir.path().join("x"), None).unwrap_err().to_string();
+    assert!(e.contains("needs [text]"), "{e}");
+    std::fs::write(
+        &cfg,
+        TINY.replace("[train]\n", "[text]\nzero_shot_init = true\n\n[train]\nhead = { kind = \"mlp\", hidden = 8, dropout = 0.0 }\n"),
+    )
+    .unwrap();
+    let e = run(&cfg, &dir.path().join("y"), None).unwrap_err().to_string();
+    assert!(e.contains("zero_shot_init applies to linear and prompt heads"), "{e}");
+}

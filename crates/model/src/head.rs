@@ -30,7 +30,13 @@ pub enum HeadKind {
     /// softmax mass of the unsafe columns, category k the softmax of its
     /// pair. Initialised from the policy's text embeddings, this is CLIP's
     /// zero-shot classifier; trained, it is a prompt-learned guard.
-    Prompt { categories: usize, scale: f64 },
+    Prompt {
+        /// From the policy the head starts from; 0 until then.
+        #[serde(default)]
+        categories: usize,
+        #[serde(default = "clip_scale")]
+        scale: f64,
+    },
     /// A fixed concept filter (the Stable Diffusion safety checker): the
     /// cosines of the embedding with `concepts` concept and `special`
     /// special-care columns, less a threshold each; any special-care score
@@ -83,6 +89,10 @@ impl HeadKind {
 
 /// CLIP's logit scale (exp of the learned temperature, clipped at 100).
 pub const CLIP_SCALE: f64 = 100.0;
+
+fn clip_scale() -> f64 {
+    CLIP_SCALE
+}
 
 /// Weights of one trained head, row-major, on the host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

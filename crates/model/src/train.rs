@@ -175,8 +175,9 @@ impl TrainConfig {
             return bad("head", "a concept filter is a published fixed head; it is imported, not trained".into());
         }
         if let HeadKind::Prompt { categories, scale } = self.head {
-            if categories == 0 || !(scale > 0.0 && scale.is_finite()) {
-                return bad("head", format!("a prompt head needs categories > 0 and a positive scale, got {categories} and {scale}"));
+            // Categories 0: not yet known (they come with the policy's start).
+            if !(scale > 0.0 && scale.is_finite()) {
+                return bad("head", format!("a prompt head needs a positive scale, got {scale} ({categories} categories)"));
             }
             if self.normalization == NormKind::Standardize {
                 return bad("normalization", "a prompt head compares directions: use normalization = \"l2\"".into());

@@ -133,7 +133,7 @@ impl HeadDecision {
     /// respect to the row-stepped embedding (`|w / std| / T`), which makes
     /// `|z'| / norm` the exact distance to the decision boundary.
     pub fn linear_gradient_norm(&self) -> Option<f64> {
-        if self.bank.w2.is_some() {
+        if self.bank.w2.is_some() || self.bank.readout != crate::head::Readout::Direct {
             return None;
         }
         let w = self.bank.w1.val().narrow(2, 0, 1);
