@@ -428,21 +428,35 @@ impl GuardModel {
     /// A guard from given head weights (not trained here): one "unsafe"
     /// output, temperature 1 and a fixed threshold.
     pub fn fixed(head: HeadWeights, norm: FeatureNorm, encoder: EncoderId, threshold: f64) -> Result<Self> {
-        if head.outputs != 1 || norm.dim() != head.input_dim || encoder.dim != head.input_dim {
+        Self::untrained(head, norm, encoder, Vec::new(), threshold)
+    }
+
+    /// A guard from given head weights with "unsafe" and one output per
+    /// category of `categories` (none, or all of them), temperature 1 and a
+    /// fixed threshold.
+    pub fn untrained(head: HeadWeights, norm: FeatureNorm, encoder: EncoderId, categories: Vec<String>, threshold: f64) -> Result<Self> {
+        if norm.dim() != head.input_dim || encoder.dim != head.input_dim {
             return Err(Error::Dimension {
-                what: "a fixed guard's head, normalisation and encoder".into(),
+                what: "a given guard's head, normalisation and encoder".into(),
                 found: norm.dim(),
                 expected: head.input_dim,
             });
+        }
+        if ![1, 1 + categories.len()].contains(&head.outputs) {
+            return Err(Error::TrainingData(format!("a head of {} outputs for {} categories", head.outputs, categories.len())));
+        }
+        let mut outputs = vec!["unsafe".to_string()];
+        if head.outputs > 1 {
+            outputs.extend(categories.iter().cloned());
         }
         let card = ModelCard {
             format: CARD_FORMAT.into(),
             head: head.kind,
             input_dim: head.input_dim,
-            outputs: vec!["unsafe".into()],
+            outputs,
             normalization: norm.kind,
             encoder,
-            categories: Vec::new(),
+            categories,
             threshold,
             threshold_rule: ThresholdRule::Fixed { threshold },
             temperature: 1.0,

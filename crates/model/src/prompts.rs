@@ -19,10 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::features::LabeledSet;
-use crate::guard::{CARD_FORMAT, CalibrationConfig, GuardConfig, GuardModel, ModelCard, calibrate};
+use crate::guard::{CalibrationConfig, GuardModel, calibrate};
 use crate::head::{CLIP_SCALE, HeadKind, HeadWeights};
 use crate::normalize::{FeatureNorm, NormKind};
-use crate::train::TrainConfig;
 
 /// A policy's prompts for the categories of a dataset, in its order.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,29 +181,14 @@ pub fn zero_shot_guard(
     let k = prompts.categories.len();
     let head = prompts.head(emb, 1 + k)?;
     let norm = FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(emb.dim) };
-    let mut outputs = vec!["unsafe".to_string()];
-    outputs.extend(prompts.categories.iter().cloned());
-    let mut card = ModelCard {
-        format: CARD_FORMAT.into(),
-        head: head.kind,
-        input_dim: emb.dim,
-        outputs,
-        normalization: NormKind::L2,
-        encoder: encoder.clone(),
-        categories: prompts.categories.clone(),
-        threshold: 0.5,
-        threshold_rule: calibration.threshold,
-        temperature: 1.0,
-        weight_decay: 0.0,
-        epochs: 0,
-        training_samples: 0,
-        training_data_sha256: String::new(),
-        validation_metrics: None,
-        warnings: Vec::new(),
-        config: GuardConfig { train: TrainConfig::for_head(head.kind), calibration: calibration.clone(), refit: false },
-        prompts: Some(prompts.source(emb)),
+    let threshold = match calibration.threshold {
+        crate::ThresholdRule::Fixed { threshold } => threshold,
+        _ => 0.5,
     };
-    let mut guard = GuardModel { card: card.clone(), norm, head };
+    let mut guard = GuardModel::untrained(head, norm, encoder.clone(), prompts.categories.clone(), threshold)?;
+    guard.card.prompts = Some(prompts.source(emb));
+    guard.card.threshold_rule = calibration.threshold;
+    guard.card.config.calibration = calibration.clone();
     if let Some(v) = validation {
         if v.categories != prompts.categories {
             return Err(Error::TrainingData(format!(
@@ -216,13 +200,11 @@ pub fn zero_shot_guard(
         let logits = guard.logits(&v.x, device)?;
         let z: Vec<f64> = logits.chunks(1 + k).map(|r| f64::from(r[0])).collect();
         let c = calibrate(&z, &v.labels, calibration);
+        let card = &mut guard.card;
         card.temperature = c.temperature;
         card.threshold = c.threshold;
         card.validation_metrics = c.metrics;
         card.warnings = c.warnings;
-    } else if let crate::ThresholdRule::Fixed { threshold } = calibration.threshold {
-        card.threshold = threshold;
     }
-    guard.card = card;
     Ok(guard)
 }
