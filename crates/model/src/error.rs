@@ -13,6 +13,8 @@ pub enum Error {
     ConfigFile { path: PathBuf, message: String },
     #[error("invalid encoder config: {0}")]
     InvalidConfig(String),
+    #[error("token sequence {index}: {message}")]
+    Tokens { index: usize, message: String },
     #[error("no config for {weights}: looked for {looked}; pass --config")]
     NoConfig { weights: PathBuf, looked: String },
     #[error("{0}: no model.safetensors or open_clip_model.safetensors in this folder")]

@@ -1,6 +1,7 @@
-//! Guard models on frozen image embeddings: the CLIP encoder, heads trained
-//! with burn on wgpu or the CPU, calibration, metrics, model files and ONNX
-//! export.
+//! Guard models on frozen image embeddings: the CLIP encoders (image and
+//! text) and tokenizer, heads trained with burn on wgpu or the CPU, guards
+//! made from policy text and published fixed heads, calibration, metrics,
+//! model files and ONNX export.
 
 pub mod calibrate;
 pub mod clip;

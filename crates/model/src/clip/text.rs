@@ -101,7 +101,7 @@ impl ClipTextModelWithProjection {
     /// after the end token cannot change the result.
     pub fn forward(&self, sequences: &[Vec<u32>]) -> Result<Tensor<2>> {
         let context = self.text_model.embeddings.position_embedding.weight.dims()[0];
-        let bad = |i: usize, m: String| Err(Error::InvalidConfig(format!("token sequence {i}: {m}")));
+        let bad = |index: usize, message: String| Err(Error::Tokens { index, message });
         let mut pooled = Vec::with_capacity(sequences.len());
         for (i, s) in sequences.iter().enumerate() {
             if let Some(t) = s.iter().find(|&&t| t as usize >= self.vocab_size) {
