@@ -66,6 +66,9 @@ pub struct Policy {
     pub categories: Vec<PolicyCategory>,
     #[serde(skip)]
     pub path: PathBuf,
+    /// SHA-256 of the file it was read from (empty when built in memory).
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 impl Policy {
@@ -73,6 +76,7 @@ impl Policy {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
         let mut p: Policy = toml::from_str(&text).map_err(|e| DataError::parse(path, e))?;
         p.path = path.to_path_buf();
+        p.sha256 = crate::hash::sha256_bytes(text.as_bytes());
         p.check()?;
         Ok(p)
     }

@@ -662,6 +662,7 @@ impl Benchmark {
                 })
                 .collect(),
             path: PathBuf::new(),
+            sha256: String::new(),
         }
     }
 

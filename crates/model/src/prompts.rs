@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 
 use burn::tensor::Device;
 use pairguard_data::EncoderId;
-use pairguard_data::hash::sha256_bytes;
 use pairguard_data::policy::Policy;
 pub use pairguard_data::prompts::PromptEmbeddings;
 use serde::{Deserialize, Serialize};
@@ -59,10 +58,9 @@ impl PolicyPrompts {
         }
         let fill =
             |phrases: &[String]| -> Vec<String> { policy.templates.iter().flat_map(|t| phrases.iter().map(move |p| t.replace("{}", p))).collect() };
-        let text = std::fs::read(&policy.path).unwrap_or_default();
         Ok(PolicyPrompts {
             policy: policy.name.clone(),
-            policy_sha256: sha256_bytes(&text),
+            policy_sha256: policy.sha256.clone(),
             categories: categories.to_vec(),
             unsafe_texts: categories.iter().map(|c| fill(&policy.category(c).expect("checked").unsafe_)).collect(),
             safe_texts: categories.iter().map(|c| fill(&policy.category(c).expect("checked").safe)).collect(),
