@@ -17,7 +17,8 @@ use pairguard_data::policy::Policy;
 use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::stats::Stats;
 use pairguard_data::synthetic::{self, Benchmark, SyntheticConfig};
-use pairguard_data::{Assignment, Dataset, LoadOptions, Shard};
+use pairguard_data::{Assignment, Dataset, LoadOptions, Precision, Shard};
+use strum::VariantNames;
 use pairguard_model::clip::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder, TextEncoder};
 use pairguard_model::prompts::{PolicyPrompts, PromptEmbeddings, zero_shot_guard};
 use pairguard_model::{CalibrationConfig, Device, DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind, ThresholdRule, TrainConfig};
@@ -322,10 +323,19 @@ struct EmbedArgs {
     /// Drop invalid rows (each reported) instead of failing.
     #[arg(long)]
     skip_invalid: bool,
+    /// The encoder's arithmetic, recorded in the store's identity: f32;
+    /// bf16 (the CPU only: bf16 products with f32 accumulation, the CPU's
+    /// own bf16 dot products where it has AVX-512 BF16); f16 (for GPUs).
+    #[arg(long, default_value = "f32", value_parser = precision)]
+    precision: Precision,
     #[command(flatten)]
     shard: ShardArgs,
     #[command(flatten)]
     device: DeviceArg,
+}
+
+fn precision(s: &str) -> Result<Precision, String> {
+    s.parse().map_err(|_| format!("expected one of {}", Precision::VARIANTS.join(", ")))
 }
 
 #[derive(Args, Debug)]
@@ -567,13 +577,15 @@ struct GuardEncoderArgs {
 }
 
 impl GuardEncoderArgs {
-    /// Loads the encoder named here, or else the one on the guard's card;
-    /// whether it is the guard's encoder is checked by what uses it.
+    /// Loads the encoder named here, or else the one on the guard's card,
+    /// in the card's precision; whether it is the guard's encoder is checked
+    /// by what uses it.
     fn resolve(&self, guard: &GuardModel, device: &pairguard_model::Device) -> anyhow::Result<Encoder> {
         let id = &guard.card.encoder;
         let name = self.encoder.clone().unwrap_or_else(|| id.model.clone());
         let revision = self.revision.clone().or_else(|| id.revision.clone()).unwrap_or_else(|| "main".into());
         Encoder::resolve(&name, &revision, self.config.as_deref(), &hub_options(), id.normalized, device)
+            .and_then(|e| e.with_precision(id.precision))
             .with_context(|| format!("loading the guard's encoder {name:?} (name another with --encoder)"))
     }
 }
@@ -860,13 +872,14 @@ fn embed(a: EmbedArgs) -> anyhow::Result<()> {
     let dev = device(a.device.device)?;
     // The store is what this command makes, so it is not loaded.
     let ds = load(&a.dataset, a.skip_invalid, false)?;
-    let encoder = Encoder::resolve(&a.model, &a.revision, a.config.as_deref(), &hub_options(), !a.no_normalize, &dev)?;
+    let encoder = Encoder::resolve(&a.model, &a.revision, a.config.as_deref(), &hub_options(), !a.no_normalize, &dev)?.with_precision(a.precision)?;
     eprintln!(
-        "encoder: {} ({:?} layout, {} layers, dim {}, weights sha256 {})",
+        "encoder: {} ({:?} layout, {} layers, dim {}, {}, weights sha256 {})",
         encoder.id.model,
         encoder.layout,
         encoder.config.num_hidden_layers,
         encoder.id.dim,
+        encoder.id.precision,
         &encoder.id.weights_sha256[..12]
     );
     let out = a.out.unwrap_or_else(|| ds.descriptor.default_store_path());

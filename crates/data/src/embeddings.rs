@@ -17,10 +17,27 @@ use crate::{DataError, Result};
 /// Tensor name inside the safetensors file.
 pub const TENSOR_NAME: &str = "embeddings";
 
+/// The arithmetic an encoder computes in. Reduced precision moves every
+/// vector a little (cosine about 0.999 to f32), so it is part of an
+/// encoder's identity: stores of different precision are never mixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, strum::Display, strum::EnumString, strum::VariantNames)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// bfloat16 products with f32 accumulation; on CPUs with AVX-512 BF16
+    /// these are the CPU's own bf16 dot products.
+    Bf16,
+    /// IEEE half precision, for GPUs.
+    F16,
+}
+
 /// What produced a set of embeddings. The model name and revision say where
 /// the weights came from; identity is what determines the vectors: the
-/// weights' hash, the architecture, the preprocessing, the dimension and the
-/// normalisation. The same weights named by another path are the same encoder.
+/// weights' hash, the architecture, the preprocessing, the dimension, the
+/// normalisation and the precision. The same weights named by another path
+/// are the same encoder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderId {
@@ -37,13 +54,16 @@ pub struct EncoderId {
     pub dim: usize,
     /// Whether vectors are L2-normalised.
     pub normalized: bool,
+    /// Stores from before precision was recorded were computed in f32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl EncoderId {
     /// Whether two identities produce the same vectors (see the type's docs).
     pub fn same_vectors(&self, other: &EncoderId) -> bool {
-        (&self.weights_sha256, &self.architecture, &self.preprocess, self.dim, self.normalized)
-            == (&other.weights_sha256, &other.architecture, &other.preprocess, other.dim, other.normalized)
+        (&self.weights_sha256, &self.architecture, &self.preprocess, self.dim, self.normalized, self.precision)
+            == (&other.weights_sha256, &other.architecture, &other.preprocess, other.dim, other.normalized, other.precision)
     }
 
     /// Fails with both identities spelled out when they would give different vectors.
@@ -52,17 +72,19 @@ impl EncoderId {
             return Ok(());
         }
         Err(DataError::EncoderMismatch(format!(
-            "encoder mismatch for {what}: expected {} (weights {}, preprocess {}, dim {}, normalized {}), found {} (weights {}, preprocess {}, dim {}, normalized {}){}",
+            "encoder mismatch for {what}: expected {} (weights {}, preprocess {}, dim {}, normalized {}, precision {}), found {} (weights {}, preprocess {}, dim {}, normalized {}, precision {}){}",
             self.model,
             short(&self.weights_sha256),
             self.preprocess,
             self.dim,
             self.normalized,
+            self.precision,
             other.model,
             short(&other.weights_sha256),
             other.preprocess,
             other.dim,
             other.normalized,
+            other.precision,
             if self.architecture != other.architecture { "; the architectures differ" } else { "" }
         )))
     }
@@ -185,6 +207,7 @@ mod tests {
             preprocess: "none".into(),
             dim,
             normalized: false,
+            precision: Default::default(),
         }
     }
 
@@ -222,5 +245,21 @@ mod tests {
         enc(2).ensure_matches(&renamed, "store y").unwrap();
         let other_arch = EncoderId { architecture: "{\"layers\":3}".into(), ..enc(2) };
         assert!(enc(2).ensure_matches(&other_arch, "z").unwrap_err().to_string().contains("architectures differ"));
+        // Reduced precision gives other vectors, and says so.
+        let bf16 = EncoderId { precision: Precision::Bf16, ..enc(2) };
+        let e = enc(2).ensure_matches(&bf16, "store w").unwrap_err().to_string();
+        assert!(e.contains("precision f32") && e.contains("precision bf16"), "{e}");
+    }
+
+    #[test]
+    fn precision_defaults_to_f32_in_older_indexes_and_round_trips() {
+        let old = r#"{"model":"m","revision":null,"weights_sha256":"abc","preprocess":"p","dim":2,"normalized":true}"#;
+        assert_eq!(serde_json::from_str::<EncoderId>(old).unwrap().precision, Precision::F32);
+        let id = EncoderId { precision: Precision::Bf16, ..enc(2) };
+        let json = serde_json::to_string(&id).unwrap();
+        assert!(json.contains(r#""precision":"bf16""#), "{json}");
+        assert_eq!(serde_json::from_str::<EncoderId>(&json).unwrap(), id);
+        assert_eq!("f16".parse::<Precision>().unwrap(), Precision::F16);
+        assert!("fp8".parse::<Precision>().is_err());
     }
 }

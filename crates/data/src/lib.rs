@@ -32,7 +32,7 @@ pub mod validate;
 
 pub use dataset::{Dataset, LoadOptions};
 pub use descriptor::Descriptor;
-pub use embeddings::{EmbeddingStore, EncoderId};
+pub use embeddings::{EmbeddingStore, EncoderId, Precision};
 pub use error::{DataError, Result};
 pub use mix::{Mixer, Strategy, TrainingSet};
 pub use pairs::{Pair, PairIndex};

@@ -189,6 +189,7 @@ impl SyntheticConfig {
             preprocess: "synthetic-v1".into(),
             dim: self.dim,
             normalized: true,
+            precision: Default::default(),
         }
     }
 }

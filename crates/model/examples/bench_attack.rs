@@ -40,6 +40,7 @@ fn encoder(device: &Device) -> Encoder {
         preprocess: "clip".into(),
         dim: config.projection_dim,
         normalized: true,
+        precision: Default::default(),
     };
     Encoder { preprocessor: Preprocessor::clip(config.image_size), config, model, id, layout: Layout::HuggingFace, device: device.clone() }
 }

@@ -1,14 +1,16 @@
-//! Encoder throughput: CLIP ViT-B/32 (seeded random weights, fp32) at a
-//! fixed batch on each available backend, and open_clip's throughput on the
-//! same machine in the same run when Python with torch and open_clip is
-//! available (`PAIRGUARD_PYTHON`, default `python3`).
+//! Encoder throughput: CLIP ViT-B/32 (seeded random weights) at a fixed
+//! batch on the CPU in f32 and in bf16, and on wgpu when there is a GPU,
+//! against open_clip in fp32 and bf16 on the same machine in the same run
+//! when Python with torch and open_clip is available (`PAIRGUARD_PYTHON`,
+//! default `python3`).
 //!
 //!     cargo run -p pairguard-model --example bench_encoder -- [batch] [batches] [--rounds R] [--wgpu]
 //!
-//! The CPU backend and open_clip take turns for R rounds (default 3), and the
-//! ratio is reported per round and between the medians: on a shared 2-core
-//! VM either side's figure moves by a fifth from one minute to the next, so
-//! one back-to-back pair of figures is not a comparison.
+//! Each precision and its open_clip peer take turns for R rounds (default
+//! 3), and the ratio is reported per round and between the medians: on a
+//! shared 2-core VM either side's figure moves by a fifth from one minute to
+//! the next, so one back-to-back pair of figures is not a comparison. The
+//! bf16 embeddings' worst cosine to the f32 ones is printed too.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
 // (see crates/alloc).
@@ -20,7 +22,10 @@ mod peer;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use pairguard_model::clip::{ClipVisionModelWithProjection, VisionConfig};
+use pairguard_model::clip::bf16::{Bf16Compute, HostWeights, Pixels};
+use burn::nn::{LayerNorm, Linear};
+use pairguard_model::clip::model::{ClipVisionEmbeddings, VisionOps};
+use pairguard_model::clip::{Activation, ClipVisionModelWithProjection, VisionConfig};
 use pairguard_model::device::{DeviceChoice, select};
 
 /// The encoder on one device with a fixed input batch.
@@ -30,6 +35,8 @@ struct Bench {
     pixels: Vec<f32>,
     batch: usize,
     size: usize,
+    /// Set for the bf16 CPU path.
+    host: Option<HostWeights>,
 }
 
 impl Bench {
@@ -39,16 +46,27 @@ impl Bench {
         let model = cfg.init(device);
         let size = cfg.image_size;
         let pixels = (0..batch * 3 * size * size).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
-        let bench = Self { model, device: device.clone(), pixels, batch, size };
-        bench.run(); // warm-up (allocations, kernel compilation)
+        let bench = Self { model, device: device.clone(), pixels, batch, size, host: None };
+        bench.run(); // warm-up (allocations, kernel compilation), and the weights drawn
+        bench
+    }
+
+    /// The same encoder, weights and input in bf16.
+    fn bf16(&self) -> Self {
+        let host = Some(HostWeights::of(&self.model, &VisionConfig::vit_b_32()));
+        let bench = Self { model: self.model.clone(), device: self.device.clone(), pixels: self.pixels.clone(), host, ..*self };
+        bench.run();
         bench
     }
 
     /// One batch from host pixels to host embeddings.
-    fn run(&self) {
+    fn run(&self) -> Vec<f32> {
+        if let Some(weights) = &self.host {
+            return self.model.run(&mut Bf16Compute { weights }, Pixels { values: self.pixels.clone(), batch: self.batch });
+        }
         let s = self.size;
         let x: Tensor<4> = Tensor::from_data(TensorData::new(self.pixels.clone(), [self.batch, 3, s, s]), &self.device);
-        let _ = self.model.forward(x).into_data();
+        self.model.forward(x).into_data().try_into_vec::<f32>().expect("f32")
     }
 
     /// Images per second over `batches` batches.
@@ -62,9 +80,15 @@ impl Bench {
 }
 
 /// open_clip's images per second, and its description line.
-fn open_clip(python: &str, batch: usize, batches: usize) -> Result<(f64, String), String> {
-    let text = peer::run(python, "open_clip_peer.py", &[batch.to_string(), batches.to_string()])?;
+fn open_clip(python: &str, batch: usize, batches: usize, dtype: &str) -> Result<(f64, String), String> {
+    let text = peer::run(python, "open_clip_peer.py", &[batch.to_string(), batches.to_string(), dtype.into()])?;
     Ok((peer::field(&text, "images_per_s")?, text.lines().next().unwrap_or("open_clip").to_string()))
+}
+
+/// The worst cosine between corresponding rows.
+fn worst_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum::<f64>();
+    a.chunks_exact(dim).zip(b.chunks_exact(dim)).map(|(x, y)| dot(x, y) / (dot(x, x) * dot(y, y)).sqrt()).fold(1.0, f64::min)
 }
 
 fn main() {
@@ -81,33 +105,54 @@ fn main() {
     let batches = nums.get(1).copied().unwrap_or(3);
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
     println!(
-        "CLIP ViT-B/32 image encoder, fp32, random weights, batch {batch} x {batches} per figure, {rounds} rounds; {} threads available",
+        "CLIP ViT-B/32 image encoder, random weights, batch {batch} x {batches} per figure, {rounds} rounds; {} threads available",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
 
-    let cpu = Bench::new(&Device::flex(), batch);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let f32_cpu = Bench::new(&Device::flex(), batch);
+    let bf16_cpu = f32_cpu.bf16();
+    let dim = f32_cpu.model.visual_projection.weight.dims()[1];
+    println!("bf16 against f32 embeddings: worst cosine {:.6} over {batch} inputs", worst_cosine(&f32_cpu.run(), &bf16_cpu.run(), dim));
+    if let Some(weights) = &bf16_cpu.host {
+        let mut ops = Bf16Compute { weights };
+        let mut timed = Timed { ops: &mut ops, seconds: Default::default() };
+        let t = Instant::now();
+        bf16_cpu.model.run(&mut timed, Pixels { values: bf16_cpu.pixels.clone(), batch });
+        let total = t.elapsed().as_secs_f64();
+        let parts: Vec<String> = timed.seconds.iter().map(|(k, v)| format!("{k} {:.0} ms", v * 1e3)).collect();
+        println!("bf16 batch of {batch}: {:.0} ms; {}", total * 1e3, parts.join(", "));
+    }
+    let sides = [("f32", "fp32", &f32_cpu), ("bf16", "bf16", &bf16_cpu)];
+    let mut figures: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); sides.len()];
+    let mut peer_ok = true;
     for round in 1..=rounds {
-        let ips = cpu.images_per_s(batches);
-        println!("round {round}: pairguard cpu (burn flex) {ips:7.2} images/s");
-        ours.push(ips);
-        match open_clip(&python, batch, batches) {
-            Ok((theirs_ips, line)) => {
-                println!("round {round}: {line}  (ratio {:.2}x)", ips / theirs_ips);
-                theirs.push(theirs_ips);
+        for ((name, dtype, bench), (ours, theirs)) in sides.iter().zip(&mut figures) {
+            let ips = bench.images_per_s(batches);
+            println!("round {round}: pairguard cpu {name:<4} {ips:7.2} images/s");
+            ours.push(ips);
+            if !peer_ok {
+                continue;
             }
-            Err(e) => {
-                println!("open_clip peer not run: {e}");
-                break;
+            match open_clip(&python, batch, batches, dtype) {
+                Ok((theirs_ips, line)) => {
+                    println!("round {round}: {line}  (ratio {:.2}x)", ips / theirs_ips);
+                    theirs.push(theirs_ips);
+                }
+                Err(e) => {
+                    println!("open_clip peer not run: {e}");
+                    peer_ok = false;
+                }
             }
         }
     }
-    let ours_median = peer::median(ours);
-    println!("median pairguard cpu (burn flex): {ours_median:7.2} images/s");
-    if !theirs.is_empty() {
-        let peer_median = peer::median(theirs);
-        println!("median open_clip:                 {peer_median:7.2} images/s");
-        println!("ratio of medians pairguard cpu / open_clip: {:.2}x", ours_median / peer_median);
+    for ((name, dtype, _), (ours, theirs)) in sides.iter().zip(figures) {
+        let ours_median = peer::median(ours);
+        print!("median pairguard cpu {name:<4} {ours_median:7.2} images/s");
+        if !theirs.is_empty() {
+            let peer_median = peer::median(theirs);
+            print!("; open_clip {dtype} {peer_median:7.2}; ratio of medians {:.2}x", ours_median / peer_median);
+        }
+        println!();
     }
 
     let want_wgpu = args.iter().any(|a| a == "--wgpu");
@@ -122,5 +167,50 @@ fn main() {
     if let Some(sel) = gpu {
         let ips = Bench::new(&sel.device, batch).images_per_s(batches);
         println!("pairguard {}: {ips:7.2} images/s", sel.description);
+    }
+}
+
+/// Any [`VisionOps`] with the time spent in each kind of operation.
+struct Timed<'a, O> {
+    ops: &'a mut O,
+    seconds: std::collections::BTreeMap<&'static str, f64>,
+}
+
+impl<O: VisionOps> Timed<'_, O> {
+    fn time<R>(&mut self, name: &'static str, f: impl FnOnce(&mut O) -> R) -> R {
+        let t = Instant::now();
+        let r = f(self.ops);
+        *self.seconds.entry(name).or_default() += t.elapsed().as_secs_f64();
+        r
+    }
+}
+
+impl<O: VisionOps> VisionOps for Timed<'_, O> {
+    type Pixels = O::Pixels;
+    type Tokens = O::Tokens;
+    type Embeddings = O::Embeddings;
+    fn embed(&mut self, p: O::Pixels, e: &ClipVisionEmbeddings) -> O::Tokens {
+        self.time("embed", |o| o.embed(p, e))
+    }
+    fn layer_norm(&mut self, x: O::Tokens, n: &LayerNorm) -> O::Tokens {
+        self.time("layer_norm", |o| o.layer_norm(x, n))
+    }
+    fn linear(&mut self, x: O::Tokens, l: &Linear) -> O::Tokens {
+        self.time("linear", |o| o.linear(x, l))
+    }
+    fn activation(&mut self, x: O::Tokens, a: Activation) -> O::Tokens {
+        self.time("activation", |o| o.activation(x, a))
+    }
+    fn add(&mut self, a: O::Tokens, b: O::Tokens) -> O::Tokens {
+        self.time("add", |o| o.add(a, b))
+    }
+    fn attention(&mut self, qkv: O::Tokens, heads: usize, queries: Option<usize>) -> O::Tokens {
+        self.time("attention", |o| o.attention(qkv, heads, queries))
+    }
+    fn first_tokens(&mut self, x: O::Tokens, n: Option<usize>) -> O::Tokens {
+        self.time("first_tokens", |o| o.first_tokens(x, n))
+    }
+    fn class_token(&mut self, x: O::Tokens) -> O::Embeddings {
+        self.time("class_token", |o| o.class_token(x))
     }
 }

@@ -22,7 +22,8 @@ pub struct FeatureNorm {
     pub std: Vec<f32>,
 }
 
-fn l2_rows(x: &mut [f32], d: usize) {
+/// Rows scaled to unit length (a zero row stays zero).
+pub(crate) fn l2_rows(x: &mut [f32], d: usize) {
     for row in x.chunks_mut(d) {
         let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         row.iter_mut().for_each(|v| *v /= n);

@@ -363,3 +363,43 @@ mod text_encoder {
         assert!(emb.check_encoder(&other.id).unwrap_err().to_string().contains("one CLIP checkpoint"));
     }
 }
+
+fn worst_cosine(a: &[f32], b: &[f32], d: usize) -> f64 {
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum::<f64>();
+    a.chunks_exact(d).zip(b.chunks_exact(d)).map(|(x, y)| dot(x, y) / (dot(x, x) * dot(y, y)).sqrt()).fold(1.0, f64::min)
+}
+
+/// Reduced precision on the fixture photographs: within cosine 0.999 of f32
+/// for every encoder and photograph, and recorded in the identity.
+#[test]
+fn reduced_precision_stays_within_cosine_0999_of_f32() {
+    use pairguard_data::Precision;
+    let dev = Device::flex();
+    let (pixels, shape) = reference("pixels");
+    for dir in ["hf-quickgelu/model.safetensors", "hf-gelu/model.safetensors", "openai-quickgelu/open_clip_model.safetensors"] {
+        let load = || Encoder::load(&fixtures().join(dir), None, true, &dev).unwrap();
+        let f32_enc = load();
+        let want = f32_enc.embed_pixels(pixels.clone(), shape[0]);
+        for precision in [Precision::Bf16, Precision::F16] {
+            let enc = load().with_precision(precision).unwrap();
+            assert_eq!(enc.id.precision, precision);
+            assert!(!f32_enc.id.same_vectors(&enc.id), "{precision} stores are not mixed with f32 ones");
+            let got = enc.embed_pixels(pixels.clone(), shape[0]);
+            let d = enc.config.projection_dim;
+            let worst = worst_cosine(&want, &got, d);
+            eprintln!("{dir} {precision}: worst cosine to f32 {worst:.6} over {} photographs", shape[0]);
+            assert!(worst >= 0.999, "{dir} {precision}: worst cosine {worst}");
+            assert!(want != got, "{precision} computed something else than f32");
+            for row in got.chunks(d) {
+                assert!((row.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4, "normalised in {precision} too");
+            }
+        }
+    }
+    // The bf16 path records no graph: it is refused where gradients are needed.
+    let enc = Encoder::load(&fixtures().join("hf-quickgelu/model.safetensors"), None, true, &dev).unwrap();
+    assert!(enc.differentiable());
+    let enc = enc.with_precision(Precision::Bf16).unwrap();
+    assert!(!enc.differentiable());
+    let e = enc.with_precision(Precision::F16).unwrap_err().to_string();
+    assert!(e.contains("already computes in bf16"), "{e}");
+}

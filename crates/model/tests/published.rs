@@ -74,6 +74,7 @@ fn q16_prompts_from_npy_and_safetensors() {
         preprocess: "clip".into(),
         dim: shape[1],
         normalized: true,
+        precision: Default::default(),
     };
     for file in ["q16.npy", "q16.safetensors"] {
         let guard = q16(&dir().join(file), &encoder).unwrap();

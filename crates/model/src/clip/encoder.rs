@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
-use pairguard_data::EncoderId;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use pairguard_data::{EncoderId, Precision};
 use pairguard_data::hash::sha256_file;
 use pairguard_data::hub::{self, HubOptions, RepoKind};
 
+use super::bf16::{Bf16Compute, HostWeights, Pixels};
 use super::config::VisionConfig;
 use super::load::{Layout, load_weights};
 use super::model::ClipVisionModelWithProjection;
@@ -31,6 +33,8 @@ pub struct Encoder {
     pub id: EncoderId,
     pub layout: Layout,
     pub device: Device,
+    /// The tower's weights for the bf16 CPU path (see [`super::bf16`]).
+    host: Option<HostWeights>,
 }
 
 impl Encoder {
@@ -70,12 +74,43 @@ impl Encoder {
             preprocess: preprocessor.version(),
             dim: config.projection_dim,
             normalized: normalize,
+            precision: Precision::F32,
         };
-        Ok(Encoder { config, model: net, preprocessor, id, layout, device: device.clone() })
+        Ok(Encoder { config, model: net, preprocessor, id, layout, device: device.clone(), host: None })
+    }
+
+    /// The encoder computing in `precision`, which its identity records.
+    /// bf16 is the CPU's (flex) own bf16 arithmetic and has no wgpu path;
+    /// f16 stores weights and activations as burn f16 tensors on any device
+    /// (on the CPU its products widen to f32, so it is for GPUs).
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        if precision == self.id.precision {
+            return Ok(self);
+        }
+        if self.id.precision != Precision::F32 {
+            return Err(Error::Device(format!("the encoder already computes in {}; load it again for {precision}", self.id.precision)));
+        }
+        match precision {
+            Precision::F32 => {}
+            Precision::Bf16 if self.device == Device::flex() => self.host = Some(HostWeights::of(&self.model, &self.config)),
+            Precision::Bf16 => {
+                return Err(Error::Device(format!("bf16 runs on the CPU (flex); on {:?} use --precision f16", self.device)));
+            }
+            Precision::F16 => self.model = self.model.map(&mut CastFloats(DType::F16)),
+        }
+        self.id.precision = precision;
+        Ok(self)
     }
 
     /// Embeddings `[b, dim]` (row-major) for preprocessed pixels `[b, 3, s, s]`.
     pub fn embed_pixels(&self, pixels: Vec<f32>, batch: usize) -> Vec<f32> {
+        if let Some(weights) = &self.host {
+            let mut y = self.model.run(&mut Bf16Compute { weights }, Pixels { values: pixels, batch });
+            if self.id.normalized {
+                crate::normalize::l2_rows(&mut y, self.id.dim);
+            }
+            return y;
+        }
         let s = self.config.image_size;
         let x: Tensor<4> = Tensor::from_data(TensorData::new(pixels, [batch, 3, s, s]), &self.device);
         self.embed(x).into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
@@ -84,10 +119,35 @@ impl Encoder {
     /// Embeddings `[b, dim]` for CLIP-normalised pixels `[b, 3, s, s]`, as
     /// the store records them (unit length when the identity says so). On
     /// autodiff tensors gradients flow to the pixels; the weights stay
-    /// constants.
+    /// constants. The bf16 CPU path computes on the host without a graph:
+    /// it answers here without gradients.
     pub fn embed(&self, pixels: Tensor<4>) -> Tensor<2> {
+        if self.host.is_some() {
+            let batch = pixels.dims()[0];
+            let values = pixels.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 after convert");
+            let y = self.embed_pixels(values, batch);
+            return Tensor::from_data(TensorData::new(y, [batch, self.id.dim]), &self.device);
+        }
+        let reduced = self.id.precision == Precision::F16;
+        let pixels = if reduced { pixels.cast(DType::F16) } else { pixels };
         let y = self.model.forward(pixels);
+        let y = if reduced { y.cast(DType::F32) } else { y };
         if self.id.normalized { l2_rows(y) } else { y }
+    }
+
+    /// Whether [`Self::embed`] computes gradients to the pixels on autodiff
+    /// tensors (all precisions but the bf16 CPU path).
+    pub fn differentiable(&self) -> bool {
+        self.host.is_none()
+    }
+}
+
+/// Casts every float parameter of a module.
+struct CastFloats(DType);
+
+impl ModuleMapper for CastFloats {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| t.cast(self.0))
     }
 }
 

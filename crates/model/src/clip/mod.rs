@@ -3,6 +3,7 @@
 //! tokenizer, and the encoders that tie them to an identity.
 
 pub mod activation;
+pub mod bf16;
 pub mod config;
 pub mod encoder;
 pub mod load;

@@ -158,9 +158,16 @@ pub struct GuardDecision<'a> {
 }
 
 impl<'a> GuardDecision<'a> {
-    /// Fails when the encoder is not the one the guard was trained on.
+    /// Fails when the encoder is not the one the guard was trained on, or
+    /// cannot carry gradients to the images (the bf16 CPU path).
     pub fn new(guard: &GuardModel, encoder: &'a Encoder, unit: EpsUnit) -> Result<Self> {
         guard.card.encoder.ensure_matches(&encoder.id, "this encoder (the guard was trained on the first)")?;
+        if !encoder.differentiable() {
+            return Err(Error::Device(format!(
+                "attacks need gradients through the encoder, and its {} CPU path computes none: attack a guard trained on f32 or f16 embeddings",
+                encoder.id.precision
+            )));
+        }
         let device = &encoder.device;
         let channel = |v: [f32; 3]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 3, 1, 1]), device);
         let pre = &encoder.preprocessor;

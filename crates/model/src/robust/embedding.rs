@@ -82,6 +82,7 @@ mod tests {
             preprocess: "test".into(),
             dim,
             normalized: true,
+            precision: Default::default(),
         }
     }
 
