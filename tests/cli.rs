@@ -669,3 +669,41 @@ fn cluster_writes_launch_files_for_slurm_and_kubernetes() {
         assert!(!d.join("x").exists(), "{args:?} wrote a file");
     }
 }
+
+/// `--precision`: stores record it, guards and stores of different
+/// precision are refused together, and the bf16 path is refused where
+/// gradients are needed.
+#[test]
+fn reduced_precision_is_recorded_and_never_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--preset", "tiny", "--images", "40", "--out", "bench"], d);
+    let enc = fixture_encoder();
+    let enc = enc.to_str().unwrap();
+    let e = fails(&["embed", "bench/images.toml", "--model", enc, "--precision", "fp8"], d);
+    assert!(e.contains("expected one of f32, bf16, f16"), "{e}");
+    // The same images in f32 (the descriptor's store) and, through a copy of
+    // the descriptor naming its own store, in bf16 and f16.
+    ok(&["embed", "bench/images.toml", "--model", enc, "--device", "cpu"], d);
+    let text = std::fs::read_to_string(d.join("bench/images.toml")).unwrap();
+    for p in ["bf16", "f16"] {
+        let named = text.replacen("name = \"synthetic-images\"", &format!("name = \"{p}\"\nembeddings = \"{p}.safetensors\""), 1);
+        std::fs::write(d.join(format!("bench/{p}.toml")), named).unwrap();
+        let store = ok(&["embed", &format!("bench/{p}.toml"), "--model", enc, "--device", "cpu", "--precision", p], d);
+        assert!(store.trim().ends_with(&format!("bench/{p}.safetensors")), "{store}");
+        assert_eq!(card(&d.join(format!("bench/{p}.json")))["encoder"]["precision"], p);
+    }
+    assert_eq!(card(&d.join("bench/synthetic-images.embeddings.json"))["encoder"]["precision"], "f32");
+    ok(&["train", "--train", "bench/images.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "g.safetensors"], d);
+    ok(&["train", "--train", "bench/bf16.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "b.safetensors"], d);
+    assert_eq!(card(&d.join("b.json"))["encoder"]["precision"], "bf16");
+    let e = fails(&["eval", "--model", "g.safetensors", "--data", "bench/bf16.toml", "--device", "cpu"], d);
+    assert!(e.contains("precision f32") && e.contains("precision bf16"), "{e}");
+    let e = fails(&["train", "--train", "bench/images.toml", "--validation", "bench/f16.toml", "--device", "cpu", "--out", "x.safetensors"], d);
+    assert!(e.contains("precision f16"), "{e}");
+    let lines = ok(&["predict", "--model", "b.safetensors", "--data", "bench/bf16.toml", "--device", "cpu"], d);
+    assert_eq!(lines.lines().count(), 40);
+    // Attacks need gradients: a bf16 guard's encoder is loaded in bf16 and refused.
+    let e = fails(&["robustness", "--model", "b.safetensors", "--data", "bench/bf16.toml", "--out", "rob", "--samples", "4", "--device", "cpu"], d);
+    assert!(e.contains("gradients") && e.contains("bf16"), "{e}");
+}
