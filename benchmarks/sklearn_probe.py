@@ -1,7 +1,10 @@
 """scikit-learn's LogisticRegression on the features bench_probe writes.
 
     python benchmarks/sklearn_probe.py <probe.safetensors> <lambda> <grid,of,lambdas>
-Prints `seconds=`, `auroc=` and `grid_seconds=` for the caller to parse.
+Also fits the sweep-shaped workload: for each permutation in `perms`, one
+probe per budget on its first `budget` rows.
+Prints `seconds=`, `auroc=`, `grid_seconds=`, `sweep_seconds=` and
+`sweep_aurocs=` for the caller to parse.
 """
 import sys
 import time
@@ -18,9 +21,10 @@ x, y = t["x_train"], t["y_train"].astype(int)
 n = len(y)
 
 
-def fit(lmb):
-    clf = LogisticRegression(C=1.0 / (lmb * n), class_weight="balanced", max_iter=1000, tol=1e-4)
-    return clf.fit(x, y)
+def fit(lmb, rows=None):
+    xs, ys = (x, y) if rows is None else (x[rows], y[rows])
+    clf = LogisticRegression(C=1.0 / (lmb * len(ys)), class_weight="balanced", max_iter=1000, tol=1e-4)
+    return clf.fit(xs, ys)
 
 
 start = time.perf_counter()
@@ -33,4 +37,13 @@ for g in grid:
 grid_secs = time.perf_counter() - start
 print(f"scikit-learn {sklearn.__version__} LogisticRegression (lbfgs, {clf.n_iter_[0]} iterations): {secs:.3f} s, test AUROC {auroc:.4f}")
 print(f"scikit-learn loop over {len(grid)} values of C: {grid_secs:.3f} s")
-print(f"seconds={secs}\nauroc={auroc}\ngrid_seconds={grid_secs}")
+sweep_secs, sweep_aurocs = 0.0, []
+for perm in t["perms"]:
+    for b in t["budgets"]:
+        start = time.perf_counter()
+        clf = fit(lam, perm[:b])
+        sweep_secs += time.perf_counter() - start
+        sweep_aurocs.append(roc_auc_score(t["y_test"], clf.decision_function(t["x_test"])))
+print(f"scikit-learn sweep-shaped: {len(sweep_aurocs)} fits: {sweep_secs:.3f} s fitting; mean test AUROC {sum(sweep_aurocs) / len(sweep_aurocs):.4f}")
+print(f"seconds={secs}\nauroc={auroc}\ngrid_seconds={grid_secs}\nsweep_seconds={sweep_secs}")
+print("sweep_aurocs=" + ",".join(str(a) for a in sweep_aurocs))

@@ -18,10 +18,10 @@ use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::stats::Stats;
 use pairguard_data::synthetic::{self, Benchmark, SyntheticConfig};
 use pairguard_data::{Assignment, Dataset, LoadOptions, Precision, Shard};
-use strum::VariantNames;
 use pairguard_model::clip::{DEFAULT_MODEL, DEFAULT_REVISION, Encoder, TextEncoder};
 use pairguard_model::prompts::{PolicyPrompts, PromptEmbeddings, zero_shot_guard};
 use pairguard_model::{CalibrationConfig, Device, DeviceChoice, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind, ThresholdRule, TrainConfig};
+use strum::VariantNames;
 
 use pairguard_experiments::Finished;
 use pairguard_model::embed::Ending;

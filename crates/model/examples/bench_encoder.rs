@@ -21,9 +21,9 @@ mod peer;
 
 use std::time::Instant;
 
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 use pairguard_model::clip::bf16::{Bf16Compute, HostWeights, Pixels};
-use burn::nn::{LayerNorm, Linear};
 use pairguard_model::clip::model::{ClipVisionEmbeddings, VisionOps};
 use pairguard_model::clip::{Activation, ClipVisionModelWithProjection, VisionConfig};
 use pairguard_model::device::{DeviceChoice, select};

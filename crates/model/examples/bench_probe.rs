@@ -16,6 +16,10 @@ static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
 
 use std::time::Instant;
 
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::{BankJob, Device, FeatureNorm, NormKind, TrainConfig, bank_logits, fit_bank, metrics};
 
@@ -68,6 +72,41 @@ fn main() -> anyhow::Result<()> {
         bank_secs / grid.len() as f64
     );
 
+    // Sweep-shaped: 4 strategies x 10 seeds, each a bank of 8 nested
+    // budgets drawn from the pool, as `sweep` fits them.
+    let budgets = [64usize, 128, 256, 512, 1024, 2048, 4096, 8192];
+    let groups = 40;
+    let perms: Vec<Vec<usize>> = (0..groups)
+        .map(|g| {
+            let mut p: Vec<usize> = (0..n).collect();
+            p.shuffle(&mut ChaCha8Rng::seed_from_u64(g as u64));
+            p
+        })
+        .collect();
+    let t = Instant::now();
+    let mut sweep_aurocs = Vec::new();
+    let mut sweep_fit_secs = 0.0;
+    for perm in &perms {
+        let members: Vec<Vec<usize>> = budgets.iter().map(|&b| perm[..b].to_vec()).collect();
+        let job = BankJob { members, norms: vec![identity.clone(); budgets.len()], lambdas: vec![lambda; budgets.len()], ..job(Vec::new()) };
+        let fit_t = Instant::now();
+        let bank = fit_bank(&job, &tc, &dev)?;
+        sweep_fit_secs += fit_t.elapsed().as_secs_f64();
+        for head in &bank.heads {
+            let logits = bank_logits(&[head], &[&identity], &xte, &dev);
+            sweep_aurocs.push(metrics::auroc(&logits.iter().map(|&z| f64::from(z)).collect::<Vec<_>>(), &yte));
+        }
+    }
+    let sweep_secs = t.elapsed().as_secs_f64();
+    println!(
+        "pairguard sweep-shaped: {groups} banks of {} budgets ({}..{}) = {} fits: {sweep_fit_secs:.3} s fitting ({sweep_secs:.3} s with test scoring); mean test AUROC {:.4}",
+        budgets.len(),
+        budgets[0],
+        budgets[budgets.len() - 1],
+        sweep_aurocs.len(),
+        sweep_aurocs.iter().sum::<f64>() / sweep_aurocs.len() as f64
+    );
+
     // The peer: same standardised features and labels through a file.
     let dir = std::env::temp_dir().join(format!("pairguard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -76,7 +115,11 @@ fn main() -> anyhow::Result<()> {
     let yte_f: Vec<f32> = yte.iter().map(|&l| f32::from(u8::from(l))).collect();
     let (a, bb, c, e) = (bytes(&xtr), bytes(&ytr), bytes(&xte), bytes(&yte_f));
     use safetensors::tensor::{Dtype, TensorView};
+    let perm_bytes: Vec<u8> = perms.iter().flatten().flat_map(|&i| (i as i64).to_le_bytes()).collect();
+    let budget_bytes: Vec<u8> = budgets.iter().flat_map(|&b| (b as i64).to_le_bytes()).collect();
     let views = vec![
+        ("perms", TensorView::new(Dtype::I64, vec![groups, n], &perm_bytes)?),
+        ("budgets", TensorView::new(Dtype::I64, vec![budgets.len()], &budget_bytes)?),
         ("x_train", TensorView::new(Dtype::F32, vec![n, d], &a)?),
         ("y_train", TensorView::new(Dtype::F32, vec![n], &bb)?),
         ("x_test", TensorView::new(Dtype::F32, vec![yte.len(), d], &c)?),
@@ -96,6 +139,15 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(gs) = get("grid_seconds=") {
                 println!("weight-decay sweep speed-up vs scikit-learn loop: {:.2}x", gs / bank_secs);
+            }
+            if let (Some(ss), Some(theirs)) = (get("sweep_seconds="), text.lines().find_map(|l| l.strip_prefix("sweep_aurocs="))) {
+                let theirs: Vec<f64> = theirs.split(',').filter_map(|v| v.parse().ok()).collect();
+                let worst = sweep_aurocs.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                println!(
+                    "sweep-shaped speed-up vs scikit-learn loop: {:.2}x (fitting only); largest AUROC difference over {} fits {worst:.4}",
+                    ss / sweep_fit_secs,
+                    theirs.len()
+                );
             }
         }
         Ok(out) => println!("scikit-learn peer not run: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")),

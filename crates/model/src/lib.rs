@@ -13,6 +13,7 @@ pub mod guard;
 pub mod head;
 pub mod metrics;
 pub mod normalize;
+mod objective;
 pub mod onnx;
 pub mod prompts;
 pub mod published;

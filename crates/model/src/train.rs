@@ -1,4 +1,6 @@
-//! Fitting a bank of heads with burn's autodiff.
+//! Fitting a bank of heads: with burn's autodiff, and for linear heads under
+//! L-BFGS with the gradient written out (see `objective`), which is where
+//! weight-decay grids and sweeps spend their time.
 //!
 //! The objective of head h is the class-balanced mean binary cross-entropy
 //! over its training rows plus `lambda_h / 2 * ||W_h||^2`, the same
@@ -11,6 +13,8 @@
 //! `x (W_h / std_h) + (b_h - (mean_h / std_h) W_h)`, so heads of different
 //! training sets still share one matrix product over the features.
 
+use std::borrow::Cow;
+
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, LBFGSConfig, LineSearchFn};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -22,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::head::{Affine, HeadBank, HeadKind, HeadWeights};
 use crate::normalize::{FeatureNorm, NormKind};
+use crate::objective::LinearObjective;
 
 /// The optimiser and the options that only it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -299,10 +304,13 @@ pub(crate) fn affine(norms: &[&FeatureNorm], device: &Device) -> Option<Affine> 
 }
 
 /// Raw features after the row step shared by all heads of one kind.
-fn row_stepped(kind: NormKind, x: &[f32], d: usize) -> Vec<f32> {
-    let mut y = x.to_vec();
+fn row_stepped(kind: NormKind, x: Cow<[f32]>, d: usize) -> Cow<[f32]> {
+    if kind == NormKind::None {
+        return x;
+    }
+    let mut y = x.into_owned();
     FeatureNorm::row_step(kind, &mut y, d);
-    y
+    Cow::Owned(y)
 }
 
 /// Fits every head of `job` at once.
@@ -340,18 +348,21 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
     let mut used: Vec<usize> = job.members.iter().flatten().copied().collect();
     used.sort_unstable();
     used.dedup();
-    let (xs, ys, members): (Vec<f32>, Vec<f32>, Vec<Vec<usize>>) = if used.len() == n {
-        (job.x.to_vec(), job.targets.to_vec(), job.members.clone())
+    // Borrowed when every row takes part and there is no row step: a copy
+    // of 10,000 x 512 features costs more than a probe's fit (its pages
+    // fault in afresh).
+    let (xs, ys, members): (Cow<[f32]>, Vec<f32>, Vec<Vec<usize>>) = if used.len() == n {
+        (Cow::Borrowed(job.x), job.targets.to_vec(), job.members.clone())
     } else {
         let remap: std::collections::HashMap<usize, usize> = used.iter().enumerate().map(|(j, &r)| (r, j)).collect();
         (
-            used.iter().flat_map(|&r| job.x[r * d..(r + 1) * d].iter().copied()).collect(),
+            Cow::Owned(used.iter().flat_map(|&r| job.x[r * d..(r + 1) * d].iter().copied()).collect()),
             used.iter().flat_map(|&r| job.targets[r * o..(r + 1) * o].iter().copied()).collect(),
             job.members.iter().map(|rows| rows.iter().map(|r| remap[r]).collect()).collect(),
         )
     };
     let n = used.len();
-    let xs = row_stepped(kind, &xs, d);
+    let xs = row_stepped(kind, xs, d);
     let weights = loss_weights(&ys, &members, o, cfg.class_balance, n);
 
     let ad = device.clone().autodiff();
@@ -380,8 +391,30 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
         }
         None => (HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad), None),
     };
-    let (x_all, y_all, w_all) = (t2(xs, [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad));
-    let val = job.validation.map(|(vx, vy)| (t2(row_stepped(kind, vx, d), [vx.len() / d, d], device), vy));
+    // Linear heads under L-BFGS evaluate the objective on the host; the
+    // other heads and optimisers through autodiff on these tensors.
+    let by_hand = cfg.head == HeadKind::Linear && matches!(cfg.optimizer, Optimizer::Lbfgs { .. });
+    let centre_host: Option<Vec<f32>> = job.start.as_ref().map(|s| s.iter().flat_map(|w| w.w1.iter().copied()).collect());
+    let affine_host: Option<(Vec<f32>, Vec<f32>)> = norms
+        .iter()
+        .any(|n| n.kind == NormKind::Standardize)
+        .then(|| (norms.iter().flat_map(|n| n.mean.iter().copied()).collect(), norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect()));
+    let (host, tensors) = if by_hand {
+        (Some((xs, ys, weights)), None)
+    } else {
+        (None, Some((t2(xs.into_owned(), [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad))))
+    };
+    let objective = host.as_ref().map(|(x, y, w)| LinearObjective {
+        x,
+        d,
+        y,
+        o,
+        weights: w,
+        lambdas: &job.lambdas,
+        centre: centre_host.as_deref(),
+        affine: affine_host.as_ref().map(|(m, i)| (m.as_slice(), i.as_slice())),
+    });
+    let val = job.validation.map(|(vx, vy)| (t2(row_stepped(kind, Cow::Borrowed(vx), d).into_owned(), [vx.len() / d, d], device), vy));
 
     let rounds = cfg.optimizer.rounds();
     let mut best: Vec<Option<HeadWeights>> = vec![None; heads];
@@ -427,6 +460,15 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
             let evals = std::cell::Cell::new(0usize);
             let mut closure = |m: HeadBank| {
                 evals.set(evals.get() + 1);
+                if let Some(objective) = &objective {
+                    let host = |t: Tensor<3>| t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert");
+                    let e = objective.evaluate(&host(m.w1.val()), &host(m.b1.val()));
+                    let mut grads = GradientsParams::new();
+                    grads.register(m.w1.id, t3(e.w1, [heads, d, o], device));
+                    grads.register(m.b1.id, t3(e.b1, [heads, 1, o], device));
+                    return (e.loss, grads);
+                }
+                let (x_all, y_all, w_all) = tensors.as_ref().expect("autodiff tensors unless by hand");
                 let logits = m.forward(x_all.clone(), aff.as_ref(), None);
                 let data = (bce_with_logits(logits, y_all.clone().expand([heads, n, o])) * w_all.clone()).sum();
                 let loss = data + m.l2_penalty(lambdas.clone(), centre.as_ref());
@@ -447,6 +489,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
             evaluations = evals.get();
         }
         Optimizer::Adamw { learning_rate, batch_size, .. } => {
+            let (x_all, y_all, w_all) = tensors.as_ref().expect("autodiff tensors for AdamW");
             let full_batch = n <= batch_size;
             let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
             let mut order: Vec<usize> = (0..n).collect();
@@ -513,7 +556,67 @@ pub fn refit_config(cfg: &TrainConfig, rounds: usize) -> TrainConfig {
 pub fn bank_logits(heads: &[&HeadWeights], norms: &[&FeatureNorm], x: &[f32], device: &Device) -> Vec<f32> {
     let d = heads[0].input_dim;
     let bank = HeadBank::from_weights(heads, device);
-    let xs = row_stepped(norms[0].kind, x, d);
+    let xs = row_stepped(norms[0].kind, Cow::Borrowed(x), d).into_owned();
     let out = bank.forward(t2(xs, [x.len() / d, d], device), affine(norms, device).as_ref(), None);
     out.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written objective of linear heads against the same
+    /// objective through burn's autodiff: value and gradients, with
+    /// standardisation, class balance, a penalty centre and two outputs.
+    #[test]
+    fn linear_objective_by_hand_equals_autodiff() {
+        let (heads, n, d, o) = (3, 300, 7, 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut uniform = |lo: f32, hi: f32| lo + (hi - lo) * rand::Rng::random::<f32>(&mut rng);
+        let x: Vec<f32> = (0..n * d).map(|_| uniform(-2.0, 3.0)).collect();
+        let y: Vec<f32> = (0..n * o).map(|_| f32::from(uniform(0.0, 1.0) > 0.6)).collect();
+        let members: Vec<Vec<usize>> = (0..heads).map(|h| (0..n).filter(|i| (i + h) % (h + 2) != 0).collect()).collect();
+        let norms: Vec<FeatureNorm> = members.iter().map(|r| FeatureNorm::fit_rows(NormKind::Standardize, &x, d, r)).collect();
+        let weights = loss_weights(&y, &members, o, true, n);
+        let lambdas = vec![1e-3, 0.1, 2.0];
+        let w1: Vec<f32> = (0..heads * d * o).map(|_| uniform(-0.5, 0.5)).collect();
+        let b1: Vec<f32> = (0..heads * o).map(|_| uniform(-0.5, 0.5)).collect();
+        let centre: Vec<f32> = (0..heads * d * o).map(|_| uniform(-0.2, 0.2)).collect();
+        let mean: Vec<f32> = norms.iter().flat_map(|n| n.mean.clone()).collect();
+        let inv: Vec<f32> = norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect();
+        let objective =
+            LinearObjective { x: &x, d, y: &y, o, weights: &weights, lambdas: &lambdas, centre: Some(&centre), affine: Some((&mean, &inv)) };
+        let by_hand = objective.evaluate(&w1, &b1);
+
+        let ad = Device::flex().autodiff();
+        let start: Vec<HeadWeights> = (0..heads)
+            .map(|h| HeadWeights {
+                kind: HeadKind::Linear,
+                input_dim: d,
+                outputs: o,
+                w1: w1[h * d * o..(h + 1) * d * o].to_vec(),
+                b1: b1[h * o..(h + 1) * o].to_vec(),
+                w2: None,
+                b2: None,
+            })
+            .collect();
+        let bank = HeadBank::from_weights(&start.iter().collect::<Vec<_>>(), &ad);
+        let norm_refs: Vec<&FeatureNorm> = norms.iter().collect();
+        let logits = bank.forward(t2(x.clone(), [n, d], &ad), affine(&norm_refs, &ad).as_ref(), None);
+        let data = (bce_with_logits(logits, t3(y.clone(), [1, n, o], &ad).expand([heads, n, o])) * t3(weights.clone(), [heads, n, o], &ad)).sum();
+        let lambda_t = t3(lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
+        let loss = data + bank.l2_penalty(lambda_t, Some(&t3(centre.clone(), [heads, d, o], &ad)));
+        let value = loss.clone().into_scalar::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &bank);
+        let host = |id| grads.get::<3>(id).expect("a gradient").into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let (gw, gb) = (host(bank.w1.id), host(bank.b1.id));
+
+        assert!((by_hand.loss - value).abs() <= 1e-5 * value.abs(), "loss {} against autodiff's {value}", by_hand.loss);
+        for (name, got, want) in [("w1", &by_hand.w1, &gw), ("b1", &by_hand.b1, &gb)] {
+            assert_eq!(got.len(), want.len());
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let err = got.iter().zip(want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 1e-4 * scale, "{name}: gradients differ by {err} (largest {scale})");
+        }
+    }
 }

@@ -253,8 +253,12 @@ impl VisionOps for Bf16Compute<'_> {
         let mut sum = a.values.into_f32();
         let w = a.width;
         match &b.values {
-            Values::F32(b) => sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b)),
-            Values::Bf16(b) => sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b.to_f32())),
+            Values::F32(b) => {
+                sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b))
+            }
+            Values::Bf16(b) => {
+                sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b.to_f32()))
+            }
         }
         Tokens { values: Values::F32(sum), ..a }
     }

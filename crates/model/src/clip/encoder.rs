@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use pairguard_data::{EncoderId, Precision};
 use pairguard_data::hash::sha256_file;
 use pairguard_data::hub::{self, HubOptions, RepoKind};
+use pairguard_data::{EncoderId, Precision};
 
 use super::bf16::{Bf16Compute, HostWeights, Pixels};
 use super::config::VisionConfig;
