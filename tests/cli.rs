@@ -198,6 +198,14 @@ fn descriptor_embed_train_eval_predict_export_from_a_fresh_folder() {
     ok(&["export-onnx", "--model", "../g.safetensors", "--out", "head.onnx"], &e2);
     ok(&["export-onnx", "--model", "../g.safetensors", "--pipeline", "--encoder", "../enc", "--out", "pipe.onnx"], &e2);
     assert!(std::fs::metadata(e2.join("pipe.onnx")).unwrap().len() > std::fs::metadata(e2.join("head.onnx")).unwrap().len());
+    ok(&["export-onnx", "--model", "../g.safetensors", "--pipeline", "--encoder", "../enc", "--precision", "f16", "--out", "half.onnx"], &e2);
+    assert!(std::fs::metadata(e2.join("half.onnx")).unwrap().len() < std::fs::metadata(e2.join("pipe.onnx")).unwrap().len() * 6 / 10);
+    let e = fails(&["export-onnx", "--model", "../g.safetensors", "--precision", "f16", "--out", "x.onnx"], &e2);
+    assert!(e.contains("--pipeline"), "{e}");
+    let e =
+        fails(&["export-onnx", "--model", "../g.safetensors", "--pipeline", "--encoder", "../enc", "--precision", "bf16", "--out", "x.onnx"], &e2);
+    assert!(e.contains("f32 or f16"), "{e}");
+    assert!(!e2.join("x.onnx").exists(), "nothing written on a refusal");
     // A truncated JPEG is refused by validate and reported by embed, by id.
     let photo = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([((x * 7) ^ (y * 3)) as u8, (x * y) as u8, 90]));
     let mut jpeg = Vec::new();

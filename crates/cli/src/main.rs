@@ -557,6 +557,10 @@ struct ExportArgs {
     /// must be the one the guard was trained on (checked).
     #[arg(long)]
     pipeline: bool,
+    /// The encoder's arithmetic in a --pipeline graph: f32, or f16 (float16
+    /// weights and products, half the file; LayerNorm and the head stay f32).
+    #[arg(long, default_value = "f32", value_parser = precision, requires = "pipeline")]
+    precision: Precision,
     /// The encoder for --pipeline.
     #[command(flatten)]
     encoder: GuardEncoderArgs,
@@ -857,7 +861,7 @@ fn export_onnx(a: ExportArgs) -> anyhow::Result<()> {
     let model = GuardModel::load(&a.model)?;
     let bytes = if a.pipeline {
         let enc = a.encoder.resolve(&model, &pairguard_model::Device::flex())?;
-        pairguard_model::onnx::export_pipeline(&enc, &model)?
+        pairguard_model::onnx::export_pipeline(&enc, &model, a.precision)?
     } else {
         pairguard_model::onnx::export_head(&model)
     };

@@ -19,7 +19,7 @@ mod peer;
 use std::time::Instant;
 
 use pairguard_data::EncoderId;
-use pairguard_model::clip::{Encoder, Layout, Preprocessor, VisionConfig};
+use pairguard_model::clip::{Encoder, Layout, VisionConfig};
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
 use pairguard_model::robust::attack::{self, Attack};
@@ -42,7 +42,7 @@ fn encoder(device: &Device) -> Encoder {
         normalized: true,
         precision: Default::default(),
     };
-    Encoder { preprocessor: Preprocessor::clip(config.image_size), config, model, id, layout: Layout::HuggingFace, device: device.clone() }
+    Encoder::from_model(config, model, id, Layout::HuggingFace, device)
 }
 
 fn guard(encoder: &Encoder) -> GuardModel {

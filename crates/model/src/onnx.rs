@@ -8,8 +8,20 @@
 //!   probabilities, with the CLIP vision transformer in front.
 //!
 //! Column 0 is P(unsafe) after temperature scaling; further columns are the
-//! per-category probabilities of multi-label heads. LayerNorm and GELU are
-//! written as primitive ops so any runtime that speaks opset 17 runs them.
+//! per-category probabilities of multi-label heads. A second output,
+//! `verdict [batch]` (bool), is column 0 at or above the guard's threshold.
+//! The model's metadata (`metadata_props`, keys under `pairguard.`) says
+//! what a deployer needs without the JSON card: the threshold and its rule,
+//! the temperature, the output and category names, the encoder's identity,
+//! the preprocessing (size, resize rule, mean, std) and the format version.
+//!
+//! With [`Precision::F16`] the encoder's weights and products are float16
+//! (inputs and outputs stay float32); LayerNorm, the embedding's
+//! normalisation and the head compute in float32, where float16's range
+//! and precision would move the verdict.
+//!
+//! LayerNorm and GELU are written as primitive ops so any runtime that
+//! speaks opset 17 runs them.
 
 use prost::Message;
 use tract_onnx::pb;
@@ -23,13 +35,20 @@ use crate::error::Result;
 use crate::guard::GuardModel;
 use crate::head::{HeadKind, prompt_columns};
 use crate::normalize::NormKind;
+pub use pairguard_data::Precision;
 
 pub const OPSET: i64 = 17;
+
+/// The version of the metadata keys and outputs described above.
+pub const FORMAT_VERSION: &str = "1";
 
 /// A small builder over the protobuf graph.
 struct Graph {
     g: pb::GraphProto,
     counter: usize,
+    /// Whether the values being emitted are float16 (weights and constants
+    /// are stored as such).
+    half: bool,
 }
 
 fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
@@ -67,7 +86,14 @@ fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
 
 impl Graph {
     fn new(name: &str) -> Self {
-        Graph { g: pb::GraphProto { name: name.into(), ..Default::default() }, counter: 0 }
+        Graph { g: pb::GraphProto { name: name.into(), ..Default::default() }, counter: 0, half: false }
+    }
+
+    /// Converts `x` to float16 (`half`) or float32 and emits in that type from here.
+    fn cast(&mut self, x: &str, half: bool) -> String {
+        self.half = half;
+        let to = if half { pb::tensor_proto::DataType::Float16 } else { pb::tensor_proto::DataType::Float };
+        self.op("Cast", &[x], vec![attr_int("to", to as i64)])
     }
 
     fn fresh(&mut self, hint: &str) -> String {
@@ -78,11 +104,16 @@ impl Graph {
     fn init_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
         assert_eq!(dims.iter().product::<usize>(), data.len(), "initializer {name}");
         let name = self.fresh(name);
+        let (data_type, raw_data) = if self.half {
+            (pb::tensor_proto::DataType::Float16, data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect())
+        } else {
+            (pb::tensor_proto::DataType::Float, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        };
         self.g.initializer.push(pb::TensorProto {
             name: name.clone(),
             dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: pb::tensor_proto::DataType::Float as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            data_type: data_type as i32,
+            raw_data,
             ..Default::default()
         });
         name
@@ -179,13 +210,27 @@ impl Graph {
         self.bin("Mul", x, &s)
     }
 
-    fn finish(mut self, input: pb::ValueInfoProto, output: &str, out_dims: &[Option<i64>], doc: &str) -> Vec<u8> {
-        // Name the output tensor "probabilities".
+    /// Names the last node's output `probabilities`, adds `verdict`, and
+    /// writes the model with its metadata.
+    fn finish(mut self, input: pb::ValueInfoProto, output: &str, m: &GuardModel, meta: Vec<(String, String)>, doc: &str) -> Vec<u8> {
         let last = self.g.node.last_mut().expect("graph has nodes");
         assert_eq!(last.output[0], output);
         last.output[0] = "probabilities".into();
+        let column = self.init_i64("unsafe_column", &[0]);
+        let p = self.op("Gather", &["probabilities", &column], vec![attr_int("axis", 1)]);
+        let axes = self.init_i64("axes", &[1]);
+        let p = self.op("Squeeze", &[&p, &axes], vec![]);
+        let threshold = self.scalar("threshold", m.card.threshold as f32);
+        let verdict = self.bin("GreaterOrEqual", &p, &threshold);
+        self.g.node.last_mut().expect("the verdict node").output[0] = "verdict".into();
+        debug_assert_ne!(verdict, "verdict");
         self.g.input.push(input);
-        self.g.output.push(value_info("probabilities", out_dims));
+        self.g.output.push(value_info("probabilities", &[None, Some(m.head.outputs as i64)]));
+        let mut verdict = value_info("verdict", &[None]);
+        if let Some(pb::type_proto::Value::TensorType(t)) = verdict.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+            t.elem_type = pb::tensor_proto::DataType::Bool as i32;
+        }
+        self.g.output.push(verdict);
         let model = pb::ModelProto {
             ir_version: 8,
             opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
@@ -193,10 +238,50 @@ impl Graph {
             producer_version: env!("CARGO_PKG_VERSION").into(),
             doc_string: doc.into(),
             graph: Some(self.g),
+            metadata_props: meta.into_iter().map(|(key, value)| pb::StringStringEntryProto { key, value }).collect(),
             ..Default::default()
         };
         model.encode_to_vec()
     }
+}
+
+/// The metadata every export carries; see the module documentation.
+fn metadata(m: &GuardModel, input: &str, graph_precision: Precision) -> Vec<(String, String)> {
+    let card = &m.card;
+    let pre = crate::clip::Preprocessor::clip(image_size(&card.encoder).unwrap_or(0));
+    let mut meta = vec![
+        ("format_version", FORMAT_VERSION.to_string()),
+        ("input", input.to_string()),
+        ("outputs", json(&card.outputs)),
+        ("categories", json(&card.categories)),
+        ("threshold", card.threshold.to_string()),
+        ("threshold_rule", json(&card.threshold_rule)),
+        ("verdict", "verdict = probabilities[:, 0] >= threshold".to_string()),
+        ("temperature", card.temperature.to_string()),
+        ("head", json(&card.head)),
+        ("encoder", json(&card.encoder)),
+        ("graph_precision", graph_precision.to_string()),
+        ("preprocess", card.encoder.preprocess.clone()),
+    ];
+    if pre.size > 0 {
+        meta.extend([
+            ("preprocess.size", pre.size.to_string()),
+            ("preprocess.resize", format!("bicubic (PIL, antialiased), shortest side to {0}, then centre crop {0}x{0}; RGB", pre.size)),
+            ("preprocess.mean", json(&pre.mean)),
+            ("preprocess.std", json(&pre.std)),
+            ("preprocess.scale", "pixel / 255, then (x - mean) / std per channel, NCHW".to_string()),
+        ]);
+    }
+    meta.into_iter().map(|(k, v)| (format!("pairguard.{k}"), v)).collect()
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("card values serialise")
+}
+
+/// The input size an encoder identity's preprocessing names (`clip-bicubic-v1-224`).
+fn image_size(id: &pairguard_data::EncoderId) -> Option<usize> {
+    id.preprocess.rsplit('-').next().and_then(|s| s.parse().ok())
 }
 
 /// Appends normalisation, head, temperature and sigmoid to `x` ([batch, D]).
@@ -277,9 +362,8 @@ fn head_graph(g: &mut Graph, x: &str, m: &GuardModel) -> String {
 pub fn export_head(m: &GuardModel) -> Vec<u8> {
     let mut g = Graph::new("pairguard_head");
     let out = head_graph(&mut g, "embedding", m);
-    let o = m.head.outputs as i64;
     let doc = format!("pairguard guard head; outputs {:?}; threshold {}", m.card.outputs, m.card.threshold);
-    g.finish(value_info("embedding", &[None, Some(m.head.input_dim as i64)]), &out, &[None, Some(o)], &doc)
+    g.finish(value_info("embedding", &[None, Some(m.head.input_dim as i64)]), &out, m, metadata(m, "embedding", Precision::F32), &doc)
 }
 
 /// A parameter's values on the host, row-major.
@@ -336,7 +420,12 @@ impl VisionOps for Emit<'_> {
     fn layer_norm(&mut self, x: String, n: &LayerNorm) -> String {
         let name = self.name("layer_norm");
         let beta = n.beta.as_ref().map(|b| host(b.val())).unwrap_or_else(|| vec![0.0; n.gamma.val().dims()[0]]);
-        self.g.layer_norm(&x, &host(n.gamma.val()), &beta, self.cfg.layer_norm_eps, &name)
+        // In float32 in a float16 graph: the variance of CLIP's residual
+        // stream does not fit float16's range.
+        let half = self.g.half;
+        let x = if half { self.g.cast(&x, false) } else { x };
+        let y = self.g.layer_norm(&x, &host(n.gamma.val()), &beta, self.cfg.layer_norm_eps, &name);
+        if half { self.g.cast(&y, true) } else { y }
     }
 
     fn linear(&mut self, x: String, l: &Linear) -> String {
@@ -403,20 +492,29 @@ impl VisionOps for Emit<'_> {
 
 /// The encoder and the head: CLIP-normalised pixels in, probabilities out.
 /// The encoder's graph comes from its own forward pass, with the loaded
-/// module's parameters.
-pub fn export_pipeline(enc: &Encoder, m: &GuardModel) -> Result<Vec<u8>> {
+/// module's parameters, in `precision` (f32 or f16).
+pub fn export_pipeline(enc: &Encoder, m: &GuardModel, precision: Precision) -> Result<Vec<u8>> {
     m.check_encoder(&enc.id)?;
+    let half = match precision {
+        Precision::F32 => false,
+        Precision::F16 => true,
+        Precision::Bf16 => return Err(crate::error::Error::Device("ONNX graphs are exported in f32 or f16, not bf16".into())),
+    };
     let s = enc.config.image_size;
     let mut g = Graph::new("pairguard_pipeline");
-    let mut e = enc.model.run(&mut Emit { g: &mut g, cfg: &enc.config, counter: 0 }, "pixel_values".to_string());
+    let pixels = if half { g.cast("pixel_values", true) } else { "pixel_values".to_string() };
+    let mut e = enc.model.run(&mut Emit { g: &mut g, cfg: &enc.config, counter: 0 }, pixels);
+    if half {
+        e = g.cast(&e, false);
+    }
     if enc.id.normalized {
         e = g.l2_normalize(&e);
     }
     let out = head_graph(&mut g, &e, m);
-    let o = m.head.outputs as i64;
     let doc = format!(
         "pairguard pipeline: CLIP vision encoder {} (weights sha256 {}) + guard head; input is CLIP-normalised pixels; outputs {:?}; threshold {}",
         enc.id.model, enc.id.weights_sha256, m.card.outputs, m.card.threshold
     );
-    Ok(g.finish(value_info("pixel_values", &[None, Some(3), Some(s as i64), Some(s as i64)]), &out, &[None, Some(o)], &doc))
+    let input = value_info("pixel_values", &[None, Some(3), Some(s as i64), Some(s as i64)]);
+    Ok(g.finish(input, &out, m, metadata(m, "pixel_values", precision), &doc))
 }

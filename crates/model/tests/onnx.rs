@@ -7,7 +7,7 @@ use std::path::Path;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::CalibrationConfig;
 use pairguard_model::clip::Encoder;
-use pairguard_model::onnx::{export_head, export_pipeline};
+use pairguard_model::onnx::{Precision, export_head, export_pipeline};
 use pairguard_model::prompts::{PolicyPrompts, zero_shot_guard};
 use pairguard_model::{Device, GuardConfig, GuardModel, HeadKind, LabeledSet, Optimizer, TrainConfig};
 use tract_onnx::prelude::*;
@@ -27,19 +27,26 @@ fn run_tract(bytes: &[u8], input: Vec<f32>, shape: &[usize]) -> Vec<f32> {
     out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
 }
 
+/// What onnxruntime gave: the probabilities, the verdicts and the metadata.
+struct Ort {
+    probabilities: Vec<f32>,
+    verdict: Vec<bool>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Runs the model in onnxruntime through Python when available; returns
 /// None (and says so) when it is not.
-fn run_onnxruntime(bytes: &[u8], input: &[f32], shape: &[usize]) -> Option<Vec<f32>> {
+fn run_onnxruntime(bytes: &[u8], input: &[f32], shape: &[usize]) -> Option<Ort> {
     let Ok(python) = std::env::var("PAIRGUARD_PYTHON") else {
         eprintln!("onnxruntime check not run: set PAIRGUARD_PYTHON to a Python with onnxruntime and numpy");
         return None;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (m, x, y) = (dir.path().join("m.onnx"), dir.path().join("x.bin"), dir.path().join("y.bin"));
+    let (m, x, y) = (dir.path().join("m.onnx"), dir.path().join("x.bin"), dir.path().join("y"));
     std::fs::write(&m, bytes).unwrap();
     std::fs::write(&x, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
     let script = format!(
-        "import numpy as np, onnxruntime as ort\ns = ort.InferenceSession({m:?}, providers=['CPUExecutionProvider'])\nx = np.fromfile({x:?}, dtype='<f4').reshape({shape:?})\nout = s.run(None, {{s.get_inputs()[0].name: x}})[0]\nout.astype('<f4').tofile({y:?})",
+        "import json, numpy as np, onnxruntime as ort\ns = ort.InferenceSession({m:?}, providers=['CPUExecutionProvider'])\nx = np.fromfile({x:?}, dtype='<f4').reshape({shape:?})\nassert [o.name for o in s.get_outputs()] == ['probabilities', 'verdict']\np, v = s.run(None, {{s.get_inputs()[0].name: x}})\np.astype('<f4').tofile({y:?} + '.p')\nv.astype('u1').tofile({y:?} + '.v')\njson.dump(s.get_modelmeta().custom_metadata_map, open({y:?} + '.json', 'w'))",
         m = m.display().to_string(),
         x = x.display().to_string(),
         y = y.display().to_string(),
@@ -52,7 +59,28 @@ fn run_onnxruntime(bytes: &[u8], input: &[f32], shape: &[usize]) -> Option<Vec<f
         eprintln!("onnxruntime check not run: {}", msg.lines().last().unwrap_or(""));
         return None;
     }
-    Some(std::fs::read(&y).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    let read = |ext: &str| std::fs::read(dir.path().join(format!("y.{ext}"))).unwrap();
+    Some(Ort {
+        probabilities: read("p").chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        verdict: read("v").iter().map(|&b| b != 0).collect(),
+        metadata: serde_json::from_slice(&read("json")).unwrap(),
+    })
+}
+
+/// The verdicts and metadata a deployer reads, against the card.
+fn check_deployable(ort: &Ort, m: &GuardModel, what: &str) {
+    let o = m.head.outputs;
+    let want: Vec<bool> = ort.probabilities.chunks(o).map(|p| f64::from(p[0]) >= m.card.threshold).collect();
+    assert_eq!(ort.verdict, want, "{what}: verdict is P(unsafe) at or above the threshold");
+    let meta = |k: &str| ort.metadata.get(&format!("pairguard.{k}")).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("{what}: no {k}")).to_string();
+    assert_eq!(meta("format_version"), pairguard_model::onnx::FORMAT_VERSION);
+    assert_eq!(meta("threshold").parse::<f64>().unwrap(), m.card.threshold, "{what}");
+    assert_eq!(meta("temperature").parse::<f64>().unwrap(), m.card.temperature, "{what}");
+    assert_eq!(serde_json::from_str::<Vec<String>>(&meta("outputs")).unwrap(), m.card.outputs, "{what}");
+    assert_eq!(serde_json::from_str::<Vec<String>>(&meta("categories")).unwrap(), m.card.categories, "{what}");
+    let encoder: pairguard_data::EncoderId = serde_json::from_str(&meta("encoder")).unwrap();
+    assert_eq!(encoder, m.card.encoder, "{what}");
+    assert!(meta("threshold_rule").contains(&serde_json::to_string(&m.card.threshold_rule).unwrap()[..4]), "{what}");
 }
 
 fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {
@@ -115,7 +143,8 @@ fn exported_heads_match_burn_in_tract_and_onnxruntime() {
         let want = burn_probs(m, &x);
         close(&run_tract(&bytes, x.clone(), &[n, d]), &want, 1e-5, &format!("{name} head in tract"));
         if let Some(got) = run_onnxruntime(&bytes, &x, &[n, d]) {
-            close(&got, &want, 1e-5, &format!("{name} head in onnxruntime"));
+            close(&got.probabilities, &want, 1e-5, &format!("{name} head in onnxruntime"));
+            check_deployable(&got, m, name);
         }
     }
 }
@@ -137,7 +166,8 @@ fn exported_published_heads_match_burn() {
         let want = burn_probs(m, &x);
         close(&run_tract(&bytes, x.clone(), &[n, d]), &want, 1e-5, &format!("{name} in tract"));
         if let Some(got) = run_onnxruntime(&bytes, &x, &[n, d]) {
-            close(&got, &want, 1e-5, &format!("{name} in onnxruntime"));
+            close(&got.probabilities, &want, 1e-5, &format!("{name} in onnxruntime"));
+            check_deployable(&got, m, name);
         }
     }
 }
@@ -180,15 +210,33 @@ fn exported_pipeline_matches_encoder_plus_head() {
     })
     .unwrap();
     let m = train(TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 40 }, ..TrainConfig::default() }, &set, enc.id.clone());
-    let bytes = export_pipeline(&enc, &m).unwrap();
+    let bytes = export_pipeline(&enc, &m, Precision::F32).unwrap();
     let want = burn_probs(&m, &emb);
     let s = enc.config.image_size;
     close(&run_tract(&bytes, pixels.clone(), &[n, 3, s, s]), &want, 1e-5, "pipeline in tract");
     if let Some(got) = run_onnxruntime(&bytes, &pixels, &[n, 3, s, s]) {
-        close(&got, &want, 1e-5, "pipeline in onnxruntime");
+        close(&got.probabilities, &want, 1e-5, "pipeline in onnxruntime");
+        check_deployable(&got, &m, "pipeline");
+        assert_eq!(got.metadata["pairguard.preprocess.size"], s.to_string());
+        assert_eq!(got.metadata["pairguard.preprocess.mean"], serde_json::to_string(&enc.preprocessor.mean).unwrap());
+        assert_eq!(got.metadata["pairguard.preprocess.std"], serde_json::to_string(&enc.preprocessor.std).unwrap());
+        assert_eq!(got.metadata["pairguard.graph_precision"], "f32");
     }
+    // The float16 graph: about half the bytes, within 2e-3 of burn's f32
+    // probabilities (the stated tolerance of an f16 export).
+    let half = export_pipeline(&enc, &m, Precision::F16).unwrap();
+    assert!(half.len() * 10 < bytes.len() * 6, "{} bytes in f16 against {} in f32", half.len(), bytes.len());
+    if let Some(got) = run_onnxruntime(&half, &pixels, &[n, 3, s, s]) {
+        let worst = got.probabilities.iter().zip(&want).map(|(a, b)| (f64::from(*a) - b).abs()).fold(0.0, f64::max);
+        eprintln!("f16 pipeline in onnxruntime: largest difference to burn f32 {worst:.2e}");
+        close(&got.probabilities, &want, 2e-3, "f16 pipeline in onnxruntime");
+        check_deployable(&got, &m, "f16 pipeline");
+        assert_eq!(got.metadata["pairguard.graph_precision"], "f16");
+    }
+    let e = export_pipeline(&enc, &m, Precision::Bf16).unwrap_err().to_string();
+    assert!(e.contains("f32 or f16"), "{e}");
     // A model trained on another encoder's embeddings is refused.
     let other_weights = pairguard_data::EncoderId { weights_sha256: "0".repeat(64), ..enc.id.clone() };
     let other = train(TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 5 }, ..TrainConfig::default() }, &set, other_weights);
-    assert!(export_pipeline(&enc, &other).unwrap_err().to_string().contains("encoder mismatch"));
+    assert!(export_pipeline(&enc, &other, Precision::F32).unwrap_err().to_string().contains("encoder mismatch"));
 }

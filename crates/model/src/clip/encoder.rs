@@ -79,6 +79,13 @@ impl Encoder {
         Ok(Encoder { config, model: net, preprocessor, id, layout, device: device.clone(), host: None })
     }
 
+    /// An encoder of a tower already built (random weights in benchmarks),
+    /// in f32, with CLIP's preprocessing at its size.
+    pub fn from_model(config: VisionConfig, model: ClipVisionModelWithProjection, id: EncoderId, layout: Layout, device: &Device) -> Self {
+        let preprocessor = Preprocessor::clip(config.image_size);
+        Encoder { config, model, preprocessor, id, layout, device: device.clone(), host: None }
+    }
+
     /// The encoder computing in `precision`, which its identity records.
     /// bf16 is the CPU's (flex) own bf16 arithmetic and has no wgpu path;
     /// f16 stores weights and activations as burn f16 tensors on any device
