@@ -3,6 +3,9 @@
 //! benchmark at CLIP's dimension), printed side by side in one run. Both
 //! minimise the same objective: class-balanced mean log-loss plus
 //! lambda / 2 * ||w||^2 (C = 1 / (lambda N) in scikit-learn's terms).
+//! Three workloads: one probe, a bank of 8 weight decays, and a sweep's
+//! shape (4 strategies x 10 seeds, each a bank of 8 nested budgets from
+//! 64 to 8,192 rows of the pool).
 //!
 //!     cargo run -p pairguard-model --example bench_probe
 //!
@@ -148,6 +151,27 @@ fn main() -> anyhow::Result<()> {
                     ss / sweep_fit_secs,
                     theirs.len()
                 );
+                let by_budget: Vec<String> = budgets
+                    .iter()
+                    .enumerate()
+                    .map(|(b, size)| {
+                        let diffs = sweep_aurocs.iter().zip(&theirs).skip(b).step_by(budgets.len()).map(|(a, t)| (a - t).abs());
+                        format!("{size}: {:.4}", diffs.fold(0.0, f64::max))
+                    })
+                    .collect();
+                println!("largest AUROC difference by budget: {}", by_budget.join(", "));
+                // Where the two differ most, scikit-learn converged further.
+                if let Some(t) = text.lines().find_map(|l| l.strip_prefix("tight_aurocs=")) {
+                    let tight: Vec<f64> = t.split(',').filter_map(|v| v.parse().ok()).collect();
+                    let first = |v: &[f64]| v.iter().step_by(budgets.len()).copied().collect::<Vec<f64>>();
+                    let largest = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                    println!(
+                        "budget {}, scikit-learn at tol 1e-10: largest AUROC difference {:.4} to pairguard, {:.4} to scikit-learn at its default tol 1e-4",
+                        budgets[0],
+                        largest(&first(&sweep_aurocs), &tight),
+                        largest(&first(&theirs), &tight)
+                    );
+                }
             }
         }
         Ok(out) => println!("scikit-learn peer not run: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")),

@@ -229,6 +229,19 @@ pub struct BankJob<'a> {
     pub start: Option<Vec<HeadWeights>>,
 }
 
+impl BankJob<'_> {
+    /// Head `h` alone.
+    fn head(&self, h: usize) -> Self {
+        BankJob {
+            members: vec![self.members[h].clone()],
+            lambdas: vec![self.lambdas[h]],
+            norms: vec![self.norms[h].clone()],
+            start: self.start.as_ref().map(|s| vec![s[h].clone()]),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BankResult {
     pub heads: Vec<HeadWeights>,
@@ -342,6 +355,22 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
         return Err(Error::NonFinite { what: "training features", row: j / d, dim: j % d });
     }
     let kind = job.norms[0].kind;
+    // Linear heads under L-BFGS evaluate the objective by hand (see
+    // `objective`) and are fitted one at a time, each reading only its own
+    // rows: independent problems converge in fewer evaluations apart than
+    // together (a bank of 8 weight decays took 107 joint evaluations where
+    // one head takes about 30), and every other head trains through autodiff.
+    let by_hand = cfg.head == HeadKind::Linear && matches!(cfg.optimizer, Optimizer::Lbfgs { .. });
+    if by_hand && heads > 1 {
+        let fits = (0..heads).map(|h| fit_bank(&job.head(h), cfg, device)).collect::<Result<Vec<_>>>()?;
+        return Ok(BankResult {
+            epochs_run: fits.iter().map(|f| f.epochs_run).max().unwrap_or(0),
+            evaluations: fits.iter().map(|f| f.evaluations).sum(),
+            heads: fits.iter().flat_map(|f| f.heads.iter().cloned()).collect(),
+            best_epoch: fits.iter().flat_map(|f| f.best_epoch.iter().copied()).collect(),
+            validation_loss: fits.iter().flat_map(|f| f.validation_loss.iter().copied()).collect(),
+        });
+    }
 
     // Only rows some head uses take part in the computation (a sweep's
     // union of nested sets can be much smaller than the pool).
@@ -391,9 +420,6 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
         }
         None => (HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad), None),
     };
-    // Linear heads under L-BFGS evaluate the objective on the host; the
-    // other heads and optimisers through autodiff on these tensors.
-    let by_hand = cfg.head == HeadKind::Linear && matches!(cfg.optimizer, Optimizer::Lbfgs { .. });
     let centre_host: Option<Vec<f32>> = job.start.as_ref().map(|s| s.iter().flat_map(|w| w.w1.iter().copied()).collect());
     let affine_host: Option<(Vec<f32>, Vec<f32>)> = norms
         .iter()
