@@ -62,7 +62,7 @@ impl Bench {
     /// One batch from host pixels to host embeddings.
     fn run(&self) -> Vec<f32> {
         if let Some(weights) = &self.host {
-            return self.model.run(&mut Bf16Compute { weights }, Pixels { values: self.pixels.clone(), batch: self.batch });
+            return self.model.run(&mut Bf16Compute { weights }, Pixels { values: &self.pixels, batch: self.batch });
         }
         let s = self.size;
         let x: Tensor<4> = Tensor::from_data(TensorData::new(self.pixels.clone(), [self.batch, 3, s, s]), &self.device);
@@ -117,7 +117,7 @@ fn main() {
         let mut ops = Bf16Compute { weights };
         let mut timed = Timed { ops: &mut ops, seconds: Default::default() };
         let t = Instant::now();
-        bf16_cpu.model.run(&mut timed, Pixels { values: bf16_cpu.pixels.clone(), batch });
+        bf16_cpu.model.run(&mut timed, Pixels { values: &bf16_cpu.pixels, batch });
         let total = t.elapsed().as_secs_f64();
         let parts: Vec<String> = timed.seconds.iter().map(|(k, v)| format!("{k} {:.0} ms", v * 1e3)).collect();
         println!("bf16 batch of {batch}: {:.0} ms; {}", total * 1e3, parts.join(", "));

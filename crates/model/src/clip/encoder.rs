@@ -112,7 +112,7 @@ impl Encoder {
     /// Embeddings `[b, dim]` (row-major) for preprocessed pixels `[b, 3, s, s]`.
     pub fn embed_pixels(&self, pixels: Vec<f32>, batch: usize) -> Vec<f32> {
         if let Some(weights) = &self.host {
-            let mut y = self.model.run(&mut Bf16Compute { weights }, Pixels { values: pixels, batch });
+            let mut y = self.model.run(&mut Bf16Compute { weights }, Pixels { values: &pixels, batch });
             if self.id.normalized {
                 crate::normalize::l2_rows(&mut y, self.id.dim);
             }
