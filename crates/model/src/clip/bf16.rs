@@ -36,7 +36,6 @@ const ROWS: usize = 64;
 /// The tower's parameters on the host: matrices in bf16 (row-major
 /// `[in, out]`, as burn's `Linear` holds them), vectors in f32, by parameter
 /// id; and the activation as a table.
-#[derive(Debug)]
 pub struct HostWeights {
     matrices: HashMap<ParamId, Matrix>,
     vectors: HashMap<ParamId, Vector>,
@@ -98,6 +97,13 @@ impl HostWeights {
 
     fn bias(&self, p: &Param<Tensor<1>>) -> &[bf16] {
         &self.vectors.get(&p.id).expect("a parameter of the tower these weights were copied from").bf16
+    }
+}
+
+impl std::fmt::Debug for HostWeights {
+    /// Counts, not the tens of millions of values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostWeights").field("matrices", &self.matrices.len()).field("vectors", &self.vectors.len()).field("eps", &self.eps).finish()
     }
 }
 
