@@ -248,7 +248,6 @@ impl Graph {
 /// The metadata every export carries; see the module documentation.
 fn metadata(m: &GuardModel, input: &str, graph_precision: Precision) -> Vec<(String, String)> {
     let card = &m.card;
-    let pre = crate::clip::Preprocessor::clip(image_size(&card.encoder).unwrap_or(0));
     let mut meta = vec![
         ("format_version", FORMAT_VERSION.to_string()),
         ("input", input.to_string()),
@@ -263,10 +262,10 @@ fn metadata(m: &GuardModel, input: &str, graph_precision: Precision) -> Vec<(Str
         ("graph_precision", graph_precision.to_string()),
         ("preprocess", card.encoder.preprocess.clone()),
     ];
-    if pre.size > 0 {
+    if let Some(pre) = crate::clip::Preprocessor::from_version(&card.encoder.preprocess) {
         meta.extend([
             ("preprocess.size", pre.size.to_string()),
-            ("preprocess.resize", format!("bicubic (PIL, antialiased), shortest side to {0}, then centre crop {0}x{0}; RGB", pre.size)),
+            ("preprocess.resize", pre.resize_rule()),
             ("preprocess.mean", json(&pre.mean)),
             ("preprocess.std", json(&pre.std)),
             ("preprocess.scale", "pixel / 255, then (x - mean) / std per channel, NCHW".to_string()),
@@ -277,11 +276,6 @@ fn metadata(m: &GuardModel, input: &str, graph_precision: Precision) -> Vec<(Str
 
 fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("card values serialise")
-}
-
-/// The input size an encoder identity's preprocessing names (`clip-bicubic-v1-224`).
-fn image_size(id: &pairguard_data::EncoderId) -> Option<usize> {
-    id.preprocess.rsplit('-').next().and_then(|s| s.parse().ok())
 }
 
 /// Appends normalisation, head, temperature and sigmoid to `x` ([batch, D]).

@@ -233,11 +233,15 @@ impl BankJob<'_> {
     /// Head `h` alone.
     fn head(&self, h: usize) -> Self {
         BankJob {
+            x: self.x,
+            dim: self.dim,
+            targets: self.targets,
+            outputs: self.outputs,
             members: vec![self.members[h].clone()],
             lambdas: vec![self.lambdas[h]],
             norms: vec![self.norms[h].clone()],
+            validation: self.validation,
             start: self.start.as_ref().map(|s| vec![s[h].clone()]),
-            ..self.clone()
         }
     }
 }
@@ -326,8 +330,36 @@ fn row_stepped(kind: NormKind, x: Cow<[f32]>, d: usize) -> Cow<[f32]> {
     Cow::Owned(y)
 }
 
-/// Fits every head of `job` at once.
+/// Fits every head of `job`.
 pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<BankResult> {
+    check_job(job, cfg)?;
+    // Linear heads under L-BFGS evaluate the objective by hand (see
+    // `objective`) and are fitted one at a time, each reading only its own
+    // rows: independent problems converge in fewer evaluations apart than
+    // together (a bank of 8 weight decays took 107 joint evaluations where
+    // one head takes about 30). Every other head trains through autodiff,
+    // all heads of a bank in one computation.
+    let heads = job.members.len();
+    if by_hand(cfg) && heads > 1 {
+        let fits = (0..heads).map(|h| fit_checked(&job.head(h), cfg, device)).collect::<Result<Vec<_>>>()?;
+        return Ok(BankResult {
+            epochs_run: fits.iter().map(|f| f.epochs_run).max().unwrap_or(0),
+            evaluations: fits.iter().map(|f| f.evaluations).sum(),
+            heads: fits.iter().flat_map(|f| f.heads.iter().cloned()).collect(),
+            best_epoch: fits.iter().flat_map(|f| f.best_epoch.iter().copied()).collect(),
+            validation_loss: fits.iter().flat_map(|f| f.validation_loss.iter().copied()).collect(),
+        });
+    }
+    fit_checked(job, cfg, device)
+}
+
+/// Whether the objective is evaluated by hand: linear heads under L-BFGS.
+fn by_hand(cfg: &TrainConfig) -> bool {
+    cfg.head == HeadKind::Linear && matches!(cfg.optimizer, Optimizer::Lbfgs { .. })
+}
+
+/// The job's shapes, rows, start heads and features, before any fitting.
+fn check_job(job: &BankJob, cfg: &TrainConfig) -> Result<()> {
     cfg.check(job.validation.is_some())?;
     let heads = job.members.len();
     let (d, o) = (job.dim, job.outputs);
@@ -351,26 +383,34 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
             return Err(Error::TrainingData(format!("head {i} has no training rows")));
         }
     }
+    match &job.start {
+        Some(start) => {
+            let width = cfg.head.width(o);
+            if start.len() != heads || start.iter().any(|w| w.kind != cfg.head || w.input_dim != d || w.outputs != o || w.w1.len() != d * width) {
+                return Err(Error::TrainingData(format!(
+                    "{} start heads for {heads} heads of kind {}, input {d}, outputs {o}",
+                    start.len(),
+                    cfg.head.name()
+                )));
+            }
+        }
+        None if matches!(cfg.head, HeadKind::Prompt { .. }) => {
+            return Err(Error::TrainingData("a prompt head starts from the policy's text embeddings, and none were given".into()));
+        }
+        None => {}
+    }
     if let Some(j) = job.x.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite { what: "training features", row: j / d, dim: j % d });
     }
+    Ok(())
+}
+
+/// Fits every head of a checked job in one computation.
+fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<BankResult> {
+    let heads = job.members.len();
+    let (d, o) = (job.dim, job.outputs);
+    let n = job.x.len() / d;
     let kind = job.norms[0].kind;
-    // Linear heads under L-BFGS evaluate the objective by hand (see
-    // `objective`) and are fitted one at a time, each reading only its own
-    // rows: independent problems converge in fewer evaluations apart than
-    // together (a bank of 8 weight decays took 107 joint evaluations where
-    // one head takes about 30), and every other head trains through autodiff.
-    let by_hand = cfg.head == HeadKind::Linear && matches!(cfg.optimizer, Optimizer::Lbfgs { .. });
-    if by_hand && heads > 1 {
-        let fits = (0..heads).map(|h| fit_bank(&job.head(h), cfg, device)).collect::<Result<Vec<_>>>()?;
-        return Ok(BankResult {
-            epochs_run: fits.iter().map(|f| f.epochs_run).max().unwrap_or(0),
-            evaluations: fits.iter().map(|f| f.evaluations).sum(),
-            heads: fits.iter().flat_map(|f| f.heads.iter().cloned()).collect(),
-            best_epoch: fits.iter().flat_map(|f| f.best_epoch.iter().copied()).collect(),
-            validation_loss: fits.iter().flat_map(|f| f.validation_loss.iter().copied()).collect(),
-        });
-    }
 
     // Only rows some head uses take part in the computation (a sweep's
     // union of nested sets can be much smaller than the pool).
@@ -403,20 +443,9 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
     let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
     let (mut bank, centre) = match &job.start {
         Some(start) => {
-            let width = cfg.head.width(o);
-            if start.len() != heads || start.iter().any(|w| w.kind != cfg.head || w.input_dim != d || w.outputs != o || w.w1.len() != d * width) {
-                return Err(Error::TrainingData(format!(
-                    "{} start heads for {heads} heads of kind {}, input {d}, outputs {o}",
-                    start.len(),
-                    cfg.head.name()
-                )));
-            }
             let refs: Vec<&HeadWeights> = start.iter().collect();
-            let centre = t3(start.iter().flat_map(|w| w.w1.iter().copied()).collect(), [heads, d, width], &ad);
+            let centre = t3(start.iter().flat_map(|w| w.w1.iter().copied()).collect(), [heads, d, cfg.head.width(o)], &ad);
             (HeadBank::from_weights(&refs, &ad), Some(centre))
-        }
-        None if matches!(cfg.head, HeadKind::Prompt { .. }) => {
-            return Err(Error::TrainingData("a prompt head starts from the policy's text embeddings, and none were given".into()));
         }
         None => (HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad), None),
     };
@@ -425,7 +454,7 @@ pub fn fit_bank(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Ban
         .iter()
         .any(|n| n.kind == NormKind::Standardize)
         .then(|| (norms.iter().flat_map(|n| n.mean.iter().copied()).collect(), norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect()));
-    let (host, tensors) = if by_hand {
+    let (host, tensors) = if by_hand(cfg) {
         (Some((xs, ys, weights)), None)
     } else {
         (None, Some((t2(xs.into_owned(), [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad))))
@@ -644,5 +673,27 @@ mod tests {
             let err = got.iter().zip(want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(err <= 1e-4 * scale, "{name}: gradients differ by {err} (largest {scale})");
         }
+    }
+
+    /// A bank's start heads are checked before its heads are fitted one by one.
+    #[test]
+    fn start_heads_of_another_count_are_refused_not_indexed() {
+        let (n, d) = (20, 3);
+        let x: Vec<f32> = (0..n * d).map(|i| (i % 7) as f32).collect();
+        let y: Vec<f32> = (0..n).map(|i| f32::from(i % 2 == 0)).collect();
+        let start = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: vec![0.0; d], b1: vec![0.0], w2: None, b2: None };
+        let job = BankJob {
+            x: &x,
+            dim: d,
+            targets: &y,
+            outputs: 1,
+            members: vec![(0..n).collect(); 2],
+            lambdas: vec![1e-3; 2],
+            norms: vec![FeatureNorm::identity(d); 2],
+            validation: None,
+            start: Some(vec![start]),
+        };
+        let e = fit_bank(&job, &TrainConfig::default(), &Device::flex()).unwrap_err().to_string();
+        assert!(e.contains("1 start heads for 2 heads"), "{e}");
     }
 }

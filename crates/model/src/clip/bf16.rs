@@ -33,9 +33,9 @@ use super::model::{ClipVisionEmbeddings, ClipVisionModelWithProjection, VisionOp
 /// Rows per rayon task in the element-wise passes.
 const ROWS: usize = 64;
 
-/// The tower's parameters on the host: matrices in bf16 (row-major
-/// `[in, out]`, as burn's `Linear` holds them), vectors in f32, by parameter
-/// id; and the activation as a table.
+/// The tower's parameters on the host, by parameter id: the products'
+/// matrices in bf16 only (row-major `[in, out]`, as burn's `Linear` holds
+/// them), the rest in f32; and the activation and `exp` as tables.
 pub struct HostWeights {
     matrices: HashMap<ParamId, Matrix>,
     vectors: HashMap<ParamId, Vector>,
@@ -45,6 +45,8 @@ pub struct HostWeights {
     activation: Vec<bf16>,
     /// `exp` of every bf16 value, for softmax.
     exp: Vec<f32>,
+    /// While visiting: whether each enclosing module is a `Linear`.
+    path: Vec<bool>,
 }
 
 #[derive(Debug)]
@@ -75,13 +77,14 @@ impl HostWeights {
             eps: config.layer_norm_eps as f32,
             activation: activation.into_iter().map(bf16::from_f32).collect(),
             exp: (0..=u16::MAX).map(|b| bf16::from_bits(b).to_f32().exp()).collect(),
+            path: Vec::new(),
         };
         model.visit(&mut w);
         // The patch embedding's kernel `[hidden, 3, p, p]` as the `[3 p p, hidden]`
         // matrix that multiplies flattened patches.
         let k = &model.vision_model.embeddings.patch_embedding.weight;
         let [h, c, p, q] = k.dims();
-        let kernel = &w.vectors.get(&k.id).expect("visited").f32;
+        let kernel = w.vectors.remove(&k.id).expect("visited").f32;
         let values = (0..c * p * q).flat_map(|i| (0..h).map(move |o| (i, o))).map(|(i, o)| bf16::from_f32(kernel[o * c * p * q + i])).collect();
         w.matrices.insert(k.id, Matrix { values, rows: c * p * q, cols: h });
         w
@@ -108,13 +111,25 @@ impl std::fmt::Debug for HostWeights {
 }
 
 impl ModuleVisitor for HostWeights {
+    fn enter_module(&mut self, _: &str, container: &str) {
+        self.path.push(container == "Struct:Linear");
+    }
+
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+
+    /// A `Linear`'s weight is kept as a bf16 matrix only (it is read by
+    /// products alone); everything else in f32, and 1-D parameters in bf16
+    /// too (biases enter the products' epilogue).
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let t = param.val();
         let dims = t.dims();
         let values = t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 after convert");
-        if D == 2 {
+        if D == 2 && self.path.last() == Some(&true) {
             let m = Matrix { values: values.iter().map(|&v| bf16::from_f32(v)).collect(), rows: dims[0], cols: dims[1] };
             self.matrices.insert(param.id, m);
+            return;
         }
         let bf16 = if D == 1 { values.iter().map(|&v| bf16::from_f32(v)).collect() } else { Vec::new() };
         self.vectors.insert(param.id, Vector { f32: values, bf16 });

@@ -20,6 +20,9 @@ pub struct Preprocessor {
     pub std: [f32; 3],
 }
 
+/// What [`Preprocessor::version`] starts with.
+const VERSION_PREFIX: &str = "clip-bicubic-v1-";
+
 /// Python's round(): halves go to the even neighbour.
 fn round_half_even(x: f64) -> i64 {
     let r = x.round();
@@ -33,7 +36,17 @@ impl Preprocessor {
 
     /// Recorded in embedding stores: changing the pipeline changes this.
     pub fn version(&self) -> String {
-        format!("clip-bicubic-v1-{}", self.size)
+        format!("{VERSION_PREFIX}{}", self.size)
+    }
+
+    /// The preprocessing a [`Self::version`] names; None for another pipeline.
+    pub fn from_version(version: &str) -> Option<Self> {
+        version.strip_prefix(VERSION_PREFIX).and_then(|s| s.parse().ok()).map(Self::clip)
+    }
+
+    /// The resize and crop, in words, for those who reimplement it.
+    pub fn resize_rule(&self) -> String {
+        format!("RGB; shorter side to {0} with Pillow's antialiased bicubic; centre crop {0}x{0}", self.size)
     }
 
     /// The resized and cropped 8-bit image, before normalisation.
@@ -195,6 +208,14 @@ pub fn pil_bicubic(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn version_names_the_preprocessing_and_back() {
+        let p = Preprocessor::clip(224);
+        assert_eq!(Preprocessor::from_version(&p.version()), Some(p));
+        assert_eq!(Preprocessor::from_version("clip-bicubic-v1-x"), None);
+        assert_eq!(Preprocessor::from_version("none"), None);
+    }
     use super::*;
 
     #[test]
