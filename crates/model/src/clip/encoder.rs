@@ -101,7 +101,7 @@ impl Encoder {
             Precision::F32 => {}
             Precision::Bf16 if self.device == Device::flex() => self.host = Some(HostWeights::of(&self.model, &self.config)),
             Precision::Bf16 => {
-                return Err(Error::Device(format!("bf16 runs on the CPU (flex); on {:?} use --precision f16", self.device)));
+                return Err(Error::Device("bf16 runs on the CPU backend (--device cpu); on a GPU use --precision f16".into()));
             }
             Precision::F16 => self.model = self.model.map(&mut CastFloats(DType::F16)),
         }
