@@ -114,13 +114,21 @@ fn main() {
     let dim = f32_cpu.model.visual_projection.weight.dims()[1];
     println!("bf16 against f32 embeddings: worst cosine {:.6} over {batch} inputs", worst_cosine(&f32_cpu.run(), &bf16_cpu.run(), dim));
     if let Some(weights) = &bf16_cpu.host {
-        let mut ops = Bf16Compute { weights };
-        let mut timed = Timed { ops: &mut ops, seconds: Default::default() };
-        let t = Instant::now();
-        bf16_cpu.model.run(&mut timed, Pixels { values: &bf16_cpu.pixels, batch });
-        let total = t.elapsed().as_secs_f64();
-        let parts: Vec<String> = timed.seconds.iter().map(|(k, v)| format!("{k} {:.0} ms", v * 1e3)).collect();
-        println!("bf16 batch of {batch}: {:.0} ms; {}", total * 1e3, parts.join(", "));
+        // The fastest of 3 passes, whole and per kind of operation.
+        let mut best: Option<(f64, std::collections::BTreeMap<&str, f64>)> = None;
+        for _ in 0..3 {
+            let mut ops = Bf16Compute { weights };
+            let mut timed = Timed { ops: &mut ops, seconds: Default::default() };
+            let t = Instant::now();
+            bf16_cpu.model.run(&mut timed, Pixels { values: &bf16_cpu.pixels, batch });
+            let total = t.elapsed().as_secs_f64();
+            let best = best.get_or_insert_with(|| (total, timed.seconds.clone()));
+            best.0 = best.0.min(total);
+            best.1.iter_mut().for_each(|(k, v)| *v = v.min(timed.seconds[k]));
+        }
+        let (total, seconds) = best.expect("3 passes");
+        let parts: Vec<String> = seconds.iter().map(|(k, v)| format!("{k} {:.0} ms", v * 1e3)).collect();
+        println!("bf16 batch of {batch}, fastest of 3 passes: {:.0} ms; {}", total * 1e3, parts.join(", "));
     }
     let sides = [("f32", "fp32", &f32_cpu), ("bf16", "bf16", &bf16_cpu)];
     let mut figures: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); sides.len()];

@@ -11,8 +11,8 @@
 //! activation), so each is written once in the form the next product reads.
 //! The residual stream stays f32, and LayerNorm and attention compute in
 //! f32: torch rounds those too, and keeping them costs nothing measurable.
-//! The activation, and softmax's `exp`, are tables over all 65,536 bf16
-//! inputs.
+//! The activation is a table over all 65,536 bf16 inputs. The work between
+//! the products is in [`super::kernels`].
 //!
 //! This path computes on host memory and records no autodiff graph: it is
 //! for embedding, not for attacks that need gradients through the encoder.
@@ -22,20 +22,24 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use gemmkit::{Bias, MatMut, MatRef, Parallelism, gemm_batched, gemm_fused};
+use gemmkit::{Bias, MatMut, MatRef, Parallelism, gemm_fused};
 use half::bf16;
 use rayon::prelude::*;
 
 use super::activation::quick_gelu_in_place;
 use super::config::{Activation, VisionConfig};
+use super::kernels::{self, AttentionScratch};
 use super::model::{ClipVisionEmbeddings, ClipVisionModelWithProjection, VisionOps};
 
-/// Rows per rayon task in the element-wise passes.
+/// Rows per rayon task in the row-wise passes.
 const ROWS: usize = 64;
+
+/// Values per rayon task in the element-wise passes.
+const CHUNK: usize = 1 << 15;
 
 /// The tower's parameters on the host, by parameter id: the products'
 /// matrices in bf16 only (row-major `[in, out]`, as burn's `Linear` holds
-/// them), the rest in f32; and the activation and `exp` as tables.
+/// them), the rest in f32; and the activation as a table.
 pub struct HostWeights {
     matrices: HashMap<ParamId, Matrix>,
     vectors: HashMap<ParamId, Vector>,
@@ -43,8 +47,6 @@ pub struct HostWeights {
     eps: f32,
     /// The activation of every bf16 value, indexed by its bits.
     activation: Vec<bf16>,
-    /// `exp` of every bf16 value, for softmax.
-    exp: Vec<f32>,
     /// While visiting: whether each enclosing module is a `Linear`.
     path: Vec<bool>,
 }
@@ -76,7 +78,6 @@ impl HostWeights {
             vectors: HashMap::new(),
             eps: config.layer_norm_eps as f32,
             activation: activation.into_iter().map(bf16::from_f32).collect(),
-            exp: (0..=u16::MAX).map(|b| bf16::from_bits(b).to_f32().exp()).collect(),
             path: Vec::new(),
         };
         model.visit(&mut w);
@@ -141,20 +142,6 @@ fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// `sum f(v)` in 16 independent lanes, which the compiler keeps in vector
-/// registers (a single running sum is one long dependency chain).
-fn lanes_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 16];
-    let chunks = values.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(v);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// Normalised pixels `[batch, 3, size, size]`, row-major, on the host.
 #[derive(Debug, Clone, Copy)]
 pub struct Pixels<'a> {
@@ -182,13 +169,21 @@ impl Values {
     fn into_f32(self) -> Vec<f32> {
         match self {
             Values::F32(v) => v,
-            Values::Bf16(v) => v.par_iter().map(|x| x.to_f32()).collect(),
+            Values::Bf16(v) => {
+                let mut out = vec![0.0; v.len()];
+                out.par_chunks_mut(CHUNK).zip(v.par_chunks(CHUNK)).for_each(|(o, v)| kernels::to_f32(v, o));
+                out
+            }
         }
     }
 
     fn into_bf16(self) -> Vec<bf16> {
         match self {
-            Values::F32(v) => v.par_iter().map(|&x| bf16::from_f32(x)).collect(),
+            Values::F32(v) => {
+                let mut out = vec![bf16::ZERO; v.len()];
+                out.par_chunks_mut(CHUNK).zip(v.par_chunks(CHUNK)).for_each(|(o, v)| kernels::to_bf16(v, o));
+                out
+            }
             Values::Bf16(v) => v,
         }
     }
@@ -231,8 +226,7 @@ impl<'a> VisionOps for Bf16Compute<'a> {
             for ch in 0..c {
                 for y in 0..p {
                     let src = ((img * c + ch) * s + gy * p + y) * s + gx * p;
-                    let dst = &mut out[(ch * p + y) * p..(ch * p + y + 1) * p];
-                    dst.iter_mut().zip(&pixels.values[src..src + p]).for_each(|(d, &v)| *d = bf16::from_f32(v));
+                    kernels::to_bf16(&pixels.values[src..src + p], &mut out[(ch * p + y) * p..(ch * p + y + 1) * p]);
                 }
             }
         });
@@ -259,16 +253,7 @@ impl<'a> VisionOps for Bf16Compute<'a> {
         let mut out = vec![bf16::ZERO; input.len()];
         let zeros = vec![0.0; w];
         let beta = beta.unwrap_or(&zeros);
-        out.par_chunks_mut(ROWS * w).zip(input.par_chunks(ROWS * w)).for_each(|(out, rows)| {
-            for (out, row) in out.chunks_exact_mut(w).zip(rows.chunks_exact(w)) {
-                let mean = lanes_sum(row, |v| v) / w as f32;
-                let var = lanes_sum(row, |v| (v - mean) * (v - mean)) / w as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                for (((o, v), g), b) in out.iter_mut().zip(row).zip(gamma).zip(beta) {
-                    *o = bf16::from_f32((v - mean) * inv * g + b);
-                }
-            }
-        });
+        out.par_chunks_mut(ROWS * w).zip(input.par_chunks(ROWS * w)).for_each(|(out, rows)| kernels::layer_norm(rows, gamma, beta, eps, out));
         Tokens { values: Values::Bf16(out), ..x }
     }
 
@@ -291,54 +276,24 @@ impl<'a> VisionOps for Bf16Compute<'a> {
         let mut sum = a.values.into_f32();
         let w = a.width;
         match &b.values {
-            Values::F32(b) => {
-                sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b))
-            }
-            Values::Bf16(b) => {
-                sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b.to_f32()))
-            }
+            Values::F32(b) => sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| kernels::add_f32(a, b)),
+            Values::Bf16(b) => sum.par_chunks_mut(ROWS * w).zip(b.par_chunks(ROWS * w)).for_each(|(a, b)| kernels::add_bf16(a, b)),
         }
         Tokens { values: Values::F32(sum), ..a }
     }
 
     fn attention(&mut self, qkv: Tokens, heads: usize, queries: Option<usize>) -> Tokens {
         let (b, t, h) = (qkv.batch, qkv.tokens, qkv.width / 3);
-        let (tq, hd) = (queries.unwrap_or(t).min(t), h / heads);
-        let scale = (hd as f32).powf(-0.5);
-        let (row, image) = (3 * h as isize, (t * 3 * h) as isize);
-        let x = qkv.values.into_f32();
-        let mut scores = vec![0.0f32; b * tq * t];
-        let mut ctx = vec![0.0f32; b * tq * h];
-        // Head by head, each product batched over the images: the
-        // products are small (50 x 64 x 50 for ViT-B/32), and one call per
-        // image and head spent more in dispatch than in arithmetic.
-        for head in 0..heads {
-            let q = MatRef::new(&x[head * hd..], tq, hd, row, 1);
-            let kt = MatRef::new(&x[h + head * hd..], hd, t, 1, row);
-            let out = MatMut::new(&mut scores, tq, t, t as isize, 1);
-            gemm_batched(b, scale, q, image, kt, image, 0.0, out, (tq * t) as isize, Parallelism::Rayon(0));
-            // Softmax with `exp` from a table of the bf16 values: what is
-            // rounded is the score less the row's maximum, so the largest
-            // weights (scores near the maximum) are the most exact, and no
-            // weight moves by more than about 1e-3.
-            let exp = &self.weights.exp;
-            scores.par_chunks_mut(ROWS * t).for_each(|rows| {
-                for row in rows.chunks_exact_mut(t) {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0;
-                    row.iter_mut().for_each(|v| {
-                        *v = exp[usize::from(bf16::from_f32(*v - max).to_bits())];
-                        sum += *v;
-                    });
-                    row.iter_mut().for_each(|v| *v /= sum);
-                }
-            });
-            let p = MatRef::new(&scores, tq, t, t as isize, 1);
-            let v = MatRef::new(&x[2 * h + head * hd..], t, hd, row, 1);
-            let out = MatMut::new(&mut ctx[head * hd..], tq, hd, h as isize, 1);
-            gemm_batched(b, 1.0, p, (tq * t) as isize, v, image, 0.0, out, (tq * h) as isize, Parallelism::Rayon(0));
-        }
-        Tokens { values: Values::F32(ctx), batch: b, tokens: tq, width: h }
+        let tq = queries.unwrap_or(t).min(t);
+        let x = qkv.values.into_bf16();
+        let mut ctx = vec![bf16::ZERO; b * tq * h];
+        // An image per task, all its heads in cache-sized buffers: batched
+        // products over the images, head by head, spent as long again in
+        // dispatch and in passes over whole-batch score buffers.
+        ctx.par_chunks_mut(tq * h)
+            .zip(x.par_chunks(t * 3 * h))
+            .for_each_init(AttentionScratch::default, |scratch, (out, x)| kernels::attention(x, t, heads, out, tq, scratch));
+        Tokens { values: Values::Bf16(ctx), batch: b, tokens: tq, width: h }
     }
 
     fn first_tokens(&mut self, x: Tokens, n: Option<usize>) -> Tokens {

@@ -6,6 +6,7 @@ pub mod activation;
 pub mod bf16;
 pub mod config;
 pub mod encoder;
+pub mod kernels;
 pub mod load;
 pub mod model;
 pub mod preprocess;

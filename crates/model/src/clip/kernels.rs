@@ -1,0 +1,381 @@
+//! The bf16 tower's work between its products, on host slices: LayerNorm,
+//! residual adds, conversions and attention. Each kernel runs compiled for
+//! the widest SIMD the CPU has (AVX-512, or AVX2 with FMA), chosen at run
+//! time through `pulp`: the workspace is built for baseline x86-64, whose
+//! SSE2 leaves these loops a half to a quarter as wide as the CPU's units.
+//!
+//! The bodies are plain loops, written so that they vectorise: fixed-width
+//! lanes for sums (a float sum is not reordered otherwise), branch-free
+//! rounding to bf16, and a polynomial `exp`.
+
+use half::bf16;
+use pulp::{Arch, Simd, WithSimd};
+
+/// Runs `f` compiled for the CPU's widest SIMD. `f` must be an
+/// `#[inline(always)]` closure, and what it calls `#[inline(always)]` too:
+/// otherwise it may stay out of line, compiled for baseline x86-64
+/// (measured: attention 25 times slower, its `mul_add`s library calls).
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    Arch::new().dispatch(f)
+}
+
+/// f32 to bf16, to nearest with ties to even, NaN kept NaN: bit for bit
+/// `bf16::from_f32`, without the branches that keep it from vectorising.
+#[inline(always)]
+pub fn round(v: f32) -> bf16 {
+    let x = v.to_bits();
+    let rounded = x.wrapping_add(0x7FFF + ((x >> 16) & 1)) >> 16;
+    let nan = (x & 0x7FFF_FFFF) > 0x7F80_0000;
+    bf16::from_bits(if nan { (x >> 16) | 0x40 } else { rounded } as u16)
+}
+
+/// `dst = src` rounded to bf16.
+pub fn to_bf16(src: &[f32], dst: &mut [bf16]) {
+    simd(
+        #[inline(always)]
+        || dst.iter_mut().zip(src).for_each(|(d, &s)| *d = round(s)),
+    )
+}
+
+/// `dst = src` widened to f32 (exact).
+pub fn to_f32(src: &[bf16], dst: &mut [f32]) {
+    simd(
+        #[inline(always)]
+        || dst.iter_mut().zip(src).for_each(|(d, s)| *d = f32::from_bits(u32::from(s.to_bits()) << 16)),
+    )
+}
+
+/// `acc += x`.
+pub fn add_f32(acc: &mut [f32], x: &[f32]) {
+    simd(
+        #[inline(always)]
+        || acc.iter_mut().zip(x).for_each(|(a, &x)| *a += x),
+    )
+}
+
+/// `acc += x` for bf16 `x`.
+pub fn add_bf16(acc: &mut [f32], x: &[bf16]) {
+    simd(
+        #[inline(always)]
+        || acc.iter_mut().zip(x).for_each(|(a, x)| *a += f32::from_bits(u32::from(x.to_bits()) << 16)),
+    )
+}
+
+/// `sum f(v)` in 16 independent lanes, which stay in vector registers (a
+/// single running sum is one long dependency chain, and may not be
+/// reordered into lanes by the compiler).
+#[inline(always)]
+fn lanes_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let chunks = values.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The largest value, in 16 lanes as [`lanes_sum`].
+#[inline(always)]
+fn lanes_max(values: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = a.max(v);
+        }
+    }
+    acc.into_iter().fold(tail, f32::max)
+}
+
+/// LayerNorm of each `width`-long row of `input` into `out`, in f32 and
+/// rounded once to bf16.
+pub fn layer_norm(input: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [bf16]) {
+    simd(
+        #[inline(always)]
+        || normalise(input, gamma, beta, eps, out),
+    )
+}
+
+#[inline(always)]
+fn normalise(input: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [bf16]) {
+    let w = gamma.len();
+    for (out, row) in out.chunks_exact_mut(w).zip(input.chunks_exact(w)) {
+        let mean = lanes_sum(row, |v| v) / w as f32;
+        let var = lanes_sum(row, |v| (v - mean) * (v - mean)) / w as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &g), &b) in out.iter_mut().zip(row).zip(gamma).zip(beta) {
+            *o = round((v - mean) * inv * g + b);
+        }
+    }
+}
+
+/// `e^x` to about 2 ulp (Cephes' `expf` polynomial) in each lane;
+/// inputs are clamped to where the result is a normal f32.
+#[inline(always)]
+fn exp<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5 x 2^23 rounds to an integer, held in the low mantissa
+    // bits: `n` as a float and as an integer without a conversion.
+    const MAGIC: f32 = 12_582_912.0;
+    let f = |v: f32| simd.splat_f32s(v);
+    let x = simd.min_f32s(simd.max_f32s(x, f(-87.0)), f(88.0));
+    let t = simd.mul_add_f32s(x, f(std::f32::consts::LOG2_E), f(MAGIC));
+    let n = simd.sub_f32s(t, f(MAGIC));
+    let r = simd.mul_add_f32s(n, f(-LN2_LO), simd.mul_add_f32s(n, f(-LN2_HI), x));
+    let mut p = f(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        p = simd.mul_add_f32s(p, r, f(c));
+    }
+    let e = simd.add_f32s(simd.mul_add_f32s(simd.mul_f32s(p, r), r, r), f(1.0));
+    let u = |v: u32| simd.splat_u32s(v);
+    let exponent = simd.add_u32s(simd.sub_u32s(simd.transmute_u32s_f32s(t), u(MAGIC.to_bits())), u(127));
+    simd.mul_f32s(e, simd.transmute_f32s_u32s(simd.wrapping_dyn_shl_u32s(exponent, u(23))))
+}
+
+/// Softmax of a row whose first `t` values are scores and whose length is
+/// a whole number of vectors; the rest are set to 0.
+#[inline(always)]
+fn softmax<S: Simd>(simd: S, row: &mut [f32], t: usize) {
+    let max = simd.splat_f32s(lanes_max(&row[..t]));
+    let (vectors, _) = S::as_mut_simd_f32s(row);
+    vectors.iter_mut().for_each(|v| *v = exp(simd, simd.sub_f32s(*v, max)));
+    row[t..].fill(0.0);
+    let (vectors, _) = S::as_mut_simd_f32s(row);
+    let sum = vectors.iter().fold(simd.splat_f32s(0.0), |acc, &v| simd.add_f32s(acc, v));
+    let inv = simd.splat_f32s(1.0 / simd.reduce_sum_f32s(sum));
+    vectors.iter_mut().for_each(|v| *v = simd.mul_f32s(*v, inv));
+}
+
+/// Scratch for one image's attention, kept between images by a worker.
+#[derive(Debug, Default)]
+pub struct AttentionScratch {
+    q: Vec<f32>,
+    kt: Vec<f32>,
+    v: Vec<f32>,
+    s: Vec<f32>,
+    o: Vec<f32>,
+}
+
+/// One image's multi-head attention: `qkv` is `[t, 3 h]` (queries, keys,
+/// values side by side, heads contiguous within each), `out` is `[tq, h]`
+/// for the first `tq` queries. Scores, softmax and the weighted sum are f32
+/// in buffers a few tens of KB long, which stay in the core's L1/L2 cache;
+/// only the result is rounded to bf16, as the projection after it reads it.
+pub fn attention(qkv: &[bf16], t: usize, heads: usize, out: &mut [bf16], tq: usize, scratch: &mut AttentionScratch) {
+    Arch::new().dispatch(Attention { qkv, t, heads, out, tq, scratch })
+}
+
+/// [`attention`]'s arguments, for `pulp` to call back with the CPU's SIMD.
+struct Attention<'a> {
+    qkv: &'a [bf16],
+    t: usize,
+    heads: usize,
+    out: &'a mut [bf16],
+    tq: usize,
+    scratch: &'a mut AttentionScratch,
+}
+
+impl WithSimd for Attention<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Attention { qkv, t, heads, out, tq, scratch } = self;
+        attend(simd, qkv, t, heads, out, tq, scratch)
+    }
+}
+
+#[inline(always)]
+fn attend<S: Simd>(simd: S, qkv: &[bf16], t: usize, heads: usize, out: &mut [bf16], tq: usize, scratch: &mut AttentionScratch) {
+    let h = qkv.len() / (3 * t);
+    let hd = h / heads;
+    // Padded so that the products run in whole tiles (see `tiles`).
+    let (tq4, tp, dp) = (tq.next_multiple_of(TILE_ROWS), t.next_multiple_of(TILE_COLUMNS), hd.next_multiple_of(TILE_COLUMNS));
+    let scale = (hd as f32).powf(-0.5);
+    let AttentionScratch { q, kt, v, s, o } = scratch;
+    for (buf, len) in [(&mut *q, tq4 * hd), (&mut *kt, hd * tp), (&mut *v, t * dp), (&mut *s, tq4 * tp), (&mut *o, tq4 * dp)] {
+        buf.clear();
+        buf.resize(len, 0.0);
+    }
+    let widen = |b: bf16| f32::from_bits(u32::from(b.to_bits()) << 16);
+    for head in 0..heads {
+        let col = head * hd;
+        for (row, x) in q.chunks_exact_mut(hd).zip(qkv.chunks_exact(3 * h).take(tq)) {
+            row.iter_mut().zip(&x[col..col + hd]).for_each(|(q, &x)| *q = widen(x) * scale);
+        }
+        for (j, x) in qkv.chunks_exact(3 * h).enumerate() {
+            for (d, &x) in x[h + col..h + col + hd].iter().enumerate() {
+                kt[d * tp + j] = widen(x);
+            }
+        }
+        for (row, x) in v.chunks_exact_mut(dp).zip(qkv.chunks_exact(3 * h)) {
+            row[..hd].iter_mut().zip(&x[2 * h + col..2 * h + col + hd]).for_each(|(v, &x)| *v = widen(x));
+        }
+        tiles(simd, q, hd, hd, kt, tp, s);
+        for row in s.chunks_exact_mut(tp).take(tq) {
+            softmax(simd, row, t);
+        }
+        tiles(simd, s, tp, t, v, dp, o);
+        for (out, o) in out.chunks_exact_mut(h).zip(o.chunks_exact(dp)) {
+            out[col..col + hd].iter_mut().zip(o).for_each(|(out, &o)| *out = round(o));
+        }
+    }
+}
+
+/// Rows of a tile of [`tiles`].
+const TILE_ROWS: usize = 4;
+
+/// What a tile's columns are padded to: two vectors of the widest SIMD
+/// (16 f32 lanes on AVX-512).
+const TILE_COLUMNS: usize = 32;
+
+/// `c [m, n] = a [m, k] . b [k, n]`, where `a`'s rows are `lda` apart, `m`
+/// is a multiple of [`TILE_ROWS`] and `n` of [`TILE_COLUMNS`]: tiles of 4
+/// rows by 2 vectors, whose 8 accumulators stay in registers while `k`
+/// runs (enough independent multiply-adds to cover their latency).
+#[inline(always)]
+fn tiles<S: Simd>(simd: S, a: &[f32], lda: usize, k: usize, b: &[f32], n: usize, c: &mut [f32]) {
+    let vectors = n / S::F32_LANES;
+    let (b, _) = S::as_simd_f32s(b);
+    for (a, c) in a.chunks_exact(TILE_ROWS * lda).zip(c.chunks_exact_mut(TILE_ROWS * n)) {
+        let rows = [&a[..k], &a[lda..lda + k], &a[2 * lda..2 * lda + k], &a[3 * lda..3 * lda + k]];
+        let (c, _) = S::as_mut_simd_f32s(c);
+        for col in (0..vectors).step_by(2) {
+            let mut acc = [[simd.splat_f32s(0.0); 2]; TILE_ROWS];
+            for (d, b) in b.chunks_exact(vectors).take(k).enumerate() {
+                let (b0, b1) = (b[col], b[col + 1]);
+                for (acc, row) in acc.iter_mut().zip(rows) {
+                    let x = simd.splat_f32s(row[d]);
+                    acc[0] = simd.mul_add_f32s(x, b0, acc[0]);
+                    acc[1] = simd.mul_add_f32s(x, b1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                c[r * vectors + col] = acc[0];
+                c[r * vectors + col + 1] = acc[1];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_bf16_from_f32_bit_for_bit() {
+        let mut state = 0x9E37_79B9u32;
+        let specials = [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, f32::MIN_POSITIVE, 1e-40];
+        // Ties (lower half exactly 0x8000) with odd and even upper halves.
+        let ties = [0x3F80_8000u32, 0x3F81_8000, 0xBF80_8000, 0x7F7F_8000].map(f32::from_bits);
+        let random = (0..200_000).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            f32::from_bits(state)
+        });
+        let values: Vec<f32> = specials.into_iter().chain(ties).chain(random).collect();
+        let mut got = vec![bf16::ZERO; values.len()];
+        to_bf16(&values, &mut got);
+        for (v, g) in values.iter().zip(&got) {
+            assert_eq!(g.to_bits(), bf16::from_f32(*v).to_bits(), "{v:e} ({:#010x})", v.to_bits());
+        }
+        let mut back = vec![0.0f32; got.len()];
+        to_f32(&got, &mut back);
+        for (b, g) in back.iter().zip(&got) {
+            assert_eq!(b.to_bits(), g.to_f32().to_bits());
+        }
+    }
+
+    /// `exp` over a slice, compiled as the kernels are.
+    struct Exp<'a>(&'a mut [f32]);
+
+    impl WithSimd for Exp<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) {
+            let (vectors, tail) = S::as_mut_simd_f32s(self.0);
+            vectors.iter_mut().for_each(|v| *v = exp(simd, *v));
+            let (tail, _) = pulp::Scalar::as_mut_simd_f32s(tail);
+            tail.iter_mut().for_each(|v| *v = exp(pulp::Scalar, *v));
+        }
+    }
+
+    #[test]
+    fn exp_is_within_3_ulp_of_std() {
+        let xs: Vec<f32> = (-87_000..88_000).map(|i| i as f32 / 1000.0 + 0.000_37).collect();
+        let mut got = xs.clone();
+        Arch::new().dispatch(Exp(&mut got));
+        for (&x, &got) in xs.iter().zip(&got) {
+            let want = x.exp();
+            let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+            assert!(ulp <= 3, "exp({x}) = {got}, std says {want} ({ulp} ulp)");
+        }
+        let mut edges = [-1e4, -87.0, f32::NEG_INFINITY];
+        Arch::new().dispatch(Exp(&mut edges));
+        assert!(edges[1].is_normal() && edges[1] > 0.0, "{edges:?}");
+        assert_eq!(edges, [edges[1]; 3]);
+    }
+
+    /// The plain definition, in f64.
+    fn attention_reference(qkv: &[f32], t: usize, heads: usize, tq: usize) -> Vec<f32> {
+        let h = qkv.len() / (3 * t);
+        let hd = h / heads;
+        let at = |j: usize, part: usize, head: usize, d: usize| f64::from(qkv[j * 3 * h + part * h + head * hd + d]);
+        let mut out = vec![0.0f32; tq * h];
+        for head in 0..heads {
+            for i in 0..tq {
+                let scores: Vec<f64> =
+                    (0..t).map(|j| (0..hd).map(|d| at(i, 0, head, d) * at(j, 1, head, d)).sum::<f64>() / (hd as f64).sqrt()).collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                for d in 0..hd {
+                    out[i * h + head * hd + d] = ((0..t).map(|j| e[j] * at(j, 2, head, d)).sum::<f64>() / sum) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn attention_matches_its_definition_at_padded_and_whole_tile_shapes() {
+        // (tokens, heads, head width, queries): 50 x 64 is ViT-B/32's; the
+        // others leave partial tiles in every padded dimension.
+        for (t, heads, hd, tq) in [(50, 2, 64, 50), (5, 4, 16, 5), (7, 3, 20, 1), (17, 1, 8, 17)] {
+            let h = heads * hd;
+            let qkv: Vec<bf16> = (0..t * 3 * h).map(|i| bf16::from_f32(((i * 7919 % 1013) as f32 / 253.0) - 2.0)).collect();
+            let mut out = vec![bf16::ZERO; tq * h];
+            attention(&qkv, t, heads, &mut out, tq, &mut AttentionScratch::default());
+            let want = attention_reference(&qkv.iter().map(|v| v.to_f32()).collect::<Vec<_>>(), t, heads, tq);
+            for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+                assert!((g.to_f32() - w).abs() <= 4e-3 * w.abs().max(1.0), "t {t} heads {heads} hd {hd}: [{i}] {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_rows_are_normalised_then_scaled() {
+        let w = 40;
+        let input: Vec<f32> = (0..3 * w).map(|i| (i as f32 * 0.37).sin() * 5.0 + i as f32 * 0.01).collect();
+        let gamma: Vec<f32> = (0..w).map(|i| 1.0 + i as f32 / 100.0).collect();
+        let beta: Vec<f32> = (0..w).map(|i| i as f32 / 50.0).collect();
+        let mut out = vec![bf16::ZERO; input.len()];
+        layer_norm(&input, &gamma, &beta, 1e-5, &mut out);
+        for (row, got) in input.chunks(w).zip(out.chunks(w)) {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / w as f64;
+            let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / w as f64;
+            for (((v, g), gm), bt) in row.iter().zip(got).zip(&gamma).zip(&beta) {
+                let want = (f64::from(*v) - mean) / (var + 1e-5).sqrt() * f64::from(*gm) + f64::from(*bt);
+                assert!((f64::from(g.to_f32()) - want).abs() <= 4e-3 * want.abs().max(1.0), "{g} vs {want}");
+            }
+        }
+    }
+}
