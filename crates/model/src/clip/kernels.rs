@@ -311,12 +311,23 @@ mod tests {
     #[test]
     fn exp_is_within_3_ulp_of_std() {
         let xs: Vec<f32> = (-87_000..88_000).map(|i| i as f32 / 1000.0 + 0.000_37).collect();
-        let mut got = xs.clone();
-        Arch::new().dispatch(Exp(&mut got));
-        for (&x, &got) in xs.iter().zip(&got) {
-            let want = x.exp();
-            let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
-            assert!(ulp <= 3, "exp({x}) = {got}, std says {want} ({ulp} ulp)");
+        let mut widest = xs.clone();
+        Arch::new().dispatch(Exp(&mut widest));
+        let mut scalar = xs.clone();
+        Simd::vectorize(pulp::Scalar, Exp(&mut scalar));
+        let mut runs = vec![("widest", widest), ("scalar", scalar)];
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = pulp::x86::V3::try_new() {
+            let mut avx2 = xs.clone();
+            Simd::vectorize(v3, Exp(&mut avx2));
+            runs.push(("AVX2", avx2));
+        }
+        for (isa, got) in &runs {
+            for (&x, &got) in xs.iter().zip(got) {
+                let want = x.exp();
+                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+                assert!(ulp <= 3, "{isa}: exp({x}) = {got}, std says {want} ({ulp} ulp)");
+            }
         }
         let mut edges = [-1e4, -87.0, f32::NEG_INFINITY];
         Arch::new().dispatch(Exp(&mut edges));
@@ -352,11 +363,25 @@ mod tests {
         for (t, heads, hd, tq) in [(50, 2, 64, 50), (5, 4, 16, 5), (7, 3, 20, 1), (17, 1, 8, 17)] {
             let h = heads * hd;
             let qkv: Vec<bf16> = (0..t * 3 * h).map(|i| bf16::from_f32(((i * 7919 % 1013) as f32 / 253.0) - 2.0)).collect();
-            let mut out = vec![bf16::ZERO; tq * h];
-            attention(&qkv, t, heads, &mut out, tq, &mut AttentionScratch::default());
             let want = attention_reference(&qkv.iter().map(|v| v.to_f32()).collect::<Vec<_>>(), t, heads, tq);
-            for (i, (g, w)) in out.iter().zip(&want).enumerate() {
-                assert!((g.to_f32() - w).abs() <= 4e-3 * w.abs().max(1.0), "t {t} heads {heads} hd {hd}: [{i}] {g} vs {w}");
+            // The CPU's widest SIMD, then each narrower one it has (vectors
+            // of 16, 8 and 1 lanes on an AVX-512 CPU).
+            let mut runs = vec![("widest", vec![bf16::ZERO; tq * h])];
+            attention(&qkv, t, heads, &mut runs[0].1, tq, &mut AttentionScratch::default());
+            let mut scratch = AttentionScratch::default();
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                let mut out = vec![bf16::ZERO; tq * h];
+                Simd::vectorize(v3, Attention { qkv: &qkv, t, heads, out: &mut out, tq, scratch: &mut scratch });
+                runs.push(("AVX2", out));
+            }
+            let mut out = vec![bf16::ZERO; tq * h];
+            attend(pulp::Scalar, &qkv, t, heads, &mut out, tq, &mut scratch);
+            runs.push(("scalar", out));
+            for (isa, out) in &runs {
+                for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+                    assert!((g.to_f32() - w).abs() <= 4e-3 * w.abs().max(1.0), "{isa}, t {t} heads {heads} hd {hd}: [{i}] {g} vs {w}");
+                }
             }
         }
     }
