@@ -30,6 +30,13 @@ pub fn round(v: f32) -> bf16 {
     bf16::from_bits(if nan { (x >> 16) | 0x40 } else { rounded } as u16)
 }
 
+/// bf16 to f32, exactly: `bf16::to_f32` without the branch that quiets a
+/// signalling NaN, so that it vectorises.
+#[inline(always)]
+fn widen(b: bf16) -> f32 {
+    f32::from_bits(u32::from(b.to_bits()) << 16)
+}
+
 /// `dst = src` rounded to bf16.
 pub fn to_bf16(src: &[f32], dst: &mut [bf16]) {
     simd(
@@ -42,7 +49,7 @@ pub fn to_bf16(src: &[f32], dst: &mut [bf16]) {
 pub fn to_f32(src: &[bf16], dst: &mut [f32]) {
     simd(
         #[inline(always)]
-        || dst.iter_mut().zip(src).for_each(|(d, s)| *d = f32::from_bits(u32::from(s.to_bits()) << 16)),
+        || dst.iter_mut().zip(src).for_each(|(d, s)| *d = widen(*s)),
     )
 }
 
@@ -58,7 +65,7 @@ pub fn add_f32(acc: &mut [f32], x: &[f32]) {
 pub fn add_bf16(acc: &mut [f32], x: &[bf16]) {
     simd(
         #[inline(always)]
-        || acc.iter_mut().zip(x).for_each(|(a, x)| *a += f32::from_bits(u32::from(x.to_bits()) << 16)),
+        || acc.iter_mut().zip(x).for_each(|(a, x)| *a += widen(*x)),
     )
 }
 
@@ -203,7 +210,6 @@ fn attend<S: Simd>(simd: S, qkv: &[bf16], t: usize, heads: usize, out: &mut [bf1
         buf.clear();
         buf.resize(len, 0.0);
     }
-    let widen = |b: bf16| f32::from_bits(u32::from(b.to_bits()) << 16);
     for head in 0..heads {
         let col = head * hd;
         for (row, x) in q.chunks_exact_mut(hd).zip(qkv.chunks_exact(3 * h).take(tq)) {
