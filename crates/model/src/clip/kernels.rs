@@ -4,9 +4,11 @@
 //! time through `pulp`: the workspace is built for baseline x86-64, whose
 //! SSE2 leaves these loops a half to a quarter as wide as the CPU's units.
 //!
-//! The bodies are plain loops, written so that they vectorise: fixed-width
-//! lanes for sums (a float sum is not reordered otherwise), branch-free
-//! rounding to bf16, and a polynomial `exp`.
+//! The element-wise kernels are plain loops written so that the compiler
+//! vectorises them: fixed-width lanes for sums (a float sum is not
+//! reordered otherwise) and branch-free rounding to bf16. Attention's
+//! products and softmax are written with pulp's vector types, which fixes
+//! their register tiles and their polynomial `exp`.
 
 use half::bf16;
 use pulp::{Arch, Simd, WithSimd};
@@ -23,7 +25,7 @@ fn simd<R>(f: impl FnOnce() -> R) -> R {
 /// f32 to bf16, to nearest with ties to even, NaN kept NaN: bit for bit
 /// `bf16::from_f32`, without the branches that keep it from vectorising.
 #[inline(always)]
-pub fn round(v: f32) -> bf16 {
+fn round(v: f32) -> bf16 {
     let x = v.to_bits();
     let rounded = x.wrapping_add(0x7FFF + ((x >> 16) & 1)) >> 16;
     let nan = (x & 0x7FFF_FFFF) > 0x7F80_0000;
@@ -99,8 +101,8 @@ fn lanes_max(values: &[f32]) -> f32 {
     acc.into_iter().fold(tail, f32::max)
 }
 
-/// LayerNorm of each `width`-long row of `input` into `out`, in f32 and
-/// rounded once to bf16.
+/// LayerNorm of each row of `input` (rows as long as `gamma`) into `out`,
+/// in f32 and rounded once to bf16.
 pub fn layer_norm(input: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [bf16]) {
     simd(
         #[inline(always)]
