@@ -311,13 +311,20 @@ fn validation_losses(logits: &[f32], targets: &[f32], heads: usize, o: usize) ->
 
 /// The per-head standardisation as bank tensors (None when no head standardises).
 pub(crate) fn affine(norms: &[&FeatureNorm], device: &Device) -> Option<Affine> {
+    let (h, d) = (norms.len(), norms[0].dim());
+    let (mean, inv) = host_affine(norms)?;
+    Some(Affine { mean: t3(mean, [h, 1, d], device), inv_std: t3(inv, [h, d, 1], device) })
+}
+
+/// The per-head standardisation on the host: means and inverse deviations,
+/// `[heads, d]` each (None when no head standardises).
+fn host_affine(norms: &[&FeatureNorm]) -> Option<(Vec<f32>, Vec<f32>)> {
     if norms.iter().all(|n| n.kind != NormKind::Standardize) {
         return None;
     }
-    let (h, d) = (norms.len(), norms[0].dim());
-    let mean: Vec<f32> = norms.iter().flat_map(|n| n.mean.iter().copied()).collect();
-    let inv: Vec<f32> = norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect();
-    Some(Affine { mean: t3(mean, [h, 1, d], device), inv_std: t3(inv, [h, d, 1], device) })
+    let mean = norms.iter().flat_map(|n| n.mean.iter().copied()).collect();
+    let inv = norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect();
+    Some((mean, inv))
 }
 
 /// Raw features after the row step shared by all heads of one kind.
@@ -441,19 +448,14 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
     let aff = affine(&norms, &ad);
     let aff_plain = affine(&norms, device);
     let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
-    let (mut bank, centre) = match &job.start {
-        Some(start) => {
-            let refs: Vec<&HeadWeights> = start.iter().collect();
-            let centre = t3(start.iter().flat_map(|w| w.w1.iter().copied()).collect(), [heads, d, cfg.head.width(o)], &ad);
-            (HeadBank::from_weights(&refs, &ad), Some(centre))
-        }
-        None => (HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad), None),
+    // The first layers the penalty pulls toward, `[heads, d, width]`.
+    let centre_values: Option<Vec<f32>> = job.start.as_ref().map(|s| s.iter().flat_map(|w| w.w1.iter().copied()).collect());
+    let centre = centre_values.as_ref().map(|c| t3(c.clone(), [heads, d, cfg.head.width(o)], &ad));
+    let mut bank = match &job.start {
+        Some(start) => HeadBank::from_weights(&start.iter().collect::<Vec<_>>(), &ad),
+        None => HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad),
     };
-    let centre_host: Option<Vec<f32>> = job.start.as_ref().map(|s| s.iter().flat_map(|w| w.w1.iter().copied()).collect());
-    let affine_host: Option<(Vec<f32>, Vec<f32>)> = norms
-        .iter()
-        .any(|n| n.kind == NormKind::Standardize)
-        .then(|| (norms.iter().flat_map(|n| n.mean.iter().copied()).collect(), norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect()));
+    let affine_host = by_hand(cfg).then(|| host_affine(&norms)).flatten();
     let (host, tensors) = if by_hand(cfg) {
         (Some((xs, ys, weights)), None)
     } else {
@@ -466,7 +468,7 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
         o,
         weights: w,
         lambdas: &job.lambdas,
-        centre: centre_host.as_deref(),
+        centre: centre_values.as_deref(),
         affine: affine_host.as_ref().map(|(m, i)| (m.as_slice(), i.as_slice())),
     });
     let val = job.validation.map(|(vx, vy)| (t2(row_stepped(kind, Cow::Borrowed(vx), d).into_owned(), [vx.len() / d, d], device), vy));
@@ -637,8 +639,8 @@ mod tests {
         let w1: Vec<f32> = (0..heads * d * o).map(|_| uniform(-0.5, 0.5)).collect();
         let b1: Vec<f32> = (0..heads * o).map(|_| uniform(-0.5, 0.5)).collect();
         let centre: Vec<f32> = (0..heads * d * o).map(|_| uniform(-0.2, 0.2)).collect();
-        let mean: Vec<f32> = norms.iter().flat_map(|n| n.mean.clone()).collect();
-        let inv: Vec<f32> = norms.iter().flat_map(|n| n.std.iter().map(|s| 1.0 / s)).collect();
+        let norm_refs: Vec<&FeatureNorm> = norms.iter().collect();
+        let (mean, inv) = host_affine(&norm_refs).expect("standardised");
         let objective =
             LinearObjective { x: &x, d, y: &y, o, weights: &weights, lambdas: &lambdas, centre: Some(&centre), affine: Some((&mean, &inv)) };
         let by_hand = objective.evaluate(&w1, &b1);
@@ -656,7 +658,6 @@ mod tests {
             })
             .collect();
         let bank = HeadBank::from_weights(&start.iter().collect::<Vec<_>>(), &ad);
-        let norm_refs: Vec<&FeatureNorm> = norms.iter().collect();
         let logits = bank.forward(t2(x.clone(), [n, d], &ad), affine(&norm_refs, &ad).as_ref(), None);
         let data = (bce_with_logits(logits, t3(y.clone(), [1, n, o], &ad).expand([heads, n, o])) * t3(weights.clone(), [heads, n, o], &ad)).sum();
         let lambda_t = t3(lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use pairguard_data::Precision;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::CalibrationConfig;
 use pairguard_model::clip::Encoder;
-use pairguard_model::onnx::{Precision, export_head, export_pipeline};
+use pairguard_model::onnx::{export_head, export_pipeline};
 use pairguard_model::prompts::{PolicyPrompts, zero_shot_guard};
 use pairguard_model::{Device, GuardConfig, GuardModel, HeadKind, LabeledSet, Optimizer, TrainConfig};
 use tract_onnx::prelude::*;

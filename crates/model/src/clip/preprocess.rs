@@ -208,6 +208,7 @@ pub fn pil_bicubic(src: &RgbImage, out_w: usize, out_h: usize) -> RgbImage {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn version_names_the_preprocessing_and_back() {
@@ -216,7 +217,6 @@ mod tests {
         assert_eq!(Preprocessor::from_version("clip-bicubic-v1-x"), None);
         assert_eq!(Preprocessor::from_version("none"), None);
     }
-    use super::*;
 
     #[test]
     fn python_rounding() {
