@@ -445,18 +445,21 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
     device.seed(cfg.seed);
     ad.seed(cfg.seed);
     let norms: Vec<&FeatureNorm> = job.norms.iter().collect();
-    let aff = affine(&norms, &ad);
     let aff_plain = affine(&norms, device);
     let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
     // The first layers the penalty pulls toward, `[heads, d, width]`.
     let centre_values: Option<Vec<f32>> = job.start.as_ref().map(|s| s.iter().flat_map(|w| w.w1.iter().copied()).collect());
-    let centre = centre_values.as_ref().map(|c| t3(c.clone(), [heads, d, cfg.head.width(o)], &ad));
     let mut bank = match &job.start {
         Some(start) => HeadBank::from_weights(&start.iter().collect::<Vec<_>>(), &ad),
         None => HeadBank::init(cfg.head, heads, d, o, cfg.seed, &ad),
     };
-    let affine_host = by_hand(cfg).then(|| host_affine(&norms)).flatten();
-    let (host, tensors) = if by_hand(cfg) {
+    // The standardisation and the penalty centre in the one form the fit
+    // reads: host slices for the written-out objective, tensors for autodiff.
+    let hand = by_hand(cfg);
+    let affine_host = hand.then(|| host_affine(&norms)).flatten();
+    let aff = (!hand).then(|| affine(&norms, &ad)).flatten();
+    let centre = centre_values.as_ref().filter(|_| !hand).map(|c| t3(c.clone(), [heads, d, cfg.head.width(o)], &ad));
+    let (host, tensors) = if hand {
         (Some((xs, ys, weights)), None)
     } else {
         (None, Some((t2(xs.into_owned(), [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad))))
