@@ -78,9 +78,11 @@ impl LinearObjective<'_> {
         // logits, their residuals `weight x (sigmoid(z) - y)`, and the block's
         // share of the gradient `x_blockᵀ residuals`, while the block is in
         // cache. Reading the features once per evaluation instead of twice
-        // is what the time goes to at probe sizes.
-        let zero = || (0.0f64, vec![0.0f32; c * d], vec![0.0f32; c]);
-        let (data, gw, gb) = self
+        // is what the time goes to at probe sizes. The blocks' shares are
+        // summed afterwards in block order: rayon's own reduction groups them
+        // as its work stealing splits, which moves the last bits from run to
+        // run, and a seeded fit must give the same numbers every time.
+        let blocks: Vec<(f64, Vec<f32>, Vec<f32>)> = self
             .x
             .par_chunks(ROWS * d)
             .enumerate()
@@ -114,11 +116,13 @@ impl LinearObjective<'_> {
                 gemm(1.0, rt, MatRef::from_row_major(x, rows, d), 0.0, MatMut::from_row_major(&mut gw, c, d), Parallelism::Serial);
                 (loss, gw, gb)
             })
-            .reduce(zero, |(la, mut ga, mut ba), (lb, gb_, bb)| {
-                ga.iter_mut().zip(&gb_).for_each(|(a, b)| *a += b);
-                ba.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
-                (la + lb, ga, ba)
-            });
+            .collect();
+        let (mut data, mut gw, mut gb) = (0.0f64, vec![0.0f32; c * d], vec![0.0f32; c]);
+        for (loss, block_gw, block_gb) in blocks {
+            data += loss;
+            gw.iter_mut().zip(&block_gw).for_each(|(a, b)| *a += b);
+            gb.iter_mut().zip(&block_gb).for_each(|(a, b)| *a += b);
+        }
         // Back through the fold, then the penalty.
         let mut penalty = 0.0f64;
         let mut g1 = vec![0.0f32; h * d * o];
@@ -136,5 +140,37 @@ impl LinearObjective<'_> {
             }
         }
         Evaluation { loss: data + 0.5 * penalty, w1: g1, b1: gb }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// The same features and weights give the same bits on every call: the
+    /// blocks' sums may not depend on how rayon splits the work, or a seeded
+    /// fit would not be reproducible on the CPU.
+    #[test]
+    fn evaluations_are_bit_for_bit_repeatable() {
+        let (n, d, o, h) = (64 * ROWS + 17, 32, 1, 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let x: Vec<f32> = (0..n * d).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let y: Vec<f32> = (0..n * o).map(|_| f32::from(rng.random_bool(0.5))).collect();
+        let weights: Vec<f32> = (0..h * n * o).map(|_| rng.random_range(0.0..1.0)).collect();
+        let w1: Vec<f32> = (0..h * d * o).map(|_| rng.random_range(-0.5..0.5)).collect();
+        let b1: Vec<f32> = (0..h * o).map(|_| rng.random_range(-0.5..0.5)).collect();
+        let lambdas = [1e-3, 1e-1];
+        let objective = LinearObjective { x: &x, d, y: &y, o, weights: &weights, lambdas: &lambdas, centre: None, affine: None };
+        let first = objective.evaluate(&w1, &b1);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for call in 1..40 {
+            let again = objective.evaluate(&w1, &b1);
+            assert_eq!(again.loss.to_bits(), first.loss.to_bits(), "loss of call {call}");
+            assert_eq!(bits(&again.w1), bits(&first.w1), "weight gradient of call {call}");
+            assert_eq!(bits(&again.b1), bits(&first.b1), "bias gradient of call {call}");
+        }
     }
 }
