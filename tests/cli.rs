@@ -1,33 +1,11 @@
 //! End-to-end tests of the `pairguard` binary on the embedded benchmark.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn pairguard(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pairguard")).args(args).current_dir(cwd).output().expect("runs")
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = pairguard(args, cwd);
-    assert!(out.status.success(), "pairguard {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail; returns its standard error.
-fn fails(args: &[&str], cwd: &Path) -> String {
-    let out = pairguard(args, cwd);
-    assert!(!out.status.success(), "pairguard {args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn card(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The small CLIP encoder of the model crate's fixtures (config + weights).
-fn fixture_encoder() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap()
-}
+use common::{card, fails, fixture_encoder, ok, ok_env, pairguard, pairguard_env};
 
 #[test]
 fn synth_validate_stats_train_eval_predict() {
@@ -352,20 +330,6 @@ fn robustness_attacks_a_trained_guard_and_refuses_bad_input() {
     ok(&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--out", "emb.safetensors"], d);
     let e = fails(&["robustness", "--model", "emb.safetensors", "--data", "bench/images.toml", "--out", "bad3", "--device", "cpu"], d);
     assert!(e.contains("loading the guard's encoder \"synthetic\"") && e.contains("--encoder"), "{e}");
-}
-
-fn pairguard_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pairguard"));
-    for var in ["SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "JOB_COMPLETION_INDEX"] {
-        c.env_remove(var);
-    }
-    c.args(args).current_dir(cwd).envs(env.iter().copied()).output().expect("runs")
-}
-
-fn ok_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
-    let out = pairguard_env(args, cwd, env);
-    assert!(out.status.success(), "pairguard {args:?} ({env:?}) failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Every file under `dir` (relative path, bytes), leaving out the folders named.

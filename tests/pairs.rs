@@ -5,33 +5,17 @@
 //! server errors, rate limits with `Retry-After`, malformed base64, an image
 //! of the wrong size, a dropped connection and a timeout.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-
-fn pairguard(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pairguard")).args(args).current_dir(cwd).envs(env.iter().copied()).output().expect("runs")
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    ok_env(args, cwd, &[])
-}
-
-fn ok_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
-    let out = pairguard(args, cwd, env);
-    assert!(out.status.success(), "pairguard {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fixture_encoder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap()
-}
+use common::{fixture_encoder, ok, ok_env, pairguard_env as pairguard};
 
 /// The synthetic benchmark's images, the fixture encoder, and a verifier
 /// trained on the benchmark's given pairs.

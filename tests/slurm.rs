@@ -8,13 +8,13 @@
 //! Run with `cargo test --workspace -- --ignored slurm` (`.ci/run` installs
 //! the packages); the daemons are stopped by their process ids at the end.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn fixture_encoder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap()
-}
+use common::fixture_encoder;
 
 /// munged, slurmctld and slurmd, with their state, logs and sockets in one
 /// temporary folder and ports of their own.

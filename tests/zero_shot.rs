@@ -1,28 +1,11 @@
 //! Policy text as a guard, through the `pairguard` binary: zero-shot guards,
 //! prompt heads trained from them, and the errors that protect them.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn pairguard(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pairguard")).args(args).current_dir(cwd).output().expect("runs")
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = pairguard(args, cwd);
-    assert!(out.status.success(), "pairguard {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap()
-}
-
-fn fails(args: &[&str], cwd: &Path) -> String {
-    let out = pairguard(args, cwd);
-    assert!(!out.status.success(), "pairguard {args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn card(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::{card, fails, ok_said as ok};
 
 fn auroc(metrics: &Path) -> f64 {
     card(metrics)["overall"]["auroc"].as_f64().unwrap()
@@ -131,9 +114,9 @@ fn prompt_errors_name_the_problem() {
     assert!(e.contains("--policy"), "{e}");
 
     // embed-text needs a full checkpoint and a tokenizer that fits it.
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip-full/openai").canonicalize().unwrap();
-    let vision_only = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap();
-    let bpe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz").canonicalize().unwrap();
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip-full/openai").canonicalize().unwrap();
+    let vision_only = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap();
+    let bpe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz").canonicalize().unwrap();
     let (full, vision_only, bpe) = (full.to_str().unwrap(), vision_only.to_str().unwrap(), bpe.to_str().unwrap());
     let e = fails(&["embed-text", "--policy", "demo/policy.toml", "--model", full, "--out", "p.safetensors"], d);
     assert!(e.contains("no tokenizer") && e.contains("--tokenizer"), "{e}");
@@ -153,7 +136,7 @@ fn a_full_checkpoint_embeds_images_and_policy_text() {
     // from the store's encoder, or reads what embed-text wrote.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip-full/hf").canonicalize().unwrap();
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip-full/hf").canonicalize().unwrap();
     let full = full.to_str().unwrap();
     ok(&["synth", "--out", "demo", "--preset", "tiny", "--images", "6"], d);
     ok(&["embed", "demo/images.toml", "--model", full], d);

@@ -11,6 +11,9 @@
 //! 3.5-4.6 s with the default and 2.4-2.9 s with purging off, the forward
 //! pass alone 1.1-1.5 s and 0.9-1.2 s (alternating runs, 2-core Zen 4).
 //! The cost is that the process keeps its peak memory until it exits.
+//!
+//! Only binaries and benchmarks link it; no library may set the global
+//! allocator.
 
 pub use mimalloc::MiMalloc;
 

@@ -1,8 +1,8 @@
-//! The terminal side of [`pairguard_data::Progress`]: an indicatif bar with
+//! The terminal side of [`pairguard_run::Progress`]: an indicatif bar with
 //! rate and ETA, and notes printed above it.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pairguard_data::Progress;
+use pairguard_run::Progress;
 
 #[derive(Debug)]
 pub struct Bar(ProgressBar);

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{sha256_bytes, write_atomic};
 use crate::{DataError, Result};
+use pairguard_run::{sha256_bytes, write_atomic};
 
 /// Tensor name inside the safetensors file.
 pub const TENSOR_NAME: &str = "embeddings";
@@ -167,7 +167,7 @@ impl EmbeddingStore {
         let index =
             Index { encoder: self.encoder.clone(), count: self.len(), dim: self.dim(), tensor_sha256: sha256_bytes(&file), ids: self.ids.clone() };
         let json = serde_json::to_vec_pretty(&index).expect("serialisable");
-        write_atomic(&Self::index_path(path), &json)
+        Ok(write_atomic(&Self::index_path(path), &json)?)
     }
 
     pub fn load(path: &Path) -> Result<Self> {

@@ -33,8 +33,8 @@ pub enum DataError {
     Mix(String),
     #[error("{0}")]
     Split(String),
-    #[error("{0}")]
-    Shard(String),
+    #[error(transparent)]
+    Run(#[from] pairguard_run::Error),
     #[error("synthetic config: {0}")]
     SyntheticConfig(String),
 }

@@ -6,24 +6,24 @@
 //! grouped [`Split`]s and builds nested training sets with a [`Mixer`].
 //! The [`synthetic`] module writes a benchmark with known ground truth in the
 //! same formats, so every later stage runs without network or real images.
-//! The [`shard`] module divides a job's ordered work units among machines
-//! and checks that the finished shards cover it.
+//!
+//! It must not know about models or encoders beyond the identity an
+//! embedding store records ([`EncoderId`]), must not print, and reads no
+//! environment variable: Hub options and progress come from the caller.
 
 pub mod dataset;
 pub mod descriptor;
 pub mod embeddings;
 pub mod error;
-pub mod hash;
 pub mod hub;
 pub mod images;
 pub mod mix;
 pub mod pairs;
 pub mod policy;
-pub mod progress;
-pub mod prompts;
+pub mod prompt_embeddings;
 mod readers;
 pub mod sample;
-pub mod shard;
+pub mod seed;
 pub mod split;
 pub mod stats;
 pub mod synthetic;
@@ -37,9 +37,7 @@ pub use error::{DataError, Result};
 pub use mix::{Mixer, Strategy, TrainingSet};
 pub use pairs::{Pair, PairIndex};
 pub use policy::{Direction, Policy, PolicyCategory};
-pub use progress::{Progress, Silent};
 pub use sample::{ImageRef, Label, PairMember, PairRole, Sample, Source, Split};
-pub use shard::{Assignment, Ledger, Shard};
 pub use split::SplitConfig;
 pub use taxonomy::Taxonomy;
 pub use validate::{Finding, Report};

@@ -13,8 +13,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::hash::derive_seed;
 use crate::pairs::PairIndex;
+use crate::seed::derive_seed;
 use crate::{DataError, Result};
 
 /// How a budget is divided between the pools.

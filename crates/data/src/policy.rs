@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::hash::derive_seed;
+use crate::seed::derive_seed;
 use crate::taxonomy::Taxonomy;
 use crate::{DataError, Result};
 
@@ -76,7 +76,7 @@ impl Policy {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
         let mut p: Policy = toml::from_str(&text).map_err(|e| DataError::parse(path, e))?;
         p.path = path.to_path_buf();
-        p.sha256 = crate::hash::sha256_bytes(text.as_bytes());
+        p.sha256 = pairguard_run::sha256_bytes(text.as_bytes());
         p.check()?;
         Ok(p)
     }

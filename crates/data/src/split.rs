@@ -11,8 +11,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::hash::derive_seed;
 use crate::sample::{Sample, Split};
+use crate::seed::derive_seed;
 use crate::{DataError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

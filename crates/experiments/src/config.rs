@@ -5,6 +5,7 @@ use std::path::Path;
 
 use pairguard_data::Strategy;
 use pairguard_data::synthetic::SyntheticConfig;
+use pairguard_model::metrics::Metric;
 use pairguard_model::{CalibrationConfig, GuardConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
 
@@ -161,7 +162,7 @@ pub struct SweepSpec {
 #[serde(deny_unknown_fields)]
 pub struct ReportSpec {
     /// Metrics to plot and tabulate (columns of `fits.csv`).
-    pub metrics: Vec<String>,
+    pub metrics: Vec<Metric>,
     /// The strategy other strategies are compared with.
     pub baseline: String,
     /// Sample-efficiency target: the budget at which each strategy's mean
@@ -171,33 +172,17 @@ pub struct ReportSpec {
 
 impl Default for ReportSpec {
     fn default() -> Self {
-        ReportSpec { metrics: vec!["auroc".into(), "f1".into(), "pair_accuracy".into()], baseline: "coarse".into(), target: None }
+        ReportSpec { metrics: vec![Metric::Auroc, Metric::F1, Metric::PairAccuracy], baseline: "coarse".into(), target: None }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    pub metric: String,
+    pub metric: Metric,
     pub test: String,
     pub value: f64,
 }
-
-/// The per-fit metric columns, in `fits.csv` order.
-pub const METRICS: [&str; 12] = [
-    "auroc",
-    "auprc",
-    "f1",
-    "accuracy",
-    "balanced_accuracy",
-    "ece",
-    "tpr_at_fpr",
-    "pair_accuracy",
-    "ordering_accuracy",
-    "flip_rate",
-    "precision",
-    "robust_accuracy",
-];
 
 impl SweepSpec {
     /// The budgets, sorted and deduplicated.
@@ -257,11 +242,6 @@ impl Experiment {
         if !self.sweep.strategies.iter().any(|s| s.name() == self.report.baseline) {
             return bad(format!("report.baseline {:?} is not one of the strategies ({})", self.report.baseline, names.join(", ")));
         }
-        for m in &self.report.metrics {
-            if !METRICS.contains(&m.as_str()) {
-                return bad(format!("unknown metric {m:?} (known: {})", METRICS.join(", ")));
-            }
-        }
         match &self.data.synthetic {
             Some(s) => {
                 s.check()?;
@@ -291,24 +271,19 @@ impl Experiment {
                 return bad(format!("baseline {:?} needs `policy` and `prompts` (from `pairguard embed-text`)", b.name()));
             }
         }
-        match (&self.text, self.train.head) {
-            (None, pairguard_model::HeadKind::Prompt { .. }) => return bad("a prompt head needs [text] (the policy it starts from)".into()),
-            (Some(t), pairguard_model::HeadKind::Mlp { .. }) if t.zero_shot_init => {
+        match &self.text {
+            None if self.train.head.needs_policy() => return bad("a prompt head needs [text] (the policy it starts from)".into()),
+            Some(t) if t.zero_shot_init && !self.train.head.starts_from_policy() => {
                 return bad("text.zero_shot_init applies to linear and prompt heads".into());
             }
-            (Some(t), _) if self.data.synthetic.is_none() && (t.policy.is_none() || t.prompts.is_none()) => {
+            Some(t) if self.data.synthetic.is_none() && (t.policy.is_none() || t.prompts.is_none()) => {
                 return bad("[text] needs `policy` and `prompts` (from `pairguard embed-text`)".into());
             }
             _ => {}
         }
-        if let Some(t) = &self.report.target
-            && !METRICS.contains(&t.metric.as_str())
-        {
-            return bad(format!("unknown target metric {:?}", t.metric));
-        }
         match self.sweep.embedding_eps {
             Some(e) if !(e >= 0.0 && e.is_finite()) => return bad(format!("sweep.embedding_eps {e} is not a finite number >= 0")),
-            None if self.report.metrics.iter().chain(self.report.target.iter().map(|t| &t.metric)).any(|m| m == "robust_accuracy") => {
+            None if self.report.metrics.iter().chain(self.report.target.iter().map(|t| &t.metric)).any(|&m| m == Metric::RobustAccuracy) => {
                 return bad("the robust_accuracy metric needs sweep.embedding_eps (the L2 size of the embedding perturbation)".into());
             }
             _ => {}

@@ -10,12 +10,18 @@ pub enum Error {
     Data(#[from] pairguard_data::DataError),
     #[error(transparent)]
     Model(#[from] pairguard_model::Error),
+    #[error(transparent)]
+    Clip(#[from] pairguard_clip::Error),
+    #[error(transparent)]
+    Run(#[from] pairguard_run::Error),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{0}")]
     Config(String),
     #[error("{0}")]
     Results(String),
+    #[error("embedding options: {0}")]
+    Embed(String),
     #[error("plot {path}: {message}")]
     Plot { path: PathBuf, message: String },
     #[error("CSV: {0}")]

@@ -1,12 +1,18 @@
-//! Experiments on guards: sample-efficiency sweeps (how much counterfactual
-//! pairs improve a lightweight guard at each training budget), robustness
-//! runs (attacks and corruptions) and the making of counterfactual pairs
-//! with an image editor, with confidence intervals, plots and reports that
-//! name every input.
+//! The jobs: embedding a dataset ([`embed`]), sample-efficiency sweeps (how
+//! much counterfactual pairs improve a lightweight guard at each training
+//! budget), robustness runs (attacks and corruptions) and the making of
+//! counterfactual pairs with an image editor, with confidence intervals,
+//! plots and reports that name every input. Each job is resumable and
+//! shardable through `pairguard-run`.
+//!
+//! It composes the data, CLIP and model crates and decides nothing they
+//! decide (a guard's training, a metric's definition); it never prints
+//! (progress goes through `pairguard_run::Progress`) and never reads the
+//! environment.
 
 pub mod baselines;
-mod claim;
 pub mod config;
+pub mod embed;
 pub mod error;
 mod names;
 pub mod pairs;
@@ -19,28 +25,22 @@ pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
+use pairguard_run::{Outcome, Progress};
+
 pub use config::Experiment;
 pub use error::{Error, Result};
-pub use sweep::{FitRow, Ran, RunOptions};
-
-/// How a call of [`run_experiment`] ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finished {
-    /// The report is written, at this path.
-    Report(PathBuf),
-    /// A shard's groups are written; its marker, once all of them are.
-    Shard { shard: pairguard_data::Shard, marker: Option<PathBuf> },
-}
+pub use sweep::{FitRow, Fits, RunOptions};
 
 /// Runs (or resumes) the experiment in `config` into `out`, or the part of
-/// it that `opts.assignment` names, and writes the report when it has every
-/// fit.
-pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions, progress: &dyn pairguard_data::Progress) -> Result<Finished> {
+/// it that `opts.assignment` names, and writes the report (done: its path)
+/// when it has the fits.
+pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions, progress: &dyn Progress) -> Result<Outcome<PathBuf>> {
     let (exp, text) = Experiment::from_file(config)?;
     let base = config.parent().unwrap_or(Path::new("."));
     match sweep::run(&exp, base, out, opts, progress)? {
-        Ran::Shard { shard, marker } => Ok(Finished::Shard { shard, marker }),
-        Ran::Fits { rows, data, identity } => {
+        Outcome::Shard { shard, marker } => Ok(Outcome::Shard { shard, marker }),
+        Outcome::Interrupted => Ok(Outcome::Interrupted),
+        Outcome::Done(Fits { rows, data, identity }) => {
             let baselines = baselines::evaluate(&exp, &data, base, &out.join("data"), &opts.device)?;
             let inputs = report::ReportInputs {
                 exp: &exp,
@@ -51,7 +51,7 @@ pub fn run_experiment(config: &Path, out: &Path, opts: &RunOptions, progress: &d
                 identity: &identity,
                 baselines: &baselines,
             };
-            report::write(out, &inputs).map(Finished::Report)
+            report::write(out, &inputs).map(Outcome::Done)
         }
     }
 }

@@ -1,6 +1,6 @@
 //! File names derived from sample ids.
 
-use pairguard_data::hash::sha256_bytes;
+use pairguard_run::sha256_bytes;
 
 /// A file name for a sample id: the id itself when it is made of
 /// `[A-Za-z0-9._-]`; otherwise the other characters become `_` and a hash

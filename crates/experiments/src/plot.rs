@@ -189,13 +189,13 @@ pub fn plot_curves(curves: &[Curve], levels: &[Level], axes: Axes, stem: &Path) 
     let png = stem.with_extension("png");
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, image::ImageFormat::Png)?;
-    pairguard_data::hash::write_atomic(&png, &bytes.into_inner())?;
+    pairguard_run::write_atomic(&png, &bytes.into_inner())?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
         draw(root, curves, levels, axes).map_err(plot_error)?;
     }
-    pairguard_data::hash::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
+    pairguard_run::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())
 }
 

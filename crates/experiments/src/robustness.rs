@@ -20,18 +20,18 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
-use pairguard_data::hash::{derive_seed, sha256_bytes, sha256_file, write_atomic};
-use pairguard_data::{Assignment, Dataset, EncoderId, Ledger, Progress, Sample, Shard, Source, images};
+use pairguard_clip::ImageEncoder;
+use pairguard_data::seed::derive_seed;
+use pairguard_data::{Dataset, EncoderId, Sample, Source, images};
 use pairguard_model::GuardModel;
-use pairguard_model::clip::Encoder;
 use pairguard_model::robust::attack::{self, Attack};
 use pairguard_model::robust::{Corruption, EpsUnit, GuardDecision, Norm};
+use pairguard_run::{Assignment, Failure, Ledger, Listing, Outcome, Progress, claim, sha256_file, write_atomic};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::claim::claim;
 use crate::error::{Error, Result};
 use crate::names::file_stem;
 use crate::plot::{Axes, Curve, Point, plot_curves};
@@ -118,15 +118,6 @@ pub struct RobustnessOptions {
     pub assignment: Assignment,
 }
 
-/// What a call of [`run`] produced.
-#[derive(Debug, Clone)]
-pub enum Measured {
-    /// The report (written to the folder when `finished`).
-    Report(Box<RobustnessReport>),
-    /// A shard's batches are written; its marker, once all of them are.
-    Shard { shard: Shard, marker: Option<PathBuf> },
-}
-
 /// The identity of a results folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Identity {
@@ -137,13 +128,6 @@ struct Identity {
     /// labels and image references.
     data_sha256: String,
     config: RobustnessConfig,
-}
-
-/// An image that could not be used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Failure {
-    pub id: String,
-    pub error: String,
 }
 
 /// The clean pass: which images were drawn and attacked.
@@ -179,11 +163,42 @@ struct Record {
     l2: Option<f32>,
 }
 
+/// What a setting does to the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingKind {
+    /// An attack through the pipeline, bounded by epsilon.
+    Attack,
+    /// A common corruption at a severity.
+    Corruption,
+}
+
+/// The images a row of results is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Slice {
+    All,
+    Category(String),
+    Source(String),
+}
+
+impl std::fmt::Display for Slice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Slice::All => f.write_str(ALL_IMAGES),
+            Slice::Category(c) => write!(f, "category:{c}"),
+            Slice::Source(s) => write!(f, "source:{s}"),
+        }
+    }
+}
+
+/// The slice name of the rows over every attacked image.
+pub const ALL_IMAGES: &str = "all";
+
 /// An attack at one epsilon, or a corruption at one severity.
 #[derive(Debug, Clone, PartialEq)]
 struct Setting {
     attack: String,
-    kind: &'static str,
+    kind: SettingKind,
     /// Epsilon in the run's unit, or the corruption's severity.
     eps: f64,
     norm: Option<Norm>,
@@ -193,12 +208,11 @@ struct Setting {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RobustRow {
     pub attack: String,
-    /// "attack" or "corruption".
-    pub kind: String,
+    pub kind: SettingKind,
     /// Epsilon (attacks, in `eps_unit`) or severity (corruptions).
     pub eps: f64,
     pub eps_unit: String,
-    /// "all", "category:<name>" or "source:<name>".
+    /// "all" ([`ALL_IMAGES`]), "category:<name>" or "source:<name>".
     pub slice: String,
     pub n: usize,
     pub robust_accuracy: f64,
@@ -234,9 +248,9 @@ fn settings(cfg: &RobustnessConfig) -> Vec<Setting> {
     let mut s: Vec<Setting> = cfg
         .attacks
         .iter()
-        .flat_map(|a| cfg.eps.iter().map(move |&eps| Setting { attack: a.name().into(), kind: "attack", eps, norm: Some(a.norm()) }))
+        .flat_map(|a| cfg.eps.iter().map(move |&eps| Setting { attack: a.name().into(), kind: SettingKind::Attack, eps, norm: Some(a.norm()) }))
         .collect();
-    s.extend(cfg.corruptions.iter().map(|c| Setting { attack: c.name().into(), kind: "corruption", eps: c.severity(), norm: None }));
+    s.extend(cfg.corruptions.iter().map(|c| Setting { attack: c.name().into(), kind: SettingKind::Corruption, eps: c.severity(), norm: None }));
     s
 }
 
@@ -246,23 +260,25 @@ fn settings(cfg: &RobustnessConfig) -> Vec<Setting> {
 pub struct Subject<'a> {
     pub guard: &'a GuardModel,
     pub path: &'a Path,
-    pub encoder: &'a Encoder,
+    pub encoder: &'a ImageEncoder,
 }
 
 /// Hash of the descriptor, its manifests and the candidates (ids, labels, images).
 fn data_sha256(ds: &Dataset, candidates: &[&Sample]) -> Result<String> {
-    let mut data = String::new();
+    let mut data = Listing::default();
     for f in std::iter::once(&ds.descriptor.path).chain(&ds.manifest_files) {
-        let _ = writeln!(data, "{}", sha256_file(f)?);
+        data.line(sha256_file(f)?);
     }
     for s in candidates {
-        let _ = writeln!(data, "{}\t{}\t{:?}", s.id, s.label.name(), s.image);
+        data.line(format_args!("{}\t{}\t{:?}", s.id, s.label.name(), s.image));
     }
-    Ok(sha256_bytes(data.as_bytes()))
+    Ok(data.sha256())
 }
 
 /// Runs (or resumes) the measurement, a shard of it, or the collection of
-/// its shards (`opts.assignment`) into `out`.
+/// its shards (`opts.assignment`) into `out`. A whole run stopped early
+/// (`max_batches`) is done with a report of what it measured, not written
+/// (`finished` false); a shard stopped early is interrupted.
 pub fn run(
     subject: Subject,
     ds: &Dataset,
@@ -270,7 +286,7 @@ pub fn run(
     out: &Path,
     opts: &RobustnessOptions,
     progress: &dyn Progress,
-) -> Result<Measured> {
+) -> Result<Outcome<Box<RobustnessReport>>> {
     let Subject { guard, path: guard_path, encoder } = subject;
     cfg.check()?;
     let target = GuardDecision::new(guard, encoder, cfg.eps_unit)?;
@@ -294,7 +310,7 @@ pub fn run(
         config: cfg.clone(),
     };
     std::fs::create_dir_all(out.join("parts")).map_err(|e| Error::io(out, e))?;
-    let identity_hash = claim(out, &identity, "a robustness run of another guard, encoder, dataset or settings")?;
+    let identity_hash = claim(out, &identity, "a robustness run of another guard, encoder, dataset or settings", Identity::eq)?;
     let ledger = Ledger::of(out);
     if opts.assignment == Assignment::Collect && !out.join("selection.json").is_file() {
         return Err(Error::Results(format!("{}: no shard has drawn the images yet; run the shards first", out.display())));
@@ -365,8 +381,10 @@ pub fn run(
     progress.finish();
     if let Assignment::Shard(shard) = opts.assignment {
         let done = to_do.iter().all(|&(a, b)| part(unit_name(a), b).is_file());
-        let marker = done.then(|| ledger.mark(shard, &identity_hash, batches.len())).transpose()?;
-        return Ok(Measured::Shard { shard, marker });
+        if !done {
+            return Ok(Outcome::Interrupted);
+        }
+        return Ok(Outcome::Shard { shard, marker: ledger.mark(shard, &identity_hash, batches.len())? });
     }
 
     let mut records = Vec::new();
@@ -398,7 +416,7 @@ pub fn run(
     if finished {
         write_outputs(&report, out)?;
     }
-    Ok(Measured::Report(Box::new(report)))
+    Ok(Outcome::Done(Box::new(report)))
 }
 
 /// Decodes a batch's images: the indices of those that decoded, the images,
@@ -564,12 +582,12 @@ fn aggregate(records: &[Record], settings: &[Setting], by_id: &BTreeMap<&str, &S
     let mut rows = Vec::new();
     for (k, setting) in settings.iter().enumerate() {
         let mine: Vec<&Record> = records.iter().filter(|r| r.setting == k).collect();
-        let mut slices: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+        let mut slices: BTreeMap<Slice, Vec<&Record>> = BTreeMap::new();
         for r in &mine {
             let s = by_id[r.id.as_str()];
-            slices.entry("all".into()).or_default().push(r);
-            slices.entry(format!("category:{}", s.category.as_deref().unwrap_or("none"))).or_default().push(r);
-            slices.entry(format!("source:{}", s.source.name())).or_default().push(r);
+            slices.entry(Slice::All).or_default().push(r);
+            slices.entry(Slice::Category(s.category.as_deref().unwrap_or("none").into())).or_default().push(r);
+            slices.entry(Slice::Source(s.source.name().into())).or_default().push(r);
         }
         for (slice, rs) in slices {
             let n = rs.len();
@@ -587,10 +605,10 @@ fn aggregate(records: &[Record], settings: &[Setting], by_id: &BTreeMap<&str, &S
             };
             rows.push(RobustRow {
                 attack: setting.attack.clone(),
-                kind: setting.kind.into(),
+                kind: setting.kind,
                 eps: setting.eps,
-                eps_unit: if setting.kind == "attack" { unit.name().into() } else { String::new() },
-                slice,
+                eps_unit: if setting.kind == SettingKind::Attack { unit.name().into() } else { String::new() },
+                slice: slice.to_string(),
                 n,
                 robust_accuracy: survived as f64 / n as f64,
                 ci_low,
@@ -612,7 +630,7 @@ fn aggregate(records: &[Record], settings: &[Setting], by_id: &BTreeMap<&str, &S
 fn write_outputs(report: &RobustnessReport, out: &Path) -> Result<()> {
     write_atomic(&out.join("robustness.json"), &serde_json::to_vec_pretty(report)?)?;
     write_atomic(&out.join("robustness.csv"), &crate::sweep::to_csv(&report.rows)?)?;
-    let overall: Vec<&RobustRow> = report.rows.iter().filter(|r| r.slice == "all" && r.kind == "attack").collect();
+    let overall: Vec<&RobustRow> = report.rows.iter().filter(|r| r.slice == ALL_IMAGES && r.kind == SettingKind::Attack).collect();
     let mut attacks: Vec<String> = overall.iter().map(|r| r.attack.clone()).collect();
     attacks.dedup();
     if !attacks.is_empty() {
@@ -662,8 +680,8 @@ pub fn summary(r: &RobustnessReport) -> String {
         let _ = writeln!(s, "- {} images could not be decoded and were left out (listed in robustness.json)", sel.failures.len());
     }
     let _ = writeln!(s, "\nRobust accuracy is the share of attacked images whose verdict survives, with a 95% Wilson interval.\n");
-    let table = |s: &mut String, kind: &str, head: &str| {
-        let rows: Vec<&RobustRow> = r.rows.iter().filter(|x| x.slice == "all" && x.kind == kind).collect();
+    let table = |s: &mut String, kind: SettingKind, head: &str| {
+        let rows: Vec<&RobustRow> = r.rows.iter().filter(|x| x.slice == ALL_IMAGES && x.kind == kind).collect();
         if rows.is_empty() {
             return;
         }
@@ -688,9 +706,9 @@ pub fn summary(r: &RobustnessReport) -> String {
         s.push('\n');
     };
     let _ = writeln!(s, "## Attacks (eps in {} units)\n", r.config.eps_unit.name());
-    table(&mut s, "attack", "attack, eps");
+    table(&mut s, SettingKind::Attack, "attack, eps");
     let _ = writeln!(s, "## Corruptions\n");
-    table(&mut s, "corruption", "corruption, severity");
+    table(&mut s, SettingKind::Corruption, "corruption, severity");
     let _ = writeln!(s, "Per category and per source: robustness.csv. Plot: robustness.png.");
     s
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use pairguard_model::metrics::Metric;
 use serde::Serialize;
 
 use crate::stats::{MeanCi, mean_ci};
@@ -14,7 +15,7 @@ pub struct SummaryRow {
     pub test: String,
     pub strategy: String,
     pub budget: usize,
-    pub metric: String,
+    pub metric: Metric,
     pub n: usize,
     pub mean: f64,
     pub sd: f64,
@@ -22,20 +23,20 @@ pub struct SummaryRow {
     pub ci_high: f64,
 }
 
-pub fn summarize(rows: &[FitRow], metrics: &[&str]) -> Vec<SummaryRow> {
+pub fn summarize(rows: &[FitRow], metrics: &[Metric]) -> Vec<SummaryRow> {
     let mut groups: BTreeMap<(String, String, usize), Vec<&FitRow>> = BTreeMap::new();
     for r in rows {
         groups.entry((r.test.clone(), r.strategy.clone(), r.budget)).or_default().push(r);
     }
     let mut out = Vec::new();
     for ((test, strategy, budget), rs) in groups {
-        for m in metrics {
+        for &m in metrics {
             let values: Vec<f64> = rs.iter().map(|r| r.metric(m)).collect();
             if values.iter().all(|v| v.is_nan()) {
                 continue;
             }
             let MeanCi { n, mean, sd, ci_low, ci_high } = mean_ci(&values);
-            out.push(SummaryRow { test: test.clone(), strategy: strategy.clone(), budget, metric: m.to_string(), n, mean, sd, ci_low, ci_high });
+            out.push(SummaryRow { test: test.clone(), strategy: strategy.clone(), budget, metric: m, n, mean, sd, ci_low, ci_high });
         }
     }
     out
@@ -47,13 +48,13 @@ pub struct Comparison {
     pub test: String,
     pub strategy: String,
     pub budget: usize,
-    pub metric: String,
+    pub metric: Metric,
     pub diff: MeanCi,
     /// "better", "worse" or "no clear difference" at 95%.
     pub verdict: &'static str,
 }
 
-pub fn compare(rows: &[FitRow], baseline: &str, metric: &str) -> Vec<Comparison> {
+pub fn compare(rows: &[FitRow], baseline: &str, metric: Metric) -> Vec<Comparison> {
     let key = |r: &FitRow| (r.test.clone(), r.budget, r.seed);
     let base: BTreeMap<_, f64> = rows.iter().filter(|r| r.strategy == baseline).map(|r| (key(r), r.metric(metric))).collect();
     let mut diffs: BTreeMap<(String, String, usize), Vec<f64>> = BTreeMap::new();
@@ -73,7 +74,7 @@ pub fn compare(rows: &[FitRow], baseline: &str, metric: &str) -> Vec<Comparison>
             } else {
                 "no clear difference"
             };
-            Comparison { test, strategy, budget, metric: metric.to_string(), diff, verdict }
+            Comparison { test, strategy, budget, metric, diff, verdict }
         })
         .collect()
 }
@@ -117,7 +118,7 @@ pub struct Overtake {
 const BOOTSTRAP: usize = 2000;
 
 /// The budget at which `strategy`'s mean `metric` on `test` reaches `level`.
-pub fn overtake(rows: &[FitRow], strategy: &str, test: &str, metric: &str, level: f64) -> Overtake {
+pub fn overtake(rows: &[FitRow], strategy: &str, test: &str, metric: Metric, level: f64) -> Overtake {
     use rand::{Rng, SeedableRng};
     let mut by_seed: BTreeMap<u64, BTreeMap<usize, f64>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.strategy == strategy && r.test == test) {
@@ -190,14 +191,14 @@ mod tests {
             .iter()
             .flat_map(|(s, v)| [16, 32, 64, 128].iter().zip(v).map(move |(&b, &a)| row(*s, b, a)))
             .collect();
-        let o = overtake(&rows, "s", "t", "auroc", 0.8);
+        let o = overtake(&rows, "s", "t", Metric::Auroc, 0.8);
         // Mean curve 0.6, 0.7, 0.8, 0.867: reaches 0.8 at 64.
         assert!((o.budget.unwrap() - 64.0).abs() < 1e-9, "{o:?}");
         assert_eq!((o.seeds_reaching, o.seeds), (2, 3));
         assert!(o.ci_low <= 64.0 && o.ci_high >= 64.0 && o.ci_low >= 16.0, "{o:?}");
         // Resamples of only the third seed never reach it.
         assert!(o.ci_high.is_infinite(), "{o:?}");
-        assert_eq!(overtake(&rows, "s", "t", "auroc", 0.99).budget, None);
+        assert_eq!(overtake(&rows, "s", "t", Metric::Auroc, 0.99).budget, None);
     }
 
     #[test]

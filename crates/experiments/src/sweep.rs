@@ -12,19 +12,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use pairguard_data::hash::{sha256_bytes, sha256_file, write_atomic};
 use pairguard_data::hub::HubOptions;
 use pairguard_data::split::{SplitConfig, assign};
 use pairguard_data::synthetic::Benchmark;
-use pairguard_data::{Assignment, Dataset, EncoderId, Ledger, LoadOptions, Mixer, Progress, Shard, Split, Strategy};
+use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Split, Strategy};
 use pairguard_model::guard::probabilities_of;
+use pairguard_model::metrics::Metric;
 use pairguard_model::robust::embedding::robust_correct;
-use pairguard_model::{Device, HeadKind, HeadWeights, LabeledSet, evaluate_scores, train_guards};
+use pairguard_model::{Device, HeadWeights, LabeledSet, evaluate_scores, train_guards};
 use serde::{Deserialize, Serialize};
 
-use crate::claim::claim;
 use crate::config::{Experiment, TestSpec};
 use crate::error::{Error, Result};
+use pairguard_run::{Assignment, Ledger, Outcome, Progress, claim, sha256_bytes, sha256_file, write_atomic};
 
 /// One trained head scored on one test set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,21 +59,20 @@ pub struct FitRow {
 }
 
 impl FitRow {
-    pub fn metric(&self, name: &str) -> f64 {
-        match name {
-            "auroc" => self.auroc,
-            "auprc" => self.auprc,
-            "f1" => self.f1,
-            "accuracy" => self.accuracy,
-            "balanced_accuracy" => self.balanced_accuracy,
-            "ece" => self.ece,
-            "tpr_at_fpr" => self.tpr_at_fpr,
-            "pair_accuracy" => self.pair_accuracy,
-            "ordering_accuracy" => self.ordering_accuracy,
-            "flip_rate" => self.flip_rate,
-            "precision" => self.precision,
-            "robust_accuracy" => self.robust_accuracy,
-            _ => f64::NAN,
+    pub fn metric(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Auroc => self.auroc,
+            Metric::Auprc => self.auprc,
+            Metric::F1 => self.f1,
+            Metric::Accuracy => self.accuracy,
+            Metric::BalancedAccuracy => self.balanced_accuracy,
+            Metric::Ece => self.ece,
+            Metric::TprAtFpr => self.tpr_at_fpr,
+            Metric::PairAccuracy => self.pair_accuracy,
+            Metric::OrderingAccuracy => self.ordering_accuracy,
+            Metric::FlipRate => self.flip_rate,
+            Metric::Precision => self.precision,
+            Metric::RobustAccuracy => self.robust_accuracy,
         }
     }
 }
@@ -245,13 +244,13 @@ pub struct RunOptions {
     pub assignment: Assignment,
 }
 
-/// What a call of [`run`] produced.
+/// Every group's fits (fewer when stopped early by `max_groups`), with the
+/// data and identity the report names.
 #[derive(Debug)]
-pub enum Ran {
-    /// Every group's fits (fewer when stopped early by `max_groups`).
-    Fits { rows: Vec<FitRow>, data: Box<SweepData>, identity: RunIdentity },
-    /// A shard's groups are written; its marker once all of them are.
-    Shard { shard: Shard, marker: Option<PathBuf> },
+pub struct Fits {
+    pub rows: Vec<FitRow>,
+    pub data: Box<SweepData>,
+    pub identity: RunIdentity,
 }
 
 /// Identity of a results folder: the experiment (parsed, canonical) and the
@@ -267,8 +266,10 @@ fn group_file(out: &Path, strategy: &Strategy, seed: u64) -> PathBuf {
 }
 
 /// Runs (or resumes) the sweep, a shard of it, or the collection of its
-/// shards (`opts.assignment`) into `out`.
-pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progress: &dyn Progress) -> Result<Ran> {
+/// shards (`opts.assignment`) into `out`. A whole sweep stopped early
+/// (`max_groups`) is done with the fits it has; a shard stopped early is
+/// interrupted.
+pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progress: &dyn Progress) -> Result<Outcome<Fits>> {
     let fits = out.join("fits");
     std::fs::create_dir_all(&fits).map_err(|e| Error::io(&fits, e))?;
     let data = SweepData::load(exp, base, &out.join("data"), &opts.hub)?;
@@ -277,7 +278,7 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
         data_sha256.insert(f.display().to_string(), sha256_file(f)?);
     }
     let identity = RunIdentity { experiment_sha256: sha256_bytes(serde_json::to_string(exp)?.as_bytes()), data_sha256 };
-    let identity_hash = claim(out, &identity, "results of a different experiment or different data")?;
+    let identity_hash = claim(out, &identity, "results of a different experiment or different data", RunIdentity::eq)?;
 
     let groups: Vec<(Strategy, u64)> = exp.sweep.strategies.iter().flat_map(|s| exp.sweep.seeds.iter().map(move |&k| (*s, k))).collect();
     let ledger = Ledger::of(out);
@@ -288,9 +289,10 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
             if !ledger.finished(shard, &identity_hash, groups.len())? {
                 train_groups(exp, base, &data, mine, out, opts, progress)?;
             }
-            let done = mine.iter().all(|(s, k)| group_file(out, s, *k).is_file());
-            let marker = done.then(|| ledger.mark(shard, &identity_hash, groups.len())).transpose()?;
-            return Ok(Ran::Shard { shard, marker });
+            if !mine.iter().all(|(s, k)| group_file(out, s, *k).is_file()) {
+                return Ok(Outcome::Interrupted);
+            }
+            return Ok(Outcome::Shard { shard, marker: ledger.mark(shard, &identity_hash, groups.len())? });
         }
         Assignment::Collect => {
             ledger.complete(&identity_hash, groups.len())?;
@@ -312,7 +314,7 @@ pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progres
             rows.push(row.map_err(|e| Error::File { path: file.clone(), message: e.to_string() })?);
         }
     }
-    Ok(Ran::Fits { rows, data: Box::new(data), identity })
+    Ok(Outcome::Done(Fits { rows, data: Box::new(data), identity }))
 }
 
 /// What `[text]` brings to training: the heads' start (a prompt head's
@@ -326,19 +328,9 @@ fn text_in_training(
     guard: &mut pairguard_model::GuardConfig,
 ) -> Result<(Option<HeadWeights>, Option<LabeledSet>)> {
     let Some(t) = &exp.text else { return Ok((None, None)) };
-    let (prompts, emb) = crate::baselines::policy_text(&t.policy, &t.prompts, data, base, data_dir)?;
-    let outputs = if exp.train.multilabel { 1 + prompts.categories.len() } else { 1 };
-    let start = match exp.train.head {
-        HeadKind::Prompt { scale, .. } => {
-            let mut head = prompts.head(&emb, outputs)?;
-            head.kind = HeadKind::Prompt { categories: prompts.categories.len(), scale };
-            guard.train.head = head.kind;
-            Some(head)
-        }
-        HeadKind::Linear if t.zero_shot_init => Some(prompts.linear_head(&emb, outputs)?),
-        _ => None,
-    };
-    let extra = if t.as_data { Some(prompts.samples(&emb)?) } else { None };
+    let text = crate::baselines::policy_text(&t.policy, &t.prompts, data, base, data_dir)?;
+    let start = text.start(&mut guard.train, t.zero_shot_init)?;
+    let extra = if t.as_data { Some(text.samples()?) } else { None };
     Ok((start, extra))
 }
 

@@ -3,27 +3,28 @@
 
 use std::path::{Path, PathBuf};
 
+use pairguard_clip::ImageEncoder;
 use pairguard_data::synthetic::{Benchmark, Preset, SyntheticConfig};
-use pairguard_data::{Assignment, Shard};
-use pairguard_data::{Dataset, LoadOptions, Silent};
-use pairguard_experiments::robustness::{Measured, RobustnessConfig, RobustnessOptions, RobustnessReport, Subject};
-use pairguard_model::clip::Encoder;
+use pairguard_data::{Dataset, LoadOptions};
+use pairguard_experiments::robustness::{RobustnessConfig, RobustnessOptions, RobustnessReport, Subject};
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
 use pairguard_model::robust::Corruption;
 use pairguard_model::{Device, GuardModel};
+use pairguard_run::Outcome;
+use pairguard_run::{Assignment, Shard, Silent};
 
 fn fixture_encoder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/clip/hf-quickgelu/model.safetensors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip/hf-quickgelu/model.safetensors")
 }
 
 /// Images, the encoder, and a fixed linear guard saved beside them.
-fn setup(dir: &Path) -> (Dataset, Encoder, GuardModel, PathBuf) {
+fn setup(dir: &Path) -> (Dataset, ImageEncoder, GuardModel, PathBuf) {
     let mut cfg = SyntheticConfig::preset(Preset::Tiny);
     cfg.images = 24;
     Benchmark::generate(&cfg).unwrap().write(dir).unwrap();
     let ds = Dataset::load(&dir.join("images.toml"), &LoadOptions { embeddings: false, ..Default::default() }).unwrap();
-    let encoder = Encoder::load(&fixture_encoder(), None, true, &Device::flex()).unwrap();
+    let encoder = ImageEncoder::load(&fixture_encoder(), None, true, &Device::flex()).unwrap();
     let d = encoder.config.projection_dim;
     let w: Vec<f32> = (0..d).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.4).collect();
     let head = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: w, b1: vec![0.1], w2: None, b2: None };
@@ -54,8 +55,8 @@ fn run(
     opts: &RobustnessOptions,
 ) -> pairguard_experiments::Result<RobustnessReport> {
     pairguard_experiments::robustness::run(subject, ds, cfg, out, opts, &Silent).map(|m| match m {
-        Measured::Report(r) => *r,
-        Measured::Shard { .. } => panic!("a shard"),
+        Outcome::Done(r) => *r,
+        other => panic!("{other:?}"),
     })
 }
 
@@ -191,15 +192,15 @@ fn sharded_runs_collect_to_the_one_machine_files() {
     let e = as_(Assignment::Collect, None).unwrap_err().to_string();
     assert!(e.contains("no shard has drawn the images"), "{e}");
     // Up to 10 images in batches of 3: 4 batches, shards of 1, 1 and 2.
-    let Measured::Shard { marker: None, .. } = as_(shard(2), Some(1)).unwrap() else { panic!("an interrupted shard leaves no marker") };
+    let Outcome::Interrupted = as_(shard(2), Some(1)).unwrap() else { panic!("an interrupted shard leaves no marker") };
     for i in [2, 0] {
-        let Measured::Shard { marker: Some(_), .. } = as_(shard(i), None).unwrap() else { panic!("shard {i}") };
+        let Outcome::Shard { .. } = as_(shard(i), None).unwrap() else { panic!("shard {i}") };
     }
     assert!(!out.join("robustness.json").exists(), "a shard writes no report");
     let e = as_(Assignment::Collect, None).unwrap_err().to_string();
     assert!(e.contains("shards not finished: 1/3"), "{e}");
     as_(shard(1), None).unwrap();
-    let Measured::Report(r) = as_(Assignment::Collect, None).unwrap() else { panic!("collect reports") };
+    let Outcome::Done(r) = as_(Assignment::Collect, None).unwrap() else { panic!("collect reports") };
     assert!(r.finished);
     assert!(outputs(&whole) == outputs(&out), "collected shards write what a one-machine run does");
     assert_eq!(std::fs::read(whole.join("robustness.svg")).unwrap(), std::fs::read(out.join("robustness.svg")).unwrap());

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use pairguard_data::{Assignment, Shard};
-use pairguard_experiments::{Finished, RunOptions, run_experiment};
+use pairguard_experiments::{RunOptions, run_experiment};
+use pairguard_run::Outcome;
+use pairguard_run::{Assignment, Shard};
 
 const TINY: &str = r#"
 name = "tiny"
@@ -45,13 +46,13 @@ fn opts(max_groups: Option<usize>) -> RunOptions {
 
 fn run(cfg: &Path, out: &Path, max_groups: Option<usize>) -> pairguard_experiments::Result<PathBuf> {
     run_as(cfg, out, max_groups, Assignment::Whole).map(|f| match f {
-        Finished::Report(p) => p,
+        Outcome::Done(p) => p,
         other => panic!("{other:?}"),
     })
 }
 
-fn run_as(cfg: &Path, out: &Path, max_groups: Option<usize>, assignment: Assignment) -> pairguard_experiments::Result<Finished> {
-    run_experiment(cfg, out, &RunOptions { assignment, ..opts(max_groups) }, &pairguard_data::Silent)
+fn run_as(cfg: &Path, out: &Path, max_groups: Option<usize>, assignment: Assignment) -> pairguard_experiments::Result<Outcome<PathBuf>> {
+    run_experiment(cfg, out, &RunOptions { assignment, ..opts(max_groups) }, &pairguard_run::Silent)
 }
 
 fn read(p: &Path) -> String {
@@ -118,11 +119,9 @@ fn sharded_sweeps_collect_to_the_one_machine_results() {
     let out = dir.path().join("sharded");
     let shard = |i| Assignment::Shard(Shard::new(i, 4).unwrap());
     // 9 groups: shards of 2, 2, 2 and 3.
-    let Finished::Shard { marker: None, .. } = run_as(&cfg, &out, Some(1), shard(3)).unwrap() else {
-        panic!("an interrupted shard leaves no marker")
-    };
+    let Outcome::Interrupted = run_as(&cfg, &out, Some(1), shard(3)).unwrap() else { panic!("an interrupted shard leaves no marker") };
     for i in [3, 0, 2] {
-        let Finished::Shard { marker: Some(m), .. } = run_as(&cfg, &out, None, shard(i)).unwrap() else { panic!("shard {i}") };
+        let Outcome::Shard { marker: m, .. } = run_as(&cfg, &out, None, shard(i)).unwrap() else { panic!("shard {i}") };
         assert!(m.ends_with(format!("shards/{i}-of-4.json")), "{}", m.display());
     }
     assert_eq!(std::fs::read_dir(out.join("fits")).unwrap().count(), 7);
@@ -130,7 +129,7 @@ fn sharded_sweeps_collect_to_the_one_machine_results() {
     let e = run_as(&cfg, &out, None, Assignment::Collect).unwrap_err().to_string();
     assert!(e.contains("shards not finished: 1/4"), "{e}");
     run_as(&cfg, &out, None, shard(1)).unwrap();
-    let Finished::Report(_) = run_as(&cfg, &out, None, Assignment::Collect).unwrap() else { panic!("collect reports") };
+    let Outcome::Done(_) = run_as(&cfg, &out, None, Assignment::Collect).unwrap() else { panic!("collect reports") };
     for f in ["fits.csv", "summary.csv", "comparisons.csv", "plots/shifted_auroc.svg", "plots/shifted_auroc.png"] {
         assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(out.join(f)).unwrap(), "{f}");
     }

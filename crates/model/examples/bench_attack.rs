@@ -18,8 +18,8 @@ mod peer;
 
 use std::time::Instant;
 
+use pairguard_clip::{ImageEncoder, Layout, VisionConfig};
 use pairguard_data::EncoderId;
-use pairguard_model::clip::{Encoder, Layout, VisionConfig};
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
 use pairguard_model::robust::attack::{self, Attack};
@@ -28,7 +28,7 @@ use pairguard_model::{Device, GuardModel};
 
 const EPS: f64 = 0.01;
 
-fn encoder(device: &Device) -> Encoder {
+fn encoder(device: &Device) -> ImageEncoder {
     let config = VisionConfig::vit_b_32();
     device.seed(0);
     let model = config.init(device);
@@ -42,10 +42,10 @@ fn encoder(device: &Device) -> Encoder {
         normalized: true,
         precision: Default::default(),
     };
-    Encoder::from_model(config, model, id, Layout::HuggingFace, device)
+    ImageEncoder::from_model(config, model, id, Layout::HuggingFace, device)
 }
 
-fn guard(encoder: &Encoder) -> GuardModel {
+fn guard(encoder: &ImageEncoder) -> GuardModel {
     let d = encoder.config.projection_dim;
     let w: Vec<f32> = (0..d).map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 4.0).collect();
     let head = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: w, b1: vec![0.0], w2: None, b2: None };

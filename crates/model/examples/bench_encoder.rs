@@ -23,9 +23,9 @@ use std::time::Instant;
 
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
-use pairguard_model::clip::bf16::{Bf16Compute, HostWeights, Pixels};
-use pairguard_model::clip::model::{ClipVisionEmbeddings, VisionOps};
-use pairguard_model::clip::{Activation, ClipVisionModelWithProjection, VisionConfig};
+use pairguard_clip::bf16::{Bf16Compute, HostWeights, Pixels};
+use pairguard_clip::vision::{ClipVisionEmbeddings, VisionOps};
+use pairguard_clip::{Activation, ClipVisionModelWithProjection, VisionConfig};
 use pairguard_model::device::{DeviceChoice, select};
 
 /// The encoder on one device with a fixed input batch.

@@ -18,7 +18,7 @@ use std::time::Instant;
 use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::module::layer_norm;
 use burn::tensor::{Device, Tensor, TensorData};
-use pairguard_model::clip::activation::quick_gelu;
+use pairguard_clip::activation::quick_gelu;
 
 const ROWS: usize = 32 * 50;
 const HIDDEN: usize = 768;

@@ -9,22 +9,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Data(#[from] pairguard_data::DataError),
-    #[error("{path}: {message}")]
-    ConfigFile { path: PathBuf, message: String },
-    #[error("invalid encoder config: {0}")]
-    InvalidConfig(String),
-    #[error("token sequence {index}: {message}")]
-    Tokens { index: usize, message: String },
-    #[error("no config for {weights}: looked for {looked}; pass --config")]
-    NoConfig { weights: PathBuf, looked: String },
-    #[error("{0}: no model.safetensors or open_clip_model.safetensors in this folder")]
-    NoWeights(PathBuf),
+    #[error(transparent)]
+    Clip(#[from] pairguard_clip::Error),
+    #[error(transparent)]
+    Run(#[from] pairguard_run::Error),
     #[error(
         "{0}: pickle checkpoints are not loaded because unpickling can execute code; convert it to safetensors (e.g. with the `safetensors` Python package)"
     )]
     PickleRefused(PathBuf),
-    #[error("{path}: checkpoint does not match the config: {message}")]
-    Weights { path: PathBuf, message: String },
     #[error("unknown {kind} {name:?} (known: {known})")]
     UnknownName { kind: &'static str, name: String, known: String },
     #[error("invalid training option `{option}`: {message}")]
@@ -43,10 +35,6 @@ pub enum Error {
     Dimension { what: String, found: usize, expected: usize },
     #[error("{path}: {message}")]
     ModelFile { path: PathBuf, message: String },
-    #[error("embedding options: {0}")]
-    EmbedOption(String),
-    #[error("{path}: holds partial work of another encoder, dataset or batch size; remove it or choose another output")]
-    ForeignParts { path: PathBuf },
     #[error("{0}")]
     Device(String),
     #[error("invalid attack option `{option}`: {message}")]

@@ -6,6 +6,8 @@
 //! each (convex) head's objective. Either way a weight-decay sweep or a whole
 //! sample-size curve costs one computation.
 
+use crate::normalize::NormKind;
+use crate::train::Optimizer;
 use burn::module::{Module, Param};
 use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -76,6 +78,102 @@ impl HeadKind {
         }
     }
 
+    /// The optimiser a head trains with by default: L-BFGS for the convex
+    /// heads, AdamW for the MLP adapter, whose dropout L-BFGS cannot take.
+    pub fn default_optimizer(&self) -> Optimizer {
+        match self {
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => Optimizer::lbfgs(),
+            HeadKind::Mlp { .. } => Optimizer::adamw(),
+        }
+    }
+
+    /// Whether the head reads unit-length embeddings only (it compares
+    /// directions, as CLIP does), so its normalisation must be L2.
+    pub fn needs_unit_embeddings(&self) -> bool {
+        matches!(self, HeadKind::Prompt { .. } | HeadKind::Concepts { .. })
+    }
+
+    /// The MLP adapter's hidden width, for the heads that have a second layer.
+    pub fn hidden(&self) -> Option<usize> {
+        match *self {
+            HeadKind::Mlp { hidden, .. } => Some(hidden),
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => None,
+        }
+    }
+
+    /// The dropout applied while training (0 for heads without one).
+    pub fn dropout(&self) -> f64 {
+        match *self {
+            HeadKind::Mlp { dropout, .. } => dropout,
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => 0.0,
+        }
+    }
+
+    /// Checks the head's own settings for training with `optimizer` on
+    /// embeddings normalised by `normalization`: the option at fault and why.
+    pub fn check_training(&self, optimizer: &Optimizer, normalization: NormKind) -> Result<(), (&'static str, String)> {
+        match *self {
+            HeadKind::Linear => {}
+            HeadKind::Mlp { hidden, dropout } => {
+                if hidden == 0 || !(0.0..1.0).contains(&dropout) {
+                    return Err(("head", format!("an MLP needs hidden > 0 and dropout in [0, 1), got hidden {hidden}, dropout {dropout}")));
+                }
+                if matches!(optimizer, Optimizer::Lbfgs { .. }) && dropout > 0.0 {
+                    return Err(("optimizer", "L-BFGS needs a deterministic objective: use dropout = 0 or optimizer = { kind = \"adamw\" }".into()));
+                }
+            }
+            HeadKind::Concepts { .. } => return Err(("head", "a concept filter is a published fixed head; it is imported, not trained".into())),
+            HeadKind::Prompt { categories, scale } => {
+                // Categories 0: not yet known (they come with the policy's start).
+                if !(scale > 0.0 && scale.is_finite()) {
+                    return Err(("head", format!("a prompt head needs a positive scale, got {scale} ({categories} categories)")));
+                }
+                if normalization == NormKind::Standardize {
+                    return Err(("normalization", "a prompt head compares directions: use normalization = \"l2\"".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a saved guard's head against its number of outputs: what a
+    /// card that does not describe a usable head gets told.
+    pub fn check_saved(&self, outputs: usize) -> Result<(), String> {
+        match *self {
+            HeadKind::Mlp { hidden: 0, .. } | HeadKind::Prompt { categories: 0, .. } => {
+                Err("`input_dim`, the MLP's `hidden` and the prompt head's `categories` must be positive".into())
+            }
+            HeadKind::Concepts { concepts, adjustment, scale, .. }
+                if concepts == 0 || outputs != 1 || !(scale > 0.0 && scale.is_finite() && adjustment.is_finite()) =>
+            {
+                Err("a concept filter has concepts, one output, a positive scale and a finite adjustment".into())
+            }
+            HeadKind::Prompt { categories, scale } if !(scale > 0.0 && scale.is_finite() && [1, 1 + categories].contains(&outputs)) => {
+                Err(format!("a prompt head of {categories} categories has 1 or {} outputs and a positive scale", 1 + categories))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The MLP adapter with its width and dropout replaced where given;
+    /// None for heads that are not MLPs.
+    pub fn with_mlp_shape(self, hidden: Option<usize>, dropout: Option<f64>) -> Option<Self> {
+        match self {
+            HeadKind::Mlp { hidden: h, dropout: p } => Some(HeadKind::Mlp { hidden: hidden.unwrap_or(h), dropout: dropout.unwrap_or(p) }),
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => None,
+        }
+    }
+
+    /// Whether training this head needs a policy's text to start from.
+    pub fn needs_policy(&self) -> bool {
+        matches!(self, HeadKind::Prompt { .. })
+    }
+
+    /// Whether this head can start from a policy's zero-shot guard.
+    pub fn starts_from_policy(&self) -> bool {
+        matches!(self, HeadKind::Linear | HeadKind::Prompt { .. })
+    }
+
     /// Columns of the first weight matrix for `outputs` outputs.
     pub fn width(&self, outputs: usize) -> usize {
         match *self {
@@ -110,10 +208,7 @@ pub struct HeadWeights {
 
 impl HeadWeights {
     pub fn hidden(&self) -> Option<usize> {
-        match self.kind {
-            HeadKind::Mlp { hidden, .. } => Some(hidden),
-            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => None,
-        }
+        self.kind.hidden()
     }
 
     /// Logits for row-major `[n, D]` features, on the host. Used to check the

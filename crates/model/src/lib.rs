@@ -1,12 +1,16 @@
-//! Guard models on frozen image embeddings: the CLIP encoders (image and
-//! text) and tokenizer, heads trained with burn on wgpu or the CPU, guards
-//! made from policy text and published fixed heads, calibration, metrics,
-//! model files and ONNX export.
+//! Guard models on frozen image embeddings: heads trained with burn on wgpu
+//! or the CPU, guards made from policy text and published fixed heads,
+//! calibration, metrics, model files, robustness and ONNX export. The CLIP
+//! towers they read embeddings from are `pairguard_clip`'s.
+//!
+//! It decides everything about a guard (a head's defaults and checks, where
+//! training starts, how a zero-shot guard is calibrated) so that commands
+//! and experiments agree. It runs no jobs (no output folders, shards or
+//! resuming: those are `pairguard-experiments`'), never prints and never
+//! reads the environment.
 
 pub mod calibrate;
-pub mod clip;
 pub mod device;
-pub mod embed;
 pub mod error;
 pub mod features;
 pub mod guard;

@@ -5,6 +5,75 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::guard::Evaluation;
+
+/// A metric a guard is judged by, named as in result files (`fits.csv`
+/// columns, experiment files): the one list of them.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Metric {
+    Auroc,
+    Auprc,
+    F1,
+    Accuracy,
+    BalancedAccuracy,
+    Ece,
+    TprAtFpr,
+    PairAccuracy,
+    OrderingAccuracy,
+    FlipRate,
+    Precision,
+    /// Share classified correctly and unchanged by every perturbation of a
+    /// given size; measured by the experiments, not by an [`Evaluation`].
+    RobustAccuracy,
+}
+
+impl Metric {
+    /// Every metric, in `fits.csv` order.
+    pub const ALL: &'static [Metric] = <Metric as strum::VariantArray>::VARIANTS;
+
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The metric of an evaluation: pair metrics are NaN on sets without
+    /// pairs, and robust accuracy (not measured there) is NaN.
+    pub fn of(self, ev: &Evaluation) -> f64 {
+        let o = &ev.overall;
+        let pairs = |f: fn(&PairMetrics) -> f64| ev.pairs.as_ref().map_or(f64::NAN, f);
+        match self {
+            Metric::Auroc => o.auroc,
+            Metric::Auprc => o.auprc,
+            Metric::F1 => o.f1,
+            Metric::Accuracy => o.accuracy,
+            Metric::BalancedAccuracy => o.balanced_accuracy,
+            Metric::Ece => o.ece,
+            Metric::TprAtFpr => o.tpr_at_fpr,
+            Metric::PairAccuracy => pairs(|p| p.pair_accuracy),
+            Metric::OrderingAccuracy => pairs(|p| p.ordering_accuracy),
+            Metric::FlipRate => pairs(|p| p.flip_rate),
+            Metric::Precision => o.precision,
+            Metric::RobustAccuracy => f64::NAN,
+        }
+    }
+}
+
 /// Threshold-free and thresholded metrics for one set of scores.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BinaryMetrics {

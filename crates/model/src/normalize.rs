@@ -1,6 +1,7 @@
 //! Feature normalisation applied before a head. Stored with the model and
 //! exported into ONNX graphs, so every runtime sees the same inputs.
 
+use pairguard_clip::l2_rows_host;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -20,14 +21,6 @@ pub struct FeatureNorm {
     pub kind: NormKind,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
-}
-
-/// Rows scaled to unit length (a zero row stays zero).
-pub(crate) fn l2_rows(x: &mut [f32], d: usize) {
-    for row in x.chunks_mut(d) {
-        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= n);
-    }
 }
 
 impl FeatureNorm {
@@ -50,7 +43,7 @@ impl FeatureNorm {
             let n = rows.len().max(1) as f64;
             let row = |r: usize| {
                 let mut v = x[r * d..(r + 1) * d].to_vec();
-                l2_rows(&mut v, d);
+                l2_rows_host(&mut v, d);
                 v
             };
             let mut mean = vec![0f64; d];
@@ -74,7 +67,7 @@ impl FeatureNorm {
     /// [`Self::std`]).
     pub fn row_step(kind: NormKind, x: &mut [f32], d: usize) {
         if kind != NormKind::None {
-            l2_rows(x, d);
+            l2_rows_host(x, d);
         }
     }
 
@@ -87,9 +80,9 @@ impl FeatureNorm {
         let d = self.dim();
         match self.kind {
             NormKind::None => {}
-            NormKind::L2 => l2_rows(x, d),
+            NormKind::L2 => l2_rows_host(x, d),
             NormKind::Standardize => {
-                l2_rows(x, d);
+                l2_rows_host(x, d);
                 for row in x.chunks_mut(d) {
                     for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
                         *v = (*v - m) / s;

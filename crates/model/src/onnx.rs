@@ -4,7 +4,7 @@
 //! * the head alone: `embedding [batch, D]` -> `probabilities [batch, O]`,
 //!   normalisation and temperature included;
 //! * the whole pipeline: `pixel_values [batch, 3, S, S]` (CLIP-normalised,
-//!   as [`crate::clip::Preprocessor::pixels`] makes them) -> the same
+//!   as [`pairguard_clip::Preprocessor::pixels`] makes them) -> the same
 //!   probabilities, with the CLIP vision transformer in front.
 //!
 //! Column 0 is P(unsafe) after temperature scaling; further columns are the
@@ -28,13 +28,13 @@ use tract_onnx::pb;
 
 use burn::nn::{LayerNorm, Linear};
 
-use crate::clip::config::Activation;
-use crate::clip::model::{ClipVisionEmbeddings, VisionOps};
-use crate::clip::{Encoder, VisionConfig};
 use crate::error::Result;
 use crate::guard::GuardModel;
 use crate::head::{HeadKind, prompt_columns};
 use crate::normalize::NormKind;
+use pairguard_clip::config::Activation;
+use pairguard_clip::vision::{ClipVisionEmbeddings, VisionOps};
+use pairguard_clip::{ImageEncoder, VisionConfig};
 use pairguard_data::Precision;
 
 pub const OPSET: i64 = 17;
@@ -261,7 +261,7 @@ fn metadata(m: &GuardModel, input: &str, graph_precision: Precision) -> Vec<(Str
         ("graph_precision", graph_precision.to_string()),
         ("preprocess", card.encoder.preprocess.clone()),
     ];
-    if let Some(pre) = crate::clip::Preprocessor::from_version(&card.encoder.preprocess) {
+    if let Some(pre) = pairguard_clip::Preprocessor::from_version(&card.encoder.preprocess) {
         meta.extend([
             ("preprocess.size", pre.size.to_string()),
             ("preprocess.resize", pre.resize_rule()),
@@ -365,7 +365,7 @@ fn host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
 }
 
 /// The encoder as graph nodes: the encoder's own forward pass
-/// ([`crate::clip::ClipVisionModelWithProjection::run`]) run on node names.
+/// ([`pairguard_clip::ClipVisionModelWithProjection::run`]) run on node names.
 struct Emit<'a> {
     g: &'a mut Graph,
     cfg: &'a VisionConfig,
@@ -486,7 +486,7 @@ impl VisionOps for Emit<'_> {
 /// The encoder and the head: CLIP-normalised pixels in, probabilities out.
 /// The encoder's graph comes from its own forward pass, with the loaded
 /// module's parameters, in `precision` (f32 or f16).
-pub fn export_pipeline(enc: &Encoder, m: &GuardModel, precision: Precision) -> Result<Vec<u8>> {
+pub fn export_pipeline(enc: &ImageEncoder, m: &GuardModel, precision: Precision) -> Result<Vec<u8>> {
     m.check_encoder(&enc.id)?;
     let half = match precision {
         Precision::F32 => false,

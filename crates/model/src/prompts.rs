@@ -1,5 +1,6 @@
-//! Policy text as a guard: prompt embeddings on disk, a policy's prompts
-//! per category, and the zero-shot guard they make.
+//! Policy text as a guard: a policy's prompts per category, their
+//! embeddings ([`PolicyText`]), and what they make: the zero-shot guard, the
+//! start of a prompt head or probe, and labelled training samples.
 //!
 //! A zero-shot guard is a prompt head ([`HeadKind::Prompt`]) whose columns
 //! are the policy's class embeddings: for each category the mean of its
@@ -9,11 +10,14 @@
 //! training starts.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use burn::tensor::Device;
+use pairguard_clip::{Checkpoint, TextEncoder};
 use pairguard_data::EncoderId;
+use pairguard_data::hub::HubOptions;
 use pairguard_data::policy::Policy;
-pub use pairguard_data::prompts::PromptEmbeddings;
+use pairguard_data::prompt_embeddings::PromptEmbeddings;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -21,6 +25,7 @@ use crate::features::LabeledSet;
 use crate::guard::{CalibrationConfig, GuardModel, calibrate};
 use crate::head::{CLIP_SCALE, HeadKind, HeadWeights};
 use crate::normalize::{FeatureNorm, NormKind};
+use crate::train::TrainConfig;
 
 /// A policy's prompts for the categories of a dataset, in its order.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,47 +167,114 @@ impl PolicyPrompts {
     }
 }
 
-/// The zero-shot guard of a policy for images of `encoder`: "unsafe" and one
-/// output per category. With validation data it is calibrated as trained
-/// guards are (temperature, threshold rule); without, only a fixed
-/// threshold is allowed.
-pub fn zero_shot_guard(
-    prompts: &PolicyPrompts,
-    emb: &PromptEmbeddings,
-    encoder: &EncoderId,
-    validation: Option<&LabeledSet>,
-    calibration: &CalibrationConfig,
-    device: &Device,
-) -> Result<GuardModel> {
-    emb.check_encoder(encoder)?;
-    calibration.check(validation.is_some())?;
-    let k = prompts.categories.len();
-    let head = prompts.head(emb, 1 + k)?;
-    let norm = FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(emb.dim) };
-    let threshold = match calibration.threshold {
-        crate::ThresholdRule::Fixed { threshold } => threshold,
-        _ => 0.5,
-    };
-    let mut guard = GuardModel::untrained(head, norm, encoder.clone(), prompts.categories.clone(), threshold)?;
-    guard.card.prompts = Some(prompts.source(emb));
-    guard.card.threshold_rule = calibration.threshold;
-    guard.card.config.calibration = calibration.clone();
-    if let Some(v) = validation {
-        if v.categories != prompts.categories {
-            return Err(Error::TrainingData(format!(
-                "validation categories [{}] differ from the guard's [{}]",
-                v.categories.join(", "),
-                prompts.categories.join(", ")
-            )));
-        }
-        let logits = guard.logits(&v.x, device)?;
-        let z: Vec<f64> = logits.chunks(1 + k).map(|r| f64::from(r[0])).collect();
-        let c = calibrate(&z, &v.labels, calibration);
-        let card = &mut guard.card;
-        card.temperature = c.temperature;
-        card.threshold = c.threshold;
-        card.validation_metrics = c.metrics;
-        card.warnings = c.warnings;
+/// Where a policy's prompt embeddings come from.
+#[derive(Debug, Clone, Copy)]
+pub enum PromptTable<'a> {
+    /// A file written by `pairguard embed-text` (or the synthetic benchmark).
+    File(&'a Path),
+    /// Embedded now with the text tower of a CLIP checkpoint.
+    Embed { checkpoint: &'a Checkpoint, tokenizer: Option<&'a Path>, hub: &'a HubOptions, device: &'a Device },
+}
+
+/// A policy's prompts for a dataset's categories with their embeddings,
+/// checked against the images' encoder: what zero-shot guards, prompt
+/// heads, zero-shot starts of probes and text as training data are made of.
+#[derive(Debug, Clone)]
+pub struct PolicyText {
+    pub prompts: PolicyPrompts,
+    pub embeddings: PromptEmbeddings,
+}
+
+impl PolicyText {
+    /// The prompts of the policy file `policy` for `categories`, embedded
+    /// as `table` says, for images of `images` (their encoders must match).
+    pub fn resolve(policy: &Path, categories: &[String], table: PromptTable, images: &EncoderId) -> Result<Self> {
+        let prompts = PolicyPrompts::new(&Policy::from_file(policy)?, categories)?;
+        let embeddings = match table {
+            PromptTable::File(path) => PromptEmbeddings::load(path)?,
+            PromptTable::Embed { checkpoint, tokenizer, hub, device } => {
+                TextEncoder::resolve(checkpoint, tokenizer, hub, device)?.embed(&prompts.texts())?
+            }
+        };
+        embeddings.check_encoder(images)?;
+        Ok(PolicyText { prompts, embeddings })
     }
-    Ok(guard)
+
+    /// Where training starts, decided here for `train` and sweeps alike: a
+    /// prompt head starts as the policy's zero-shot guard (its categories
+    /// are set in `train`); a linear probe asked to (`zero_shot_init`)
+    /// starts at the zero-shot direction; other heads start at random, and
+    /// asking them to start from the policy is an error.
+    pub fn start(&self, train: &mut TrainConfig, zero_shot_init: bool) -> Result<Option<HeadWeights>> {
+        let k = self.prompts.categories.len();
+        let outputs = if train.multilabel { 1 + k } else { 1 };
+        if let HeadKind::Prompt { scale, .. } = train.head {
+            let mut head = self.prompts.head(&self.embeddings, outputs)?;
+            head.kind = HeadKind::Prompt { categories: k, scale };
+            train.head = head.kind;
+            return Ok(Some(head));
+        }
+        if !zero_shot_init {
+            return Ok(None);
+        }
+        if !train.head.starts_from_policy() {
+            return Err(Error::TrainOption { option: "zero_shot_init", message: "a zero-shot start applies to linear and prompt heads".into() });
+        }
+        Ok(Some(self.prompts.linear_head(&self.embeddings, outputs)?))
+    }
+
+    /// The prompts as labelled training samples; see [`PolicyPrompts::samples`].
+    pub fn samples(&self) -> Result<LabeledSet> {
+        self.prompts.samples(&self.embeddings)
+    }
+
+    /// What a guard's card records of these prompts.
+    pub fn source(&self) -> PromptSource {
+        self.prompts.source(&self.embeddings)
+    }
+
+    /// The zero-shot guard of a policy for images of `encoder`: "unsafe" and one
+    /// output per category. With validation data it is calibrated as trained
+    /// guards are (temperature, threshold rule); without, only a fixed
+    /// threshold is allowed.
+    pub fn zero_shot_guard(
+        &self,
+        encoder: &EncoderId,
+        validation: Option<&LabeledSet>,
+        calibration: &CalibrationConfig,
+        device: &Device,
+    ) -> Result<GuardModel> {
+        let (prompts, emb) = (&self.prompts, &self.embeddings);
+        emb.check_encoder(encoder)?;
+        calibration.check(validation.is_some())?;
+        let k = prompts.categories.len();
+        let head = prompts.head(emb, 1 + k)?;
+        let norm = FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(emb.dim) };
+        let threshold = match calibration.threshold {
+            crate::ThresholdRule::Fixed { threshold } => threshold,
+            _ => 0.5,
+        };
+        let mut guard = GuardModel::untrained(head, norm, encoder.clone(), prompts.categories.clone(), threshold)?;
+        guard.card.prompts = Some(prompts.source(emb));
+        guard.card.threshold_rule = calibration.threshold;
+        guard.card.config.calibration = calibration.clone();
+        if let Some(v) = validation {
+            if v.categories != prompts.categories {
+                return Err(Error::TrainingData(format!(
+                    "validation categories [{}] differ from the guard's [{}]",
+                    v.categories.join(", "),
+                    prompts.categories.join(", ")
+                )));
+            }
+            let logits = guard.logits(&v.x, device)?;
+            let z: Vec<f64> = logits.chunks(1 + k).map(|r| f64::from(r[0])).collect();
+            let c = calibrate(&z, &v.labels, calibration);
+            let card = &mut guard.card;
+            card.temperature = c.temperature;
+            card.threshold = c.threshold;
+            card.validation_metrics = c.metrics;
+            card.warnings = c.warnings;
+        }
+        Ok(guard)
+    }
 }

@@ -9,11 +9,11 @@ use burn::tensor::Device;
 use pairguard_data::EncoderId;
 use safetensors::tensor::Dtype;
 
-use crate::clip::Encoder;
 use crate::error::{Error, Result};
 use crate::guard::GuardModel;
 use crate::head::{CLIP_SCALE, HeadKind, HeadWeights};
 use crate::normalize::{FeatureNorm, NormKind};
+use pairguard_clip::ImageEncoder;
 
 /// The safety checker's boost of every concept score once a special-care
 /// concept fires.
@@ -56,9 +56,9 @@ fn columns(rows: &[&[f32]], d: usize) -> Vec<f32> {
 /// (embed the data with `--model` set to the checker), 17 concept and 3
 /// special-care embeddings with their thresholds. Returns the guard and the
 /// encoder whose embeddings it takes.
-pub fn sd_safety_checker(weights: &Path, config: Option<&Path>, device: &Device) -> Result<(GuardModel, Encoder)> {
+pub fn sd_safety_checker(weights: &Path, config: Option<&Path>, device: &Device) -> Result<(GuardModel, ImageEncoder)> {
     refuse_pickle(weights)?;
-    let encoder = Encoder::load(weights, config, true, device)?;
+    let encoder = ImageEncoder::load(weights, config, true, device)?;
     let bytes = std::fs::read(weights).map_err(|e| Error::io(weights, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::ModelFile { path: weights.to_path_buf(), message: e.to_string() })?;
     let d = encoder.config.projection_dim;

@@ -134,12 +134,8 @@ impl TrainConfig {
     pub fn for_head(head: HeadKind) -> Self {
         TrainConfig {
             head,
-            optimizer: match head {
-                HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => Optimizer::lbfgs(),
-                HeadKind::Mlp { .. } => Optimizer::adamw(),
-            },
-            // A prompt head compares directions, as CLIP does.
-            normalization: if matches!(head, HeadKind::Prompt { .. } | HeadKind::Concepts { .. }) { NormKind::L2 } else { NormKind::Standardize },
+            optimizer: head.default_optimizer(),
+            normalization: if head.needs_unit_embeddings() { NormKind::L2 } else { NormKind::Standardize },
             multilabel: false,
             weight_decay: 1e-3,
             weight_decay_grid: Vec::new(),
@@ -147,6 +143,15 @@ impl TrainConfig {
             early_stopping: None,
             seed: 0,
         }
+    }
+
+    /// This config with another head, which brings its optimiser's defaults
+    /// and, where it reads only one normalisation, that one; the other
+    /// options stay.
+    pub fn with_head(self, head: HeadKind) -> Self {
+        let defaults = Self::for_head(head);
+        let normalization = if head.needs_unit_embeddings() { defaults.normalization } else { self.normalization };
+        TrainConfig { head, optimizer: defaults.optimizer, normalization, ..self }
     }
 
     /// Checks options against each other; `has_validation` says whether the
@@ -168,25 +173,8 @@ impl TrainConfig {
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) || self.weight_decay_grid.iter().any(|&w| !(w >= 0.0 && w.is_finite())) {
             return bad("weight_decay", "values must be finite and non-negative".into());
         }
-        if let HeadKind::Mlp { hidden, dropout } = self.head {
-            if hidden == 0 || !(0.0..1.0).contains(&dropout) {
-                return bad("head", format!("an MLP needs hidden > 0 and dropout in [0, 1), got hidden {hidden}, dropout {dropout}"));
-            }
-            if matches!(self.optimizer, Optimizer::Lbfgs { .. }) && dropout > 0.0 {
-                return bad("optimizer", "L-BFGS needs a deterministic objective: use dropout = 0 or optimizer = { kind = \"adamw\" }".into());
-            }
-        }
-        if let HeadKind::Concepts { .. } = self.head {
-            return bad("head", "a concept filter is a published fixed head; it is imported, not trained".into());
-        }
-        if let HeadKind::Prompt { categories, scale } = self.head {
-            // Categories 0: not yet known (they come with the policy's start).
-            if !(scale > 0.0 && scale.is_finite()) {
-                return bad("head", format!("a prompt head needs a positive scale, got {scale} ({categories} categories)"));
-            }
-            if self.normalization == NormKind::Standardize {
-                return bad("normalization", "a prompt head compares directions: use normalization = \"l2\"".into());
-            }
+        if let Err((option, message)) = self.head.check_training(&self.optimizer, self.normalization) {
+            return bad(option, message);
         }
         if let Some(es) = self.early_stopping {
             if es.patience == 0 || es.every == 0 {
@@ -401,7 +389,7 @@ fn check_job(job: &BankJob, cfg: &TrainConfig) -> Result<()> {
                 )));
             }
         }
-        None if matches!(cfg.head, HeadKind::Prompt { .. }) => {
+        None if cfg.head.needs_policy() => {
             return Err(Error::TrainingData("a prompt head starts from the policy's text embeddings, and none were given".into()));
         }
         None => {}
@@ -412,32 +400,84 @@ fn check_job(job: &BankJob, cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
+/// The rows some head of a job uses, with their targets and each head's
+/// rows renumbered into them (a sweep's union of nested sets can be much
+/// smaller than the pool). Borrowed when every row takes part: a copy of
+/// 10,000 x 512 features costs more than a probe's fit (its pages fault in
+/// afresh).
+fn rows_taking_part<'a>(job: &BankJob<'a>) -> (Cow<'a, [f32]>, Vec<f32>, Vec<Vec<usize>>) {
+    let (d, o) = (job.dim, job.outputs);
+    let mut used: Vec<usize> = job.members.iter().flatten().copied().collect();
+    used.sort_unstable();
+    used.dedup();
+    if used.len() == job.x.len() / d {
+        return (Cow::Borrowed(job.x), job.targets.to_vec(), job.members.clone());
+    }
+    let remap: std::collections::HashMap<usize, usize> = used.iter().enumerate().map(|(j, &r)| (r, j)).collect();
+    (
+        Cow::Owned(used.iter().flat_map(|&r| job.x[r * d..(r + 1) * d].iter().copied()).collect()),
+        used.iter().flat_map(|&r| job.targets[r * o..(r + 1) * o].iter().copied()).collect(),
+        job.members.iter().map(|rows| rows.iter().map(|r| remap[r]).collect()).collect(),
+    )
+}
+
+/// Each head's best weights on validation so far, and when to stop.
+struct Selection<'a> {
+    /// Validation features (row-stepped) and targets.
+    validation: Option<(Tensor<2>, &'a [f32])>,
+    affine: Option<Affine>,
+    kind: HeadKind,
+    outputs: usize,
+    best: Vec<Option<HeadWeights>>,
+    best_loss: Vec<f64>,
+    best_epoch: Vec<usize>,
+    since_improved: usize,
+    patience: Option<usize>,
+}
+
+impl Selection<'_> {
+    /// Scores `bank` on validation after `epoch`, keeping each head's best;
+    /// true when patience has run out.
+    fn observe(&mut self, bank: &HeadBank, epoch: usize) -> bool {
+        let Some((vx, vy)) = &self.validation else { return false };
+        let heads = self.best.len();
+        let plain = bank.valid();
+        let logits = plain.forward(vx.clone(), self.affine.as_ref(), None);
+        let host = logits.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert");
+        let losses = validation_losses(&host, vy, heads, self.outputs);
+        let mut improved = false;
+        for h in 0..heads {
+            if losses[h] < self.best_loss[h] - 1e-6 {
+                self.best_loss[h] = losses[h];
+                self.best_epoch[h] = epoch;
+                self.best[h] = Some(plain.head_weights(h, self.kind));
+                improved = true;
+            }
+        }
+        self.since_improved = if improved { 0 } else { self.since_improved + 1 };
+        self.patience.is_some_and(|p| self.since_improved >= p)
+    }
+}
+
+/// The data term and penalty of a bank on autodiff tensors: features
+/// `[n, d]`, targets `[1, n, o]` and loss weights `[heads, n, o]`, the
+/// standardisation, the per-head decays and the penalty centre.
+struct AutodiffObjective {
+    x: Tensor<2>,
+    y: Tensor<3>,
+    weights: Tensor<3>,
+    affine: Option<Affine>,
+    lambdas: Tensor<3>,
+    centre: Option<Tensor<3>>,
+}
+
 /// Fits every head of a checked job in one computation.
 fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<BankResult> {
     let heads = job.members.len();
     let (d, o) = (job.dim, job.outputs);
-    let n = job.x.len() / d;
     let kind = job.norms[0].kind;
-
-    // Only rows some head uses take part in the computation (a sweep's
-    // union of nested sets can be much smaller than the pool).
-    let mut used: Vec<usize> = job.members.iter().flatten().copied().collect();
-    used.sort_unstable();
-    used.dedup();
-    // Borrowed when every row takes part and there is no row step: a copy
-    // of 10,000 x 512 features costs more than a probe's fit (its pages
-    // fault in afresh).
-    let (xs, ys, members): (Cow<[f32]>, Vec<f32>, Vec<Vec<usize>>) = if used.len() == n {
-        (Cow::Borrowed(job.x), job.targets.to_vec(), job.members.clone())
-    } else {
-        let remap: std::collections::HashMap<usize, usize> = used.iter().enumerate().map(|(j, &r)| (r, j)).collect();
-        (
-            Cow::Owned(used.iter().flat_map(|&r| job.x[r * d..(r + 1) * d].iter().copied()).collect()),
-            used.iter().flat_map(|&r| job.targets[r * o..(r + 1) * o].iter().copied()).collect(),
-            job.members.iter().map(|rows| rows.iter().map(|r| remap[r]).collect()).collect(),
-        )
-    };
-    let n = used.len();
+    let (xs, ys, members) = rows_taking_part(job);
+    let n = xs.len() / d;
     let xs = row_stepped(kind, xs, d);
     let weights = loss_weights(&ys, &members, o, cfg.class_balance, n);
 
@@ -445,8 +485,6 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
     device.seed(cfg.seed);
     ad.seed(cfg.seed);
     let norms: Vec<&FeatureNorm> = job.norms.iter().collect();
-    let aff_plain = affine(&norms, device);
-    let lambdas = t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad);
     // The first layers the penalty pulls toward, `[heads, d, width]`.
     let centre_values: Option<Vec<f32>> = job.start.as_ref().map(|s| s.iter().flat_map(|w| w.w1.iter().copied()).collect());
     let mut bank = match &job.start {
@@ -457,14 +495,8 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
     // reads: host slices for the written-out objective, tensors for autodiff.
     let hand = by_hand(cfg);
     let affine_host = hand.then(|| host_affine(&norms)).flatten();
-    let aff = (!hand).then(|| affine(&norms, &ad)).flatten();
-    let centre = centre_values.as_ref().filter(|_| !hand).map(|c| t3(c.clone(), [heads, d, cfg.head.width(o)], &ad));
-    let (host, tensors) = if hand {
-        (Some((xs, ys, weights)), None)
-    } else {
-        (None, Some((t2(xs.into_owned(), [n, d], &ad), t3(ys, [1, n, o], &ad), t3(weights, [heads, n, o], &ad))))
-    };
-    let objective = host.as_ref().map(|(x, y, w)| LinearObjective {
+    let host = hand.then_some((xs.as_ref(), ys.as_slice(), weights.as_slice()));
+    let objective = host.map(|(x, y, w)| LinearObjective {
         x,
         d,
         y,
@@ -474,42 +506,33 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
         centre: centre_values.as_deref(),
         affine: affine_host.as_ref().map(|(m, i)| (m.as_slice(), i.as_slice())),
     });
-    let val = job.validation.map(|(vx, vy)| (t2(row_stepped(kind, Cow::Borrowed(vx), d).into_owned(), [vx.len() / d, d], device), vy));
-
-    let rounds = cfg.optimizer.rounds();
-    let mut best: Vec<Option<HeadWeights>> = vec![None; heads];
-    let mut best_loss = vec![f64::INFINITY; heads];
-    let mut best_epoch = vec![0usize; heads];
-    let mut since_improved = 0usize;
-    let mut epochs_run = 0;
-    let mut evaluations = 0;
-    let patience = cfg.early_stopping.map(|e| e.patience);
-    let every = cfg.early_stopping.map_or(rounds, |e| e.every);
-    // Validation bookkeeping shared by both optimisers; true means stop.
-    let mut evaluate = |bank: &HeadBank, epoch: usize| -> bool {
-        let Some((vx, vy)) = &val else { return false };
-        let plain = bank.valid();
-        let logits = plain.forward(vx.clone(), aff_plain.as_ref(), None);
-        let host = logits.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert");
-        let losses = validation_losses(&host, vy, heads, o);
-        let mut improved = false;
-        for h in 0..heads {
-            if losses[h] < best_loss[h] - 1e-6 {
-                best_loss[h] = losses[h];
-                best_epoch[h] = epoch;
-                best[h] = Some(plain.head_weights(h, cfg.head));
-                improved = true;
-            }
-        }
-        since_improved = if improved { 0 } else { since_improved + 1 };
-        patience.is_some_and(|p| since_improved >= p)
+    let tensors = (!hand).then(|| AutodiffObjective {
+        x: t2(xs.to_vec(), [n, d], &ad),
+        y: t3(ys.clone(), [1, n, o], &ad),
+        weights: t3(weights.clone(), [heads, n, o], &ad),
+        affine: affine(&norms, &ad),
+        lambdas: t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad),
+        centre: centre_values.clone().map(|c| t3(c, [heads, d, cfg.head.width(o)], &ad)),
+    });
+    let mut selection = Selection {
+        validation: job.validation.map(|(vx, vy)| (t2(row_stepped(kind, Cow::Borrowed(vx), d).into_owned(), [vx.len() / d, d], device), vy)),
+        affine: affine(&norms, device),
+        kind: cfg.head,
+        outputs: o,
+        best: vec![None; heads],
+        best_loss: vec![f64::INFINITY; heads],
+        best_epoch: vec![0usize; heads],
+        since_improved: 0,
+        patience: cfg.early_stopping.map(|e| e.patience),
     };
 
-    match cfg.optimizer {
+    let rounds = cfg.optimizer.rounds();
+    let every = cfg.early_stopping.map_or(rounds, |e| e.every);
+    let (epochs_run, evaluations) = match cfg.optimizer {
         Optimizer::Lbfgs { .. } => {
             // Without validation there is nothing to look at between rounds, so
             // one call runs all iterations (each call re-evaluates its start).
-            let per_call = if val.is_some() { every.min(rounds) } else { rounds };
+            let per_call = if selection.validation.is_some() { every.min(rounds) } else { rounds };
             let mut opt = LBFGSConfig::new()
                 .with_line_search_fn(LineSearchFn::StrongWolfe)
                 .with_history_size(20)
@@ -528,81 +551,97 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
                     grads.register(m.b1.id, t3(e.b1, [heads, 1, o], device));
                     return (e.loss, grads);
                 }
-                let (x_all, y_all, w_all) = tensors.as_ref().expect("autodiff tensors unless by hand");
-                let logits = m.forward(x_all.clone(), aff.as_ref(), None);
-                let data = (bce_with_logits(logits, y_all.clone().expand([heads, n, o])) * w_all.clone()).sum();
-                let loss = data + m.l2_penalty(lambdas.clone(), centre.as_ref());
+                let t = tensors.as_ref().expect("autodiff tensors unless by hand");
+                let logits = m.forward(t.x.clone(), t.affine.as_ref(), None);
+                let data = (bce_with_logits(logits, t.y.clone().expand([heads, n, o])) * t.weights.clone()).sum();
+                let loss = data + m.l2_penalty(t.lambdas.clone(), t.centre.as_ref());
                 let value = loss.clone().into_scalar::<f64>();
                 (value, GradientsParams::from_grads(loss.backward(), &m))
             };
             let mut previous = f64::INFINITY;
+            let mut epochs_run = 0;
             while epochs_run < rounds {
                 let (next, loss) = opt.step(1.0, bank, &mut closure);
                 bank = next;
                 epochs_run = (epochs_run + per_call).min(rounds);
                 let converged = (previous - loss).abs() <= 1e-9 * loss.abs().max(1.0);
                 previous = loss;
-                if evaluate(&bank, epochs_run) || converged {
+                if selection.observe(&bank, epochs_run) || converged {
                     break;
                 }
             }
-            evaluations = evals.get();
+            (epochs_run, evals.get())
         }
         Optimizer::Adamw { learning_rate, batch_size, .. } => {
-            let (x_all, y_all, w_all) = tensors.as_ref().expect("autodiff tensors for AdamW");
-            let full_batch = n <= batch_size;
-            let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
-            let mut order: Vec<usize> = (0..n).collect();
-            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-            for epoch in 1..=rounds {
-                let batches: Vec<Vec<usize>> = if full_batch {
-                    vec![Vec::new()]
-                } else {
-                    order.shuffle(&mut rng);
-                    order.chunks(batch_size).map(<[usize]>::to_vec).collect()
-                };
-                for batch in batches {
-                    let (xb, yb, wb, frac) = if full_batch {
-                        (x_all.clone(), y_all.clone(), w_all.clone(), 1.0)
-                    } else {
-                        let idx =
-                            Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]), &ad);
-                        let frac = batch.len() as f64 / n as f64;
-                        (
-                            x_all.clone().select(0, idx.clone()),
-                            y_all.clone().select(1, idx.clone()),
-                            w_all.clone().select(1, idx).div_scalar(frac),
-                            frac,
-                        )
-                    };
-                    let nb = xb.dims()[0];
-                    let keep = match cfg.head {
-                        HeadKind::Mlp { hidden, dropout } if dropout > 0.0 => {
-                            Some(Tensor::<3>::random([heads, nb, hidden], Distribution::Bernoulli(1.0 - dropout), &ad).div_scalar(1.0 - dropout))
-                        }
-                        _ => None,
-                    };
-                    let logits = bank.forward(xb, aff.as_ref(), keep);
-                    let data = (bce_with_logits(logits, yb.expand([heads, nb, o])) * wb).sum().mul_scalar(frac);
-                    let loss = data + bank.l2_penalty(lambdas.clone(), centre.as_ref()).mul_scalar(frac);
-                    let grads = GradientsParams::from_grads(loss.backward(), &bank);
-                    bank = opt.step(learning_rate, bank, grads);
-                    evaluations += 1;
-                }
-                epochs_run = epoch;
-                if (epoch % every == 0 || epoch == rounds) && evaluate(&bank, epoch) {
-                    break;
-                }
-            }
+            let t = tensors.as_ref().expect("autodiff tensors for AdamW");
+            let (trained, epochs_run, steps) = adamw_epochs(bank, t, cfg, learning_rate, batch_size, every, &mut selection, &ad);
+            bank = trained;
+            (epochs_run, steps)
         }
-    }
+    };
     let plain = bank.valid();
+    let Selection { mut best, mut best_loss, mut best_epoch, validation, .. } = selection;
     let heads_out = (0..heads).map(|h| best[h].take().unwrap_or_else(|| plain.head_weights(h, cfg.head))).collect();
-    if val.is_none() {
+    if validation.is_none() {
         best_epoch = vec![epochs_run; heads];
         best_loss = vec![f64::NAN; heads];
     }
     Ok(BankResult { heads: heads_out, best_epoch, validation_loss: best_loss, epochs_run, evaluations })
+}
+
+/// AdamW epochs over seeded minibatches (one full batch when the rows fit
+/// in one), with validation every `every` epochs; returns the epochs run
+/// and the bank with the epochs run and the steps taken.
+#[allow(clippy::too_many_arguments)]
+fn adamw_epochs(
+    mut bank: HeadBank,
+    t: &AutodiffObjective,
+    cfg: &TrainConfig,
+    learning_rate: f64,
+    batch_size: usize,
+    every: usize,
+    selection: &mut Selection,
+    ad: &Device,
+) -> (HeadBank, usize, usize) {
+    let [heads, n, o] = t.weights.dims();
+    let rounds = cfg.optimizer.rounds();
+    let full_batch = n <= batch_size;
+    let mut opt = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let (mut epochs_run, mut steps) = (0, 0);
+    for epoch in 1..=rounds {
+        let batches: Vec<Vec<usize>> = if full_batch {
+            vec![Vec::new()]
+        } else {
+            order.shuffle(&mut rng);
+            order.chunks(batch_size).map(<[usize]>::to_vec).collect()
+        };
+        for batch in batches {
+            let (xb, yb, wb, frac) = if full_batch {
+                (t.x.clone(), t.y.clone(), t.weights.clone(), 1.0)
+            } else {
+                let idx = Tensor::<1, Int>::from_data(TensorData::new(batch.iter().map(|&i| i as i64).collect::<Vec<_>>(), [batch.len()]), ad);
+                let frac = batch.len() as f64 / n as f64;
+                (t.x.clone().select(0, idx.clone()), t.y.clone().select(1, idx.clone()), t.weights.clone().select(1, idx).div_scalar(frac), frac)
+            };
+            let nb = xb.dims()[0];
+            let dropout = cfg.head.dropout();
+            let keep = (dropout > 0.0)
+                .then(|| Tensor::<3>::random([heads, nb, cfg.head.width(o)], Distribution::Bernoulli(1.0 - dropout), ad).div_scalar(1.0 - dropout));
+            let logits = bank.forward(xb, t.affine.as_ref(), keep);
+            let data = (bce_with_logits(logits, yb.expand([heads, nb, o])) * wb).sum().mul_scalar(frac);
+            let loss = data + bank.l2_penalty(t.lambdas.clone(), t.centre.as_ref()).mul_scalar(frac);
+            let grads = GradientsParams::from_grads(loss.backward(), &bank);
+            bank = opt.step(learning_rate, bank, grads);
+            steps += 1;
+        }
+        epochs_run = epoch;
+        if (epoch % every == 0 || epoch == rounds) && selection.observe(&bank, epoch) {
+            break;
+        }
+    }
+    (bank, epochs_run, steps)
 }
 
 /// A copy of `cfg` that runs exactly `rounds` iterations or epochs without

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
-use pairguard_model::clip::Encoder;
+use pairguard_clip::ImageEncoder;
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
 use pairguard_model::robust::attack::{self, Attack};
@@ -44,8 +44,9 @@ impl Fixture {
 }
 
 /// The fixture's encoder and guard on `device`.
-fn setup(fx: &Fixture, device: &Device) -> (Encoder, GuardModel) {
-    let encoder = Encoder::load(&fixtures().join("clip/hf-quickgelu/model.safetensors"), None, false, device).unwrap();
+fn setup(fx: &Fixture, device: &Device) -> (ImageEncoder, GuardModel) {
+    let encoder =
+        ImageEncoder::load(&fixtures().join("../../../clip/tests/fixtures/clip/hf-quickgelu/model.safetensors"), None, false, device).unwrap();
     let (w, _) = fx.f32("w");
     let (b, _) = fx.f32("b");
     let head = HeadWeights { kind: HeadKind::Linear, input_dim: w.len(), outputs: 1, w1: w.clone(), b1: b, w2: None, b2: None };
@@ -193,7 +194,7 @@ fn bad_attack_options_are_named_errors() {
     assert!(attack::run(&zero, &target, &x0, &labels, &[0.1], &seeds).unwrap_err().to_string().contains("at least one step"));
 
     // A guard trained on another encoder is refused.
-    let other = Encoder::load(&fixtures().join("clip/hf-gelu/model.safetensors"), None, false, &device).unwrap();
+    let other = ImageEncoder::load(&fixtures().join("../../../clip/tests/fixtures/clip/hf-gelu/model.safetensors"), None, false, &device).unwrap();
     let err = GuardDecision::new(&guard, &other, EpsUnit::Normalized).unwrap_err().to_string();
     assert!(err.contains("encoder") || err.contains("weights"), "{err}");
 }

@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
+use pairguard_clip::ImageEncoder;
 use pairguard_data::Precision;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::CalibrationConfig;
-use pairguard_model::clip::Encoder;
 use pairguard_model::onnx::{export_head, export_pipeline};
-use pairguard_model::prompts::{PolicyPrompts, zero_shot_guard};
+use pairguard_model::prompts::{PolicyPrompts, PolicyText};
 use pairguard_model::{Device, GuardConfig, GuardModel, HeadKind, LabeledSet, Optimizer, TrainConfig};
 use tract_onnx::prelude::*;
 
@@ -123,8 +123,9 @@ fn exported_heads_match_burn_in_tract_and_onnxruntime() {
     let policy = b.policy();
     let prompts = PolicyPrompts::new(&policy, &cats).unwrap();
     let emb = b.prompts().unwrap();
-    let zero_shot = zero_shot_guard(&prompts, &emb, &b.config.encoder_id(), Some(&set), &CalibrationConfig::default(), &Device::flex()).unwrap();
-    let start = prompts.head(&emb, 1 + cats.len()).unwrap();
+    let text = PolicyText { prompts, embeddings: emb };
+    let zero_shot = text.zero_shot_guard(&b.config.encoder_id(), Some(&set), &CalibrationConfig::default(), &Device::flex()).unwrap();
+    let start = text.prompts.head(&text.embeddings, 1 + cats.len()).unwrap();
     let gc = GuardConfig { train: TrainConfig { multilabel: true, ..TrainConfig::for_head(start.kind) }, ..GuardConfig::default() };
     let prompt = GuardModel::train(&set, Some(&set), b.config.encoder_id(), &gc, Some(&start), &Device::flex()).unwrap();
     assert!(prompt.head.b1.iter().any(|&v| v != 0.0) && prompt.head.w1 != start.w1, "training moved the prompts and biases");
@@ -175,11 +176,11 @@ fn exported_published_heads_match_burn() {
 
 #[test]
 fn exported_pipeline_matches_encoder_plus_head() {
-    let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/hf-quickgelu/model.safetensors");
+    let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip/hf-quickgelu/model.safetensors");
     let dev = Device::flex();
-    let enc = Encoder::load(&w, None, true, &dev).unwrap();
+    let enc = ImageEncoder::load(&w, None, true, &dev).unwrap();
     // Pixels of the fixture photos, embedded by the encoder, labelled by a rule.
-    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/reference.safetensors")).unwrap();
+    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip/reference.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor("pixels").unwrap();
     let pixels: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();

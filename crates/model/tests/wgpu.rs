@@ -49,3 +49,37 @@ fn wgpu_trains_and_matches_the_cpu_backend() {
     assert!(acc >= 48, "wgpu-trained probe learns (chance is 32/64): {acc}/{n}");
     assert!(acc.abs_diff(cpu_acc) <= 1, "wgpu {acc}/{n} vs cpu {cpu_acc}/{n}");
 }
+
+/// The CLIP encoder's reference embeddings (see `pairguard-clip`'s tests)
+/// on wgpu, where QuickGELU and LayerNorm are composed from burn ops
+/// instead of flex's host kernels.
+#[test]
+#[ignore = "needs a wgpu adapter (a GPU, or Mesa's lavapipe); run with --ignored"]
+fn wgpu_encoder_matches_the_reference() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip");
+    let bytes = std::fs::read(fixtures.join("reference.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let reference = |name: &str| -> (Vec<f32>, Vec<usize>) {
+        let t = st.tensor(name).unwrap();
+        (t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), t.shape().to_vec())
+    };
+    let l2 = |v: &[f32], d: usize| -> Vec<f32> {
+        v.chunks(d)
+            .flat_map(|r| {
+                let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+                r.iter().map(move |x| x / n)
+            })
+            .collect()
+    };
+    let sel = select(DeviceChoice::Wgpu).unwrap();
+    assert!(sel.is_wgpu, "{}", sel.description);
+    for (dir, reference_name) in [("hf-quickgelu", "embeds_quickgelu"), ("hf-gelu", "embeds_gelu")] {
+        let enc = pairguard_clip::ImageEncoder::load(&fixtures.join(dir).join("model.safetensors"), None, false, &sel.device).unwrap();
+        let (pixels, shape) = reference("pixels");
+        let (want, _) = reference(reference_name);
+        let got = enc.embed_pixels(pixels, shape[0]);
+        let d = enc.config.projection_dim;
+        let err = l2(&got, d).iter().zip(l2(&want, d)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(err <= 1e-4, "{reference_name}: max abs difference {err} on L2-normalised embeddings");
+    }
+}

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use pairguard_data::hash::{derive_seed, sha256_bytes, sha256_file, write_atomic};
-use pairguard_data::{Dataset, Direction, Policy, Progress, Sample, images};
+use pairguard_data::seed::derive_seed;
+use pairguard_data::{Dataset, Direction, Policy, Sample, images};
+use pairguard_run::{Listing, Progress, WorkPool, claim, sha256_file, write_atomic};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -27,7 +28,6 @@ use serde::{Deserialize, Serialize};
 
 use super::editor::{EditError, EditRequest, Editor};
 use super::verify::{Verdict, Verifier, VerifyConfig};
-use crate::claim::claim;
 use crate::error::{Error, Result};
 use crate::names::file_stem;
 
@@ -189,21 +189,21 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     drawn.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed));
     drawn.truncate(cfg.sources.unwrap_or(usize::MAX));
 
-    let mut listing = String::new();
+    let mut listing = Listing::default();
     for f in std::iter::once(&ds.descriptor.path).chain(&ds.manifest_files) {
-        let _ = writeln!(listing, "{}", sha256_file(f)?);
+        listing.line(sha256_file(f)?);
     }
     for s in &drawn {
-        let _ = writeln!(listing, "{}\t{}\t{:?}\t{:?}", s.id, s.label.name(), s.category, s.image);
+        listing.line(format_args!("{}\t{}\t{:?}\t{:?}", s.id, s.label.name(), s.category, s.image));
     }
     let identity = Identity {
-        data_sha256: sha256_bytes(listing.as_bytes()),
+        data_sha256: listing.sha256(),
         policy_sha256: sha256_file(&inputs.policy.path)?,
         editor: inputs.editor_identity.to_string(),
         verifier_sha256: sha256_file(inputs.verifier_path)?,
         config: cfg.clone(),
     };
-    claim(out, &identity, "pairs made from other data, policy, editor, verifier or settings")?;
+    claim(out, &identity, "pairs made from other data, policy, editor, verifier or settings", Identity::eq)?;
     for d in ["records", "images", "rejected"] {
         std::fs::create_dir_all(out.join(d)).map_err(|e| Error::io(out.join(d), e))?;
     }
@@ -227,15 +227,14 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     let log = Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?);
     let budget = AtomicUsize::new(opts.budget.unwrap_or(usize::MAX));
     let sent = AtomicUsize::new(0);
-    let next = AtomicUsize::new(0);
+    let pool = WorkPool::new(todo.len());
     let max_pixels = ds.descriptor.max_pixels;
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..opts.concurrency.min(todo.len().max(1)) {
             scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(source) = todo.get(i) else { break };
+                while let Some(i) = pool.take() {
+                    let source = todo[i];
                     let ctx = Attempt { inputs, cfg, out, log: &log, budget: &budget, sent: &sent, max_pixels };
                     match ctx.run(source) {
                         Ok(Some(record)) => {

@@ -6,8 +6,8 @@
 //! reported.
 
 use image::{DynamicImage, RgbImage};
+use pairguard_clip::ImageEncoder;
 use pairguard_data::images;
-use pairguard_model::clip::Encoder;
 use pairguard_model::{Device, GuardModel};
 use serde::{Deserialize, Serialize};
 
@@ -64,13 +64,13 @@ pub struct Verdict {
 #[derive(Debug)]
 pub struct Verifier<'a> {
     guard: &'a GuardModel,
-    encoder: &'a Encoder,
+    encoder: &'a ImageEncoder,
     cfg: VerifyConfig,
     device: Device,
 }
 
 impl<'a> Verifier<'a> {
-    pub fn new(guard: &'a GuardModel, encoder: &'a Encoder, cfg: VerifyConfig, device: Device) -> Result<Self> {
+    pub fn new(guard: &'a GuardModel, encoder: &'a ImageEncoder, cfg: VerifyConfig, device: Device) -> Result<Self> {
         cfg.check()?;
         guard.card.encoder.ensure_matches(&encoder.id, "the verifier guard's encoder")?;
         Ok(Verifier { guard, encoder, cfg, device })

@@ -44,6 +44,18 @@ pub enum Norm {
     Linf,
 }
 
+impl Attack {
+    /// The attacks a list names: attack names (see [`std::str::FromStr`]),
+    /// `all` for every one, or `none`.
+    pub fn list(items: &[String]) -> Result<Vec<Attack>> {
+        match items {
+            [none] if none == "none" => Ok(Vec::new()),
+            [all] if all == "all" => ["gn", "fgsm", "pgd", "deepfool"].iter().map(|n| n.parse()).collect(),
+            names => names.iter().map(|n| n.parse()).collect(),
+        }
+    }
+}
+
 impl std::str::FromStr for Attack {
     type Err = Error;
 

@@ -29,6 +29,16 @@ pub enum Corruption {
 
 impl Corruption {
     /// The default severities: mild to severe for each kind.
+    /// The corruptions a list names: `kind:severity` items (see
+    /// [`std::str::FromStr`]), `default` for [`Self::defaults`], or `none`.
+    pub fn list(items: &[String]) -> Result<Vec<Corruption>> {
+        match items {
+            [d] if d == "default" => Ok(Corruption::defaults()),
+            [none] if none == "none" => Ok(Vec::new()),
+            items => items.iter().map(|c| c.parse()).collect(),
+        }
+    }
+
     pub fn defaults() -> Vec<Corruption> {
         let mut all: Vec<Corruption> = [75, 50, 25, 10].into_iter().map(|quality| Corruption::Jpeg { quality }).collect();
         all.extend([1.0, 2.0, 4.0].map(|sigma| Corruption::Blur { sigma }));

@@ -10,13 +10,13 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use image::DynamicImage;
 
-use crate::clip::encoder::l2_rows;
-use crate::clip::{Encoder, Preprocessor};
 use crate::error::{Error, Result};
 use crate::guard::GuardModel;
 use crate::head::{Affine, HeadBank};
 use crate::normalize::NormKind;
 use crate::train::affine;
+use pairguard_clip::l2_rows;
+use pairguard_clip::{ImageEncoder, Preprocessor};
 
 /// Where an attack perturbs images, and the units of its epsilon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -150,7 +150,7 @@ impl HeadDecision {
 /// attack-space images.
 #[derive(Debug)]
 pub struct GuardDecision<'a> {
-    encoder: &'a Encoder,
+    encoder: &'a ImageEncoder,
     head: HeadDecision,
     unit: EpsUnit,
     mean: Tensor<4>,
@@ -160,7 +160,7 @@ pub struct GuardDecision<'a> {
 impl<'a> GuardDecision<'a> {
     /// Fails when the encoder is not the one the guard was trained on, or
     /// cannot carry gradients to the images (the bf16 CPU path).
-    pub fn new(guard: &GuardModel, encoder: &'a Encoder, unit: EpsUnit) -> Result<Self> {
+    pub fn new(guard: &GuardModel, encoder: &'a ImageEncoder, unit: EpsUnit) -> Result<Self> {
         guard.card.encoder.ensure_matches(&encoder.id, "this encoder (the guard was trained on the first)")?;
         if !encoder.differentiable() {
             return Err(Error::Device(format!(
@@ -178,7 +178,7 @@ impl<'a> GuardDecision<'a> {
         self.unit
     }
 
-    pub fn encoder(&self) -> &'a Encoder {
+    pub fn encoder(&self) -> &'a ImageEncoder {
         self.encoder
     }
 
