@@ -12,7 +12,7 @@ use pairguard_data::hub::HubOptions;
 use pairguard_data::images::ImageCheck;
 use pairguard_data::{Dataset, LoadOptions, Precision};
 use pairguard_model::prompts::{PolicyText, PromptTable};
-use pairguard_model::{Device, DeviceChoice, GuardModel};
+use pairguard_model::{Device, DeviceChoice, GuardModel, LabeledSet};
 use pairguard_run::{Assignment, Shard};
 use strum::VariantNames;
 
@@ -116,6 +116,32 @@ impl GuardEncoderArgs {
         guard
             .load_encoder(&checkpoint, &hub_options(), device)
             .with_context(|| format!("loading the guard's encoder {:?} (name another with --encoder)", checkpoint.name))
+    }
+}
+
+/// A guard scoring the embedded samples of a dataset.
+#[derive(Args, Debug)]
+pub struct ScoringArgs {
+    /// The guard (`.safetensors`, with its `.json` card beside it).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Dataset descriptor with an embedding store of the guard's encoder
+    /// (`predict` ignores its labels).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Override the model's decision threshold.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+}
+
+impl ScoringArgs {
+    pub fn guard(&self) -> anyhow::Result<GuardModel> {
+        Ok(GuardModel::load(&self.model)?)
+    }
+
+    /// The dataset's embeddings, checked against the guard's encoder.
+    pub fn samples(&self, guard: &GuardModel) -> anyhow::Result<LabeledSet> {
+        Ok(LabeledSet::from_dataset(&load(&self.data, false, true)?, None, Some(&guard.card.encoder))?)
     }
 }
 

@@ -3,22 +3,14 @@
 use std::path::PathBuf;
 
 use pairguard_model::metrics::BinaryMetrics;
-use pairguard_model::{GuardModel, LabeledSet};
 use pairguard_run::write_atomic;
 
-use crate::args::{DeviceArg, load};
+use crate::args::{DeviceArg, ScoringArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The guard (`.safetensors`, with its `.json` card beside it).
-    #[arg(long)]
-    model: PathBuf,
-    /// Labelled dataset descriptor with an embedding store of the guard's encoder.
-    #[arg(long)]
-    data: PathBuf,
-    /// Override the model's decision threshold.
-    #[arg(long)]
-    threshold: Option<f64>,
+    #[command(flatten)]
+    scoring: ScoringArgs,
     /// Write metrics JSON here (default: print only the table).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -27,11 +19,10 @@ pub struct Args {
 }
 
 pub fn exec(a: Args) -> anyhow::Result<()> {
-    let model = GuardModel::load(&a.model)?;
+    let model = a.scoring.guard()?;
     let dev = a.device.select()?;
-    let ds = load(&a.data, false, true)?;
-    let set = LabeledSet::from_dataset(&ds, None, Some(&model.card.encoder))?;
-    let ev = model.evaluate(&set, a.threshold, &dev)?;
+    let set = a.scoring.samples(&model)?;
+    let ev = model.evaluate(&set, a.scoring.threshold, &dev)?;
     if let Some(p) = &a.json {
         write_atomic(p, &serde_json::to_vec_pretty(&ev)?)?;
     }

@@ -2,22 +2,14 @@
 
 use std::path::PathBuf;
 
-use pairguard_model::{GuardModel, LabeledSet};
 use pairguard_run::write_atomic;
 
-use crate::args::{DeviceArg, load};
+use crate::args::{DeviceArg, ScoringArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The guard (`.safetensors`, with its `.json` card beside it).
-    #[arg(long)]
-    model: PathBuf,
-    /// Dataset descriptor with an embedding store (labels are ignored).
-    #[arg(long)]
-    data: PathBuf,
-    /// Override the model's decision threshold.
-    #[arg(long)]
-    threshold: Option<f64>,
+    #[command(flatten)]
+    scoring: ScoringArgs,
     /// Output JSON-lines file (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -26,12 +18,11 @@ pub struct Args {
 }
 
 pub fn exec(a: Args) -> anyhow::Result<()> {
-    let model = GuardModel::load(&a.model)?;
+    let model = a.scoring.guard()?;
     let dev = a.device.select()?;
-    let ds = load(&a.data, false, true)?;
-    let set = LabeledSet::from_dataset(&ds, None, Some(&model.card.encoder))?;
+    let set = a.scoring.samples(&model)?;
     let mut out = String::new();
-    for p in model.predict(&set.ids, &set.x, a.threshold, &dev)? {
+    for p in model.predict(&set.ids, &set.x, a.scoring.threshold, &dev)? {
         out.push_str(&serde_json::to_string(&p)?);
         out.push('\n');
     }
