@@ -679,3 +679,44 @@ fn reduced_precision_is_recorded_and_never_mixed() {
     let e = fails(&["robustness", "--model", "b.safetensors", "--data", "bench/bf16.toml", "--out", "rob", "--samples", "4", "--device", "cpu"], d);
     assert!(e.contains("gradients") && e.contains("bf16"), "{e}");
 }
+
+/// The checkpoint is `--encoder` (`--model` still works on `embed`), a
+/// sharded embed ends with `embed --collect` as sweeps and robustness runs
+/// do, and a guard config that gives a prompt head another normalisation
+/// than L2 is refused rather than changed.
+#[test]
+fn embed_takes_encoder_and_collects_its_shards_and_prompt_heads_keep_their_normalisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--preset", "tiny", "--images", "8", "--out", "bench"], d);
+    let enc = fixture_encoder();
+    let enc = enc.to_str().unwrap();
+    let embed = |extra: &[&str]| -> String {
+        let args: Vec<&str> =
+            ["embed", "bench/images.toml", "--device", "cpu", "--batch", "4", "--chunk", "4"].iter().copied().chain(extra.iter().copied()).collect();
+        ok(&args, d)
+    };
+    embed(&["--encoder", enc, "--out", "whole.safetensors"]);
+    embed(&["--model", enc, "--out", "s.safetensors", "--shard", "1/2"]);
+    let e = fails(&["embed", "bench/images.toml", "--out", "s.safetensors", "--collect"], d);
+    assert!(e.contains("shards not finished: 0/2"), "{e}");
+    embed(&["--encoder", enc, "--out", "s.safetensors", "--shard", "0/2"]);
+    // Collecting loads no encoder: the store's parts say what they are.
+    assert_eq!(embed(&["--out", "s.safetensors", "--collect"]).trim(), "s.safetensors");
+    for f in ["whole.safetensors", "whole.json", "whole.failures.json"] {
+        assert_eq!(std::fs::read(d.join(f)).unwrap(), std::fs::read(d.join(f.replace("whole", "s"))).unwrap(), "{f}");
+    }
+    let e = fails(&["embed", "bench/images.toml", "--out", "x.safetensors", "--collect", "--shard", "0/2"], d);
+    assert!(e.contains("cannot be used with"), "{e}");
+
+    std::fs::write(d.join("prompt.toml"), "[train]\nhead = { kind = \"prompt\" }\nnormalization = \"standardize\"\n").unwrap();
+    let prompts = ["--policy", "bench/policy.toml", "--prompts", "bench/prompts.safetensors"];
+    let args =
+        [&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--config", "prompt.toml", "--out", "p.safetensors"][..], &prompts].concat();
+    let e = fails(&args, d);
+    assert!(e.contains("normalization") && e.contains("l2"), "{e}");
+    // Named on the command line, the head brings its normalisation.
+    let args = [&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--head", "prompt", "--out", "p.safetensors"][..], &prompts].concat();
+    ok(&args, d);
+    assert_eq!(card(&d.join("p.json"))["normalization"], "l2");
+}

@@ -135,13 +135,13 @@ pub struct ScoringArgs {
 }
 
 impl ScoringArgs {
-    pub fn guard(&self) -> anyhow::Result<GuardModel> {
-        Ok(GuardModel::load(&self.model)?)
-    }
-
-    /// The dataset's embeddings, checked against the guard's encoder.
-    pub fn samples(&self, guard: &GuardModel) -> anyhow::Result<LabeledSet> {
-        Ok(LabeledSet::from_dataset(&load(&self.data, false, true)?, None, Some(&guard.card.encoder))?)
+    /// The guard, the device it runs on, and the dataset's embeddings
+    /// (checked against the guard's encoder).
+    pub fn load(&self, device: &DeviceArg) -> anyhow::Result<(GuardModel, Device, LabeledSet)> {
+        let guard = GuardModel::load(&self.model)?;
+        let device = device.select()?;
+        let set = LabeledSet::from_dataset(&load(&self.data, false, true)?, None, Some(&guard.card.encoder))?;
+        Ok((guard, device, set))
     }
 }
 

@@ -19,9 +19,7 @@ pub struct Args {
 }
 
 pub fn exec(a: Args) -> anyhow::Result<()> {
-    let model = a.scoring.guard()?;
-    let dev = a.device.select()?;
-    let set = a.scoring.samples(&model)?;
+    let (model, dev, set) = a.scoring.load(&a.device)?;
     let ev = model.evaluate(&set, a.scoring.threshold, &dev)?;
     if let Some(p) = &a.json {
         write_atomic(p, &serde_json::to_vec_pretty(&ev)?)?;

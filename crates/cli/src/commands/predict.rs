@@ -18,9 +18,7 @@ pub struct Args {
 }
 
 pub fn exec(a: Args) -> anyhow::Result<()> {
-    let model = a.scoring.guard()?;
-    let dev = a.device.select()?;
-    let set = a.scoring.samples(&model)?;
+    let (model, dev, set) = a.scoring.load(&a.device)?;
     let mut out = String::new();
     for p in model.predict(&set.ids, &set.x, a.scoring.threshold, &dev)? {
         out.push_str(&serde_json::to_string(&p)?);
