@@ -720,3 +720,43 @@ fn embed_takes_encoder_and_collects_its_shards_and_prompt_heads_keep_their_norma
     ok(&args, d);
     assert_eq!(card(&d.join("p.json"))["normalization"], "l2");
 }
+
+/// Values a user passes to `cluster slurm` never run as shell: what Slurm
+/// would not accept is refused by name, and what it would is quoted where
+/// the script passes it to `sbatch`.
+#[test]
+fn slurm_launch_files_refuse_hostile_values_and_quote_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let slurm = |extra: &[&str]| -> Vec<String> {
+        ["cluster", "slurm", "--shards", "2", "--gpus", "0", "--out", "s.sbatch"]
+            .iter()
+            .chain(extra)
+            .chain(["--", "sweep", "exp.toml"].iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    for (option, value) in [
+        ("--time", "01:00:00; touch pwned"),
+        ("--time", "1 day"),
+        ("--partition", "gpu debug"),
+        ("--partition", "gpu;id"),
+        ("--account", "lab$(id)"),
+        ("--account", "a'b"),
+        ("--mem", "16G;id"),
+    ] {
+        let args = slurm(&[option, value]);
+        let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), d);
+        assert!(e.contains(option) && e.contains("expected"), "{option} {value:?}: {e}");
+        assert!(!d.join("s.sbatch").exists(), "{option} {value:?} wrote a launch file");
+    }
+    let args = slurm(&["--time", "2-00:00:00", "--partition", "gpu,debug", "--account", "lab.x-1", "--mem", "16G"]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    let script = std::fs::read_to_string(d.join("s.sbatch")).unwrap();
+    assert!(
+        script.contains("#SBATCH --partition=gpu,debug") && script.contains("--time=2-00:00:00 --partition=gpu,debug --account=lab.x-1"),
+        "{script}"
+    );
+    let syntax = Command::new("bash").arg("-n").arg(d.join("s.sbatch")).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+}

@@ -138,6 +138,7 @@ pub fn slurm(job: &Job, a: &SlurmArgs, file: &Path) -> anyhow::Result<String> {
     };
     let array = format!("0-{}{}", job.shards - 1, a.concurrency.map(|k| format!("%{k}")).unwrap_or_default());
     let (name, dir, logs_q) = (&job.name, quote(&workdir.display().to_string()), logs.display().to_string());
+    check_slurm_values(a)?;
     let mut common = vec![format!("--time={}", a.time)];
     common.extend(a.partition.iter().map(|p| format!("--partition={p}")));
     common.extend(a.account.iter().map(|p| format!("--account={p}")));
@@ -178,7 +179,7 @@ pub fn slurm(job: &Job, a: &SlurmArgs, file: &Path) -> anyhow::Result<String> {
         s,
         "  merge=$(sbatch --parsable --dependency=\"afterok:${{array%%;*}}\" --job-name={name}-merge --chdir={dir} --output={}/%x-%j.out {} --wrap={})",
         quote(&logs_q),
-        common.join(" "),
+        quote_all(&common),
         quote(&merge)
     );
     let _ = writeln!(s, "  echo \"shards: job $array; merge: job $merge\"");
@@ -186,6 +187,36 @@ pub fn slurm(job: &Job, a: &SlurmArgs, file: &Path) -> anyhow::Result<String> {
     let _ = writeln!(s, "fi");
     let _ = writeln!(s, "exec {}", quote_all(&job.shard_command(&binary)));
     Ok(s)
+}
+
+/// Refuses option values that Slurm would not accept, before they reach a
+/// script: a time limit in one of Slurm's forms, partition and account
+/// names of letters, digits, `_`, `.` and `-` (partitions may be a comma
+/// list), and memory as a number with an optional K, M, G or T.
+fn check_slurm_values(a: &SlurmArgs) -> anyhow::Result<()> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let clock = |s: &str| {
+        let parts: Vec<&str> = s.split(':').collect();
+        parts.len() <= 3 && parts.iter().all(|p| digits(p))
+    };
+    let time_ok = matches!(a.time.as_str(), "UNLIMITED" | "infinite")
+        || match a.time.split_once('-') {
+            Some((days, rest)) => digits(days) && clock(rest),
+            None => clock(&a.time),
+        };
+    anyhow::ensure!(time_ok, "--time {:?}: expected a Slurm time limit such as 30, 04:00:00 or 2-00:00:00", a.time);
+    let name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if let Some(p) = &a.partition {
+        anyhow::ensure!(p.split(',').all(name), "--partition {p:?}: expected partition names of letters, digits, _ . - (comma-separated)");
+    }
+    if let Some(acct) = &a.account {
+        anyhow::ensure!(name(acct), "--account {acct:?}: expected an account name of letters, digits, _ . -");
+    }
+    if let Some(m) = &a.mem {
+        let number = m.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(m);
+        anyhow::ensure!(digits(number), "--mem {m:?}: expected a size such as 4000M or 16G");
+    }
+    Ok(())
 }
 
 /// Where the merge Job of a manifest at `out` goes: `<stem>-merge.<ext>`.

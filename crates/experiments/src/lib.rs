@@ -19,6 +19,7 @@ pub mod pairs;
 pub mod plot;
 pub mod report;
 pub mod robustness;
+pub mod secret;
 pub mod stats;
 pub mod summary;
 pub mod sweep;

@@ -189,3 +189,21 @@ fn the_mlp_head_trains_with_its_own_defaults() {
     let e = GuardModel::train(&train, Some(&val), b.config.encoder_id(), &bad, None, &Device::flex()).unwrap_err().to_string();
     assert!(e.contains("L-BFGS") && e.contains("dropout"), "{e}");
 }
+
+/// A guard file whose standardisation divides by zero is refused at load,
+/// naming the tensor and the dimension, instead of scoring NaN later.
+#[test]
+fn a_zero_deviation_in_a_guard_file_is_refused_at_load() {
+    let (b, cats) = bench();
+    let d = b.config.dim;
+    let train = set(&b.coarse, &cats, d);
+    let uncalibrated = GuardConfig { calibration: pairguard_model::CalibrationConfig::fixed(0.5), ..quick() };
+    let mut m = GuardModel::train(&train, None, b.config.encoder_id(), &uncalibrated, None, &Device::flex()).unwrap();
+    assert_eq!(m.norm.kind, NormKind::Standardize);
+    m.norm.std[2] = 0.0;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zero.safetensors");
+    m.save(&path).unwrap();
+    let e = GuardModel::load(&path).unwrap_err().to_string();
+    assert!(e.contains("zero.safetensors") && e.contains("norm.std") && e.contains("dimension 2"), "{e}");
+}

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 use pairguard_experiments::pairs::{self, EditorConfig, GenerateConfig, GenerateOptions, VerifyConfig};
+use pairguard_experiments::secret::Secret;
 use pairguard_model::GuardModel;
 
 use crate::args::{DeviceArg, GuardEncoderArgs, load};
@@ -101,9 +102,12 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     editor_cfg.override_endpoint(env("PAIRGUARD_EDITOR_URL"), env("PAIRGUARD_EDITOR_MODEL"));
+    if let Some(w) = editor_cfg.insecure_warning() {
+        eprintln!("warning: {w}");
+    }
     let key = match editor_cfg.key_env() {
         Some(var) => {
-            let key = env(var);
+            let key = env(var).map(Secret::new);
             if key.is_none() {
                 eprintln!("note: {var} is not set; requests go without an API key");
             }

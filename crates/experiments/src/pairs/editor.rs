@@ -5,6 +5,7 @@
 //! editor. An editor makes one attempt per call; retries, backoff and the
 //! request budget belong to the caller.
 
+use crate::secret::Secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,6 +105,10 @@ pub enum EditorConfig {
         /// Send `size = "<width>x<height>"` of the source image.
         #[serde(default)]
         size: bool,
+        /// Allow plain `http://` to a host other than this machine (the key
+        /// and the images then travel in clear text).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_insecure_http: bool,
     },
     /// A local program: one JSON request per line on its standard input
     /// (`id`, `image` and `out` paths, `prompt`, `seed`, `category`,
@@ -151,6 +156,17 @@ impl EditorConfig {
         }
     }
 
+    /// A warning to show once when the editor sends its key and images over
+    /// plain HTTP to another machine, as its file allowed.
+    pub fn insecure_warning(&self) -> Option<String> {
+        match self {
+            EditorConfig::Http { base_url, allow_insecure_http: true, .. } if base_url.starts_with("http://") => {
+                Some(format!("the editor at {base_url} is reached over plain http: its key and the images travel in clear text"))
+            }
+            _ => None,
+        }
+    }
+
     /// The environment variable the caller reads the API key from, if any.
     pub fn key_env(&self) -> Option<&str> {
         match self {
@@ -160,7 +176,7 @@ impl EditorConfig {
     }
 
     /// The editor, ready to take requests; `key` authorises an HTTP editor.
-    pub fn open(&self, work: &Path, key: Option<String>) -> Result<Box<dyn Editor>> {
+    pub fn open(&self, work: &Path, key: Option<Secret>) -> Result<Box<dyn Editor>> {
         Ok(match self {
             EditorConfig::Http { base_url, .. } if base_url.is_empty() => {
                 return Err(Error::Config("the HTTP editor has no base_url (in its file, or PAIRGUARD_EDITOR_URL)".into()));
@@ -168,8 +184,16 @@ impl EditorConfig {
             EditorConfig::Http { timeout_s, .. } if !(timeout_s.is_finite() && *timeout_s > 0.0) => {
                 return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
             }
-            EditorConfig::Http { base_url, model, timeout_s, response_format, size, .. } => {
-                Box::new(super::http::HttpEditor::new(base_url, model.clone(), key, Duration::from_secs_f64(*timeout_s), *response_format, *size)?)
+            EditorConfig::Http { base_url, model, timeout_s, response_format, size, allow_insecure_http, .. } => {
+                Box::new(super::http::HttpEditor::new(
+                    base_url,
+                    model.clone(),
+                    key,
+                    Duration::from_secs_f64(*timeout_s),
+                    *response_format,
+                    *size,
+                    *allow_insecure_http,
+                )?)
             }
             EditorConfig::Command { command } => Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"))?),
             EditorConfig::Synthetic { truth } => Box::new(super::builtin::SyntheticEditor::new(truth)?),

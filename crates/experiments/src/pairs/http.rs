@@ -10,12 +10,13 @@ use base64::Engine as _;
 
 use super::editor::{EditError, EditRequest, Edited, Editor};
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 #[derive(Debug)]
 pub struct HttpEditor {
     url: reqwest::Url,
     model: Option<String>,
-    key: Option<String>,
+    key: Option<Secret>,
     response_format: bool,
     size: bool,
     client: reqwest::Client,
@@ -23,14 +24,37 @@ pub struct HttpEditor {
 }
 
 impl HttpEditor {
-    pub fn new(base_url: &str, model: Option<String>, key: Option<String>, timeout: Duration, response_format: bool, size: bool) -> Result<Self> {
+    /// Opens an editor at `base_url`. Plain `http://` is refused except on a
+    /// loopback address or with `allow_insecure_http`, and a URL holding
+    /// credentials is refused.
+    pub fn new(
+        base_url: &str,
+        model: Option<String>,
+        key: Option<Secret>,
+        timeout: Duration,
+        response_format: bool,
+        size: bool,
+        allow_insecure_http: bool,
+    ) -> Result<Self> {
         let bad = |m: String| Error::Config(format!("editor base_url {base_url:?}: {m}"));
         let base = reqwest::Url::parse(base_url.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("expected an http or https URL".into()));
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(Error::Config(format!(
+                "editor base_url {}: credentials in the URL are refused (they would reach logs and reports); give the key through key_env",
+                without_credentials(&base)
+            )));
+        }
         let url = reqwest::Url::parse(&format!("{}/images/edits", base.as_str().trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?;
-        let loopback = matches!(base.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        let loopback = is_loopback(&base);
+        if base.scheme() == "http" && !loopback && !allow_insecure_http {
+            return Err(bad(
+                "plain http would send the API key and the images in clear text; use https, or set allow_insecure_http = true in the editor file"
+                    .into(),
+            ));
+        }
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(timeout);
         if loopback {
             builder = builder.no_proxy();
@@ -61,7 +85,7 @@ impl HttpEditor {
         }
         let mut req = self.client.post(self.url.clone()).multipart(form);
         if let Some(k) = &self.key {
-            req = req.bearer_auth(k);
+            req = req.bearer_auth(k.expose());
         }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
@@ -103,5 +127,48 @@ impl Editor for HttpEditor {
 
     fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, EditError> {
         self.runtime.block_on(self.send(request))
+    }
+}
+
+/// Whether a URL's host is this machine (127.0.0.0/8, ::1 or localhost).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The URL with any user name and password removed, for messages.
+fn without_credentials(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(url: &str, insecure: bool) -> Result<HttpEditor> {
+        HttpEditor::new(url, None, Some(Secret::new("sk-hidden".into())), Duration::from_secs(1), true, false, insecure)
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_this_machine_and_credentials_never_pass() {
+        for url in ["http://127.0.0.1:9/v1", "http://127.3.4.5/v1", "http://localhost:8080/v1", "http://[::1]:8080/v1", "https://api.example.com/v1"]
+        {
+            assert!(open(url, false).is_ok(), "{url}");
+        }
+        let e = open("http://198.51.100.7/v1", false).unwrap_err().to_string();
+        assert!(e.contains("clear text") && e.contains("allow_insecure_http"), "{e}");
+        assert!(open("http://198.51.100.7/v1", true).is_ok());
+        let e = open("https://user:pa55word@api.example.com/v1", false).unwrap_err().to_string();
+        assert!(e.contains("credentials") && !e.contains("pa55word") && !e.contains("user:"), "{e}");
+        let editor = open("https://api.example.com/v1", false).unwrap();
+        let shown = format!("{editor:?}");
+        assert!(!shown.contains("sk-hidden") && shown.contains("***"), "{shown}");
     }
 }

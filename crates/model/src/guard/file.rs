@@ -113,6 +113,10 @@ impl GuardModel {
             b2: if mlp { Some(get("head.b2", &[o])?) } else { None },
         };
         let norm = FeatureNorm { kind: card.normalization, mean: get("norm.mean", &[d])?, std: get("norm.std", &[d])? };
+        // Standardisation divides by these: a zero would turn every score into NaN.
+        if let Some(j) = norm.std.iter().position(|&s| s <= 0.0) {
+            return Err(weights_error(format!("tensor \"norm.std\" has {} at dimension {j}; deviations must be positive", norm.std[j])));
+        }
         Ok(GuardModel { card, norm, head })
     }
 }
