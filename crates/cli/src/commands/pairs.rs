@@ -121,7 +121,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let encoder = a.encoder.load(&guard, &dev)?;
     let verifier = pairs::Verifier::new(&guard, &encoder, cfg.verify.clone(), dev)?;
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
-    let editor = editor_cfg.open(&a.out, key)?;
+    let editor = editor_cfg.open(&a.out, key, ds.descriptor.max_pixels)?;
     eprintln!("editor: {}", editor.describe());
     let inputs = pairs::Inputs {
         data: &ds,

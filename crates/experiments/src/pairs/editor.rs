@@ -109,6 +109,10 @@ pub enum EditorConfig {
         /// and the images then travel in clear text).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         allow_insecure_http: bool,
+        /// The largest answer read, in bytes (default: what a base64 answer
+        /// of the largest image the dataset's pixel limit allows needs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_response_bytes: Option<u64>,
     },
     /// A local program: one JSON request per line on its standard input
     /// (`id`, `image` and `out` paths, `prompt`, `seed`, `category`,
@@ -175,8 +179,9 @@ impl EditorConfig {
         }
     }
 
-    /// The editor, ready to take requests; `key` authorises an HTTP editor.
-    pub fn open(&self, work: &Path, key: Option<Secret>) -> Result<Box<dyn Editor>> {
+    /// The editor, ready to take requests; `key` authorises an HTTP editor,
+    /// and `max_pixels` (the dataset's image limit) sizes its answers' limit.
+    pub fn open(&self, work: &Path, key: Option<Secret>, max_pixels: u64) -> Result<Box<dyn Editor>> {
         Ok(match self {
             EditorConfig::Http { base_url, .. } if base_url.is_empty() => {
                 return Err(Error::Config("the HTTP editor has no base_url (in its file, or PAIRGUARD_EDITOR_URL)".into()));
@@ -184,16 +189,17 @@ impl EditorConfig {
             EditorConfig::Http { timeout_s, .. } if !(timeout_s.is_finite() && *timeout_s > 0.0) => {
                 return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
             }
-            EditorConfig::Http { base_url, model, timeout_s, response_format, size, allow_insecure_http, .. } => {
-                Box::new(super::http::HttpEditor::new(
-                    base_url,
-                    model.clone(),
-                    key,
-                    Duration::from_secs_f64(*timeout_s),
-                    *response_format,
-                    *size,
-                    *allow_insecure_http,
-                )?)
+            EditorConfig::Http { base_url, model, timeout_s, response_format, size, allow_insecure_http, max_response_bytes, .. } => {
+                // A PNG of the largest allowed image, uncompressed RGBA, in base64, and room for the JSON around it.
+                let fits_the_largest_image = max_pixels.saturating_mul(4).saturating_mul(4) / 3 + (1 << 20);
+                let opts = super::http::HttpOptions {
+                    timeout: Duration::from_secs_f64(*timeout_s),
+                    response_format: *response_format,
+                    size: *size,
+                    allow_insecure_http: *allow_insecure_http,
+                    max_body: max_response_bytes.unwrap_or(fits_the_largest_image),
+                };
+                Box::new(super::http::HttpEditor::new(base_url, model.clone(), key, opts)?)
             }
             EditorConfig::Command { command } => Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"))?),
             EditorConfig::Synthetic { truth } => Box::new(super::builtin::SyntheticEditor::new(truth)?),

@@ -12,13 +12,27 @@ use super::editor::{EditError, EditRequest, Edited, Editor};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+/// How an HTTP editor talks to its server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpOptions {
+    pub timeout: Duration,
+    /// Ask for `response_format = "b64_json"`.
+    pub response_format: bool,
+    /// Send the source image's `size`.
+    pub size: bool,
+    /// Allow plain `http://` to another machine.
+    pub allow_insecure_http: bool,
+    /// The largest answer read, in bytes: a longer one is refused as it
+    /// streams, so a faulty or hostile server cannot exhaust memory.
+    pub max_body: u64,
+}
+
 #[derive(Debug)]
 pub struct HttpEditor {
     url: reqwest::Url,
     model: Option<String>,
     key: Option<Secret>,
-    response_format: bool,
-    size: bool,
+    opts: HttpOptions,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
@@ -27,15 +41,7 @@ impl HttpEditor {
     /// Opens an editor at `base_url`. Plain `http://` is refused except on a
     /// loopback address or with `allow_insecure_http`, and a URL holding
     /// credentials is refused.
-    pub fn new(
-        base_url: &str,
-        model: Option<String>,
-        key: Option<Secret>,
-        timeout: Duration,
-        response_format: bool,
-        size: bool,
-        allow_insecure_http: bool,
-    ) -> Result<Self> {
+    pub fn new(base_url: &str, model: Option<String>, key: Option<Secret>, opts: HttpOptions) -> Result<Self> {
         let bad = |m: String| Error::Config(format!("editor base_url {base_url:?}: {m}"));
         let base = reqwest::Url::parse(base_url.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
@@ -49,13 +55,13 @@ impl HttpEditor {
         }
         let url = reqwest::Url::parse(&format!("{}/images/edits", base.as_str().trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?;
         let loopback = is_loopback(&base);
-        if base.scheme() == "http" && !loopback && !allow_insecure_http {
+        if base.scheme() == "http" && !loopback && !opts.allow_insecure_http {
             return Err(bad(
                 "plain http would send the API key and the images in clear text; use https, or set allow_insecure_http = true in the editor file"
                     .into(),
             ));
         }
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(timeout);
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(opts.timeout);
         if loopback {
             builder = builder.no_proxy();
         }
@@ -65,7 +71,7 @@ impl HttpEditor {
             .enable_all()
             .build()
             .map_err(|e| Error::Config(format!("starting the HTTP editor's runtime: {e}")))?;
-        Ok(HttpEditor { url, model, key, response_format, size, client, runtime })
+        Ok(HttpEditor { url, model, key, opts, client, runtime })
     }
 
     async fn send(&self, r: &EditRequest) -> std::result::Result<Edited, EditError> {
@@ -77,17 +83,17 @@ impl HttpEditor {
         if let Some(m) = &self.model {
             form = form.text("model", m.clone());
         }
-        if self.response_format {
+        if self.opts.response_format {
             form = form.text("response_format", "b64_json");
         }
-        if self.size {
+        if self.opts.size {
             form = form.text("size", format!("{}x{}", r.width, r.height));
         }
         let mut req = self.client.post(self.url.clone()).multipart(form);
         if let Some(k) = &self.key {
             req = req.bearer_auth(k.expose());
         }
-        let resp = req.send().await.map_err(transport)?;
+        let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -96,7 +102,19 @@ impl HttpEditor {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
-        let body = resp.bytes().await.map_err(transport)?;
+        let max = self.opts.max_body;
+        let too_large =
+            |what: String| EditError::fatal("response too large", format!("{what}, more than the limit of {max} bytes (max_response_bytes)"));
+        if let Some(n) = resp.content_length().filter(|&n| n > max) {
+            return Err(too_large(format!("the answer announces {n} bytes")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(too_large(format!("the answer ran past {} bytes", body.len() + chunk.len())));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
             let retryable = status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error();
@@ -152,8 +170,64 @@ fn without_credentials(url: &reqwest::Url) -> String {
 mod tests {
     use super::*;
 
+    fn options(allow_insecure_http: bool, max_body: u64) -> HttpOptions {
+        HttpOptions { timeout: Duration::from_secs(10), response_format: true, size: false, allow_insecure_http, max_body }
+    }
+
     fn open(url: &str, insecure: bool) -> Result<HttpEditor> {
-        HttpEditor::new(url, None, Some(Secret::new("sk-hidden".into())), Duration::from_secs(1), true, false, insecure)
+        HttpEditor::new(url, None, Some(Secret::new("sk-hidden".into())), options(insecure, 1 << 20))
+    }
+
+    /// A server on the loopback interface that answers one request with
+    /// `head` and then, while the client reads, up to 64 MiB of body.
+    fn serve_once(head: &'static str, body: bool) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(head.as_bytes());
+            if body {
+                let chunk = format!("{:x}\r\n{}\r\n", 65536, "a".repeat(65536));
+                for _ in 0..1024 {
+                    if s.write_all(chunk.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        url
+    }
+
+    fn request() -> EditRequest {
+        EditRequest {
+            id: "x".into(),
+            category: "c".into(),
+            direction: pairguard_data::Direction::Add,
+            prompt: "p".into(),
+            seed: 0,
+            png: vec![0; 16],
+            width: 4,
+            height: 4,
+        }
+    }
+
+    #[test]
+    fn an_answer_past_the_limit_is_refused_as_it_streams() {
+        let endless = serve_once("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", true);
+        let e = open(&endless, false).unwrap().edit(&request()).unwrap_err();
+        assert!(e.status == "response too large" && !e.retryable && e.message.contains("ran past"), "{e}");
+        let announced = serve_once("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n", false);
+        let e = open(&announced, false).unwrap().edit(&request()).unwrap_err();
+        assert!(e.status == "response too large" && e.message.contains("announces 10000000000 bytes"), "{e}");
     }
 
     #[test]
