@@ -1,13 +1,16 @@
 //! A local command as an editor (a diffusers or ComfyUI script on the
 //! user's GPU): started once, fed one JSON request per line on its standard
 //! input, answering one JSON line per request on its standard output.
-//! Images travel as files in an exchange folder. A command that dies is
-//! started again for the next attempt.
+//! Images travel as files in an exchange folder. A command that dies, or
+//! does not answer within its timeout, is stopped and started again for the
+//! next attempt.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -18,13 +21,16 @@ use crate::error::{Error, Result};
 struct Running {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// The command's output lines, read by a thread of their own so that a
+    /// hung command cannot block a request past its timeout.
+    lines: Receiver<std::io::Result<String>>,
 }
 
 #[derive(Debug)]
 pub struct CommandEditor {
     command: Vec<String>,
     exchange: PathBuf,
+    timeout: Duration,
     /// One request at a time: a GPU script edits one image after another.
     running: Mutex<Option<Running>>,
 }
@@ -42,13 +48,17 @@ struct Answer {
     error: Option<String>,
 }
 
+/// The status of a request the command did not answer in time.
+const STOPPED: &str = "timeout";
+
 impl CommandEditor {
-    pub fn new(command: Vec<String>, exchange: PathBuf) -> Result<Self> {
+    /// A command answering each request within `timeout`.
+    pub fn new(command: Vec<String>, exchange: PathBuf, timeout: Duration) -> Result<Self> {
         if command.is_empty() {
             return Err(Error::Config("editor command is empty".into()));
         }
         std::fs::create_dir_all(&exchange).map_err(|e| Error::io(&exchange, e))?;
-        Ok(CommandEditor { command, exchange, running: Mutex::new(None) })
+        Ok(CommandEditor { command, exchange, timeout, running: Mutex::new(None) })
     }
 
     fn start(&self) -> std::result::Result<Running, EditError> {
@@ -60,8 +70,24 @@ impl CommandEditor {
             .spawn()
             .map_err(|e| EditError::fatal("start", format!("{}: {e}", self.command[0])))?;
         let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        Ok(Running { child, stdin, stdout })
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        // Ends when the command closes its output (it exited or was killed).
+        std::thread::spawn(move || {
+            loop {
+                let mut line = String::new();
+                match stdout.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) if tx.send(Ok(line)).is_ok() => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Running { child, stdin, lines })
     }
 
     fn exchange(&self, running: &mut Running, r: &EditRequest) -> std::result::Result<Edited, EditError> {
@@ -75,11 +101,16 @@ impl CommandEditor {
         });
         let died = |what: &str, e: String| EditError::retryable("command died", format!("{what}: {e}"));
         writeln!(running.stdin, "{line}").and_then(|()| running.stdin.flush()).map_err(|e| died("writing the request", e.to_string()))?;
-        let mut answer = String::new();
-        let n = running.stdout.read_line(&mut answer).map_err(|e| died("reading the answer", e.to_string()))?;
-        if n == 0 {
-            return Err(died("reading the answer", "the command closed its output".into()));
-        }
+        let answer = match running.lines.recv_timeout(self.timeout) {
+            Ok(line) => line.map_err(|e| died("reading the answer", e.to_string()))?,
+            Err(RecvTimeoutError::Disconnected) => return Err(died("reading the answer", "the command closed its output".into())),
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(EditError::retryable(
+                    STOPPED,
+                    format!("no answer within {:.1} s; the command is stopped and started again", self.timeout.as_secs_f64()),
+                ));
+            }
+        };
         let a: Answer =
             serde_json::from_str(answer.trim()).map_err(|e| EditError::retryable("malformed response", format!("{e}: {}", answer.trim())))?;
         if a.id != r.id {
@@ -111,7 +142,7 @@ impl Editor for CommandEditor {
             *guard = Some(self.start()?);
         }
         let result = self.exchange(guard.as_mut().expect("started"), request);
-        if result.as_ref().is_err_and(|e| e.status == "command died")
+        if result.as_ref().is_err_and(|e| e.status == "command died" || e.status == STOPPED)
             && let Some(mut r) = guard.take()
         {
             let _ = r.child.kill();
@@ -127,5 +158,64 @@ impl Drop for CommandEditor {
             drop(r.stdin);
             let _ = r.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: &str) -> EditRequest {
+        EditRequest {
+            id: id.into(),
+            category: "c".into(),
+            direction: pairguard_data::Direction::Add,
+            prompt: "p".into(),
+            seed: 0,
+            png: b"not really a png".to_vec(),
+            width: 4,
+            height: 4,
+        }
+    }
+
+    /// A shell editor that counts its starts in `starts`, then runs `body`
+    /// for each request line `$l` (with `$out` its output path).
+    fn editor(dir: &std::path::Path, body: &str, timeout: Duration) -> CommandEditor {
+        let starts = dir.join("starts");
+        let script = format!(
+            "starts='{}'; echo start >> \"$starts\"; while read -r l; do out=$(printf '%s' \"$l\" | sed 's/.*\"out\":\"\\([^\"]*\\)\".*/\\1/'); {body}; done",
+            starts.display()
+        );
+        CommandEditor::new(vec!["sh".into(), "-c".into(), script], dir.join("exchange"), timeout).unwrap()
+    }
+
+    fn starts(dir: &std::path::Path) -> usize {
+        std::fs::read_to_string(dir.join("starts")).map_or(0, |s| s.lines().count())
+    }
+
+    #[test]
+    fn a_hung_command_times_out_and_is_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let hung = editor(dir.path(), "sleep 20", Duration::from_millis(500));
+        for attempt in 1..=2 {
+            let t0 = std::time::Instant::now();
+            let e = hung.edit(&request("a")).unwrap_err();
+            assert!(e.status == "timeout" && e.retryable, "{e}");
+            assert!(t0.elapsed() < Duration::from_secs(5), "waited {:?}", t0.elapsed());
+            assert_eq!(starts(dir.path()), attempt, "stopped and started again");
+        }
+    }
+
+    #[test]
+    fn a_command_that_dies_is_started_again_and_then_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        // The first start dies on its first request; the next one edits.
+        let body = "if [ $(wc -l < \"$starts\") -eq 1 ]; then exit 3; fi; printf edited > \"$out\"; echo '{\"id\":\"a\"}'";
+        let flaky = editor(dir.path(), body, Duration::from_secs(20));
+        let e = flaky.edit(&request("a")).unwrap_err();
+        assert!(e.status == "command died" && e.retryable, "{e}");
+        let edited = flaky.edit(&request("a")).unwrap();
+        assert_eq!(edited.image, b"edited");
+        assert_eq!(starts(dir.path()), 2);
     }
 }

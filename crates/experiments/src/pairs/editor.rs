@@ -118,7 +118,13 @@ pub enum EditorConfig {
     /// (`id`, `image` and `out` paths, `prompt`, `seed`, `category`,
     /// `direction`, `width`, `height`), one JSON answer per line on its
     /// standard output (`id`, `image`, optional `mask`, `cost`, `error`).
-    Command { command: Vec<String> },
+    Command {
+        command: Vec<String>,
+        /// Seconds to wait for each answer; past it the command is stopped,
+        /// started again, and the attempt counts as a retryable failure.
+        #[serde(default = "default_command_timeout", skip_serializing_if = "is_default_command_timeout")]
+        timeout_s: f64,
+    },
     /// The synthetic benchmark's editor: draws or erases the dark cross
     /// exactly, from the parameters in `images-truth.json`.
     Synthetic { truth: PathBuf },
@@ -130,6 +136,15 @@ fn default_key_env() -> String {
 
 fn default_timeout() -> f64 {
     120.0
+}
+
+/// A local GPU script may take minutes for one edit.
+fn default_command_timeout() -> f64 {
+    600.0
+}
+
+fn is_default_command_timeout(t: &f64) -> bool {
+    *t == default_command_timeout()
 }
 
 fn yes() -> bool {
@@ -201,7 +216,12 @@ impl EditorConfig {
                 };
                 Box::new(super::http::HttpEditor::new(base_url, model.clone(), key, opts)?)
             }
-            EditorConfig::Command { command } => Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"))?),
+            EditorConfig::Command { timeout_s, .. } if !(timeout_s.is_finite() && *timeout_s > 0.0) => {
+                return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
+            }
+            EditorConfig::Command { command, timeout_s } => {
+                Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"), Duration::from_secs_f64(*timeout_s))?)
+            }
             EditorConfig::Synthetic { truth } => Box::new(super::builtin::SyntheticEditor::new(truth)?),
         })
     }
