@@ -36,13 +36,6 @@ pub struct Checkpoint {
     pub config: Option<PathBuf>,
 }
 
-impl Default for Checkpoint {
-    /// [`DEFAULT_MODEL`] at [`DEFAULT_REVISION`].
-    fn default() -> Self {
-        Checkpoint { name: DEFAULT_MODEL.into(), revision: DEFAULT_REVISION.into(), config: None }
-    }
-}
-
 /// The vision tower as an embedding pipeline: weights, preprocessing, the
 /// precision it computes in, and the identity its embeddings carry.
 #[derive(Debug)]

@@ -332,8 +332,21 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
     // reads: host slices for the written-out objective, tensors for autodiff.
     let hand = by_hand(cfg);
     let affine_host = hand.then(|| host_affine(&norms)).flatten();
-    let host = hand.then_some((xs.as_ref(), ys.as_slice(), weights.as_slice()));
-    let objective = host.map(|(x, y, w)| LinearObjective {
+    // The data go, without a copy, into the one form the fit reads.
+    let (host, tensors) = if hand {
+        (Some((xs, ys, weights)), None)
+    } else {
+        let tensors = AutodiffObjective {
+            x: t2(xs.into_owned(), [n, d], &ad),
+            y: t3(ys, [1, n, o], &ad),
+            weights: t3(weights, [heads, n, o], &ad),
+            affine: affine(&norms, &ad),
+            lambdas: t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad),
+            centre: centre_values.clone().map(|c| t3(c, [heads, d, cfg.head.width(o)], &ad)),
+        };
+        (None, Some(tensors))
+    };
+    let objective = host.as_ref().map(|(x, y, w)| LinearObjective {
         x,
         d,
         y,
@@ -342,14 +355,6 @@ fn fit_checked(job: &BankJob, cfg: &TrainConfig, device: &Device) -> Result<Bank
         lambdas: &job.lambdas,
         centre: centre_values.as_deref(),
         affine: affine_host.as_ref().map(|(m, i)| (m.as_slice(), i.as_slice())),
-    });
-    let tensors = (!hand).then(|| AutodiffObjective {
-        x: t2(xs.to_vec(), [n, d], &ad),
-        y: t3(ys.clone(), [1, n, o], &ad),
-        weights: t3(weights.clone(), [heads, n, o], &ad),
-        affine: affine(&norms, &ad),
-        lambdas: t3(job.lambdas.iter().map(|&l| l as f32).collect(), [heads, 1, 1], &ad),
-        centre: centre_values.clone().map(|c| t3(c, [heads, d, cfg.head.width(o)], &ad)),
     });
     let mut selection = Selection {
         validation: job.validation.map(|(vx, vy)| (t2(row_stepped(kind, Cow::Borrowed(vx), d).into_owned(), [vx.len() / d, d], device), vy)),
