@@ -142,7 +142,7 @@ fn the_builtin_editor_makes_a_valid_pair_set_and_a_run_resumes_to_the_same_one()
     let mut args = generate("x", "synthetic", &[]);
     args[5] = shipped.to_str().unwrap();
     let e = String::from_utf8(pairguard(&args, d, &[]).stderr).unwrap();
-    assert!(e.contains("no images in a category of policy safetypairs"), "{e}");
+    assert!(e.contains("safetypairs.toml has no category category-0 (14 images)"), "{e}");
 }
 
 /// How the loopback server answers the n-th request (counted from 0).
@@ -407,11 +407,12 @@ fn a_local_command_edits_over_json_lines() {
     setup(d);
     // The command answers each request with the benchmark's partner image
     // (copied by a shell script from a table of sources to partners), and,
-    // when $MASK names one, with that mask.
+    // when $MASK names one, with that mask (copied into the exchange
+    // folder), or, when $ANSWER names a file, with that file as the image.
     let script = d.join("edit.sh");
     std::fs::write(
         &script,
-        "#!/bin/sh\nwhile IFS= read -r line; do\n  id=$(printf '%s' \"$line\" | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/')\n  out=$(printf '%s' \"$line\" | sed 's/.*\"out\":\"\\([^\"]*\\)\".*/\\1/')\n  cp \"partners/$id.png\" \"$out\"\n  if [ -n \"$MASK\" ]; then printf '{\"id\":\"%s\",\"mask\":\"%s\"}\\n' \"$id\" \"$MASK\"; else printf '{\"id\":\"%s\",\"cost\":1.5}\\n' \"$id\"; fi\ndone\n",
+        "#!/bin/sh\nwhile IFS= read -r line; do\n  id=$(printf '%s' \"$line\" | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/')\n  out=$(printf '%s' \"$line\" | sed 's/.*\"out\":\"\\([^\"]*\\)\".*/\\1/')\n  cp \"partners/$id.png\" \"$out\"\n  if [ -n \"$MASK\" ]; then cp \"$MASK\" \"$(dirname \"$out\")/mask.png\"; printf '{\"id\":\"%s\",\"mask\":\"mask.png\"}\\n' \"$id\"; elif [ -n \"$ANSWER\" ]; then printf '{\"id\":\"%s\",\"image\":\"%s\"}\\n' \"$id\" \"$ANSWER\"; else printf '{\"id\":\"%s\",\"cost\":1.5}\\n' \"$id\"; fi\ndone\n",
     )
     .unwrap();
     std::fs::create_dir(d.join("partners")).unwrap();
@@ -436,4 +437,13 @@ fn a_local_command_edits_over_json_lines() {
     ok_env(&generate("masked", "command.toml", &["--sources", "4", "--max-outside-change", "0"]), d, &[("MASK", mask.to_str().unwrap())]);
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("masked/report.json")).unwrap()).unwrap();
     assert_eq!(report["by_reason"]["changed outside the editor's mask"].as_u64(), Some(4), "{report}");
+
+    // An answer naming a file outside the exchange folder is never read.
+    let outside = d.join("bench/policy.toml");
+    let run = pairguard(&generate("escaped", "command.toml", &["--sources", "2", "--attempts", "1"]), d, &[("ANSWER", outside.to_str().unwrap())]);
+    let e = String::from_utf8_lossy(&run.stderr);
+    let requests = std::fs::read_to_string(d.join("escaped/requests.jsonl")).unwrap();
+    assert!(requests.contains("outside the exchange folder"), "{e}\n{requests}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("escaped/report.json")).unwrap()).unwrap();
+    assert_eq!(report["kept"].as_u64(), Some(0), "{report}");
 }

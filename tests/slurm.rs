@@ -171,8 +171,11 @@ fn slurm_runs_a_sharded_embed_and_its_merge_to_the_one_machine_store() {
     pairguard(&[&embed[..], &["--out", "whole.safetensors"]].concat(), w);
     let whole = store_files(w, "whole");
 
-    // Four shards, two at a time, then the merge.
-    let args = ["cluster", "slurm", "--shards", "4", "--concurrency", "2", "--gpus", "0", "--time", "00:10:00", "--out", "embed.sbatch", "--"];
+    // Four shards, two at a time, then the merge; every scheduler value the
+    // launch file quotes goes through a real sbatch.
+    #[rustfmt::skip]
+    let args = ["cluster", "slurm", "--shards", "4", "--concurrency", "2", "--gpus", "0", "--time", "00:10:00", "--partition", "debug",
+        "--account", "lab.x-1", "--out", "embed.sbatch", "--"];
     pairguard(&[&args[..], &embed[..], &["--out", "a.safetensors"]].concat(), w);
     let (shards, merge) = cluster.submit(&w.join("embed.sbatch"), w, None);
     let states = cluster.wait(&shards);

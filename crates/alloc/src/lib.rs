@@ -13,8 +13,11 @@
 //! The cost is that the process keeps its peak memory until it exits.
 //!
 //! Only binaries and benchmarks link it; no library may set the global
-//! allocator.
+//! allocator. [`Counting`] is for tests that bound allocations.
 
+mod counting;
+
+pub use counting::Counting;
 pub use mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` of mimalloc.h, which libmimalloc-sys does not name;

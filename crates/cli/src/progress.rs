@@ -33,7 +33,13 @@ impl Progress for Bar {
     }
 
     fn note(&self, message: &str) {
-        self.0.println(message);
+        // The bar draws nothing where standard error is not a terminal (a
+        // batch job's log), and its println then prints nothing either.
+        if self.0.is_hidden() {
+            eprintln!("{message}");
+        } else {
+            self.0.println(message);
+        }
     }
 
     fn finish(&self) {

@@ -77,16 +77,6 @@ impl Dataset {
             Some(r) => descriptor.base_dir().join(r),
             None => manifest_files[0].parent().map(Path::to_path_buf).unwrap_or_default(),
         };
-        let store = descriptor.default_store_path();
-        let embeddings = match (opts.embeddings, &descriptor.embeddings) {
-            (false, _) => None,
-            (true, Some(_)) if !store.exists() => {
-                return Err(DataError::MissingStore { store, descriptor: descriptor.path.clone() });
-            }
-            (true, _) if store.exists() => Some(EmbeddingStore::load(&store)?),
-            (true, _) => None,
-        };
-
         let mut findings = Vec::new();
         let mut samples = Vec::new();
         let mut origins = Vec::new();
@@ -105,6 +95,23 @@ impl Dataset {
                 }
             }
         }
+        if samples.is_empty() && dropped_rows == 0 {
+            let files: Vec<String> = manifest_files.iter().map(|f| f.display().to_string()).collect();
+            return Err(DataError::Parse {
+                path: descriptor.path.clone(),
+                message: format!("no samples: its manifests ({}) hold no rows", files.join(", ")),
+            });
+        }
+
+        let store = descriptor.default_store_path();
+        let embeddings = match (opts.embeddings, &descriptor.embeddings) {
+            (false, _) => None,
+            (true, Some(_)) if !store.exists() => {
+                return Err(DataError::MissingStore { store, descriptor: descriptor.path.clone() });
+            }
+            (true, _) if store.exists() => Some(EmbeddingStore::load(&store)?),
+            (true, _) => None,
+        };
 
         let mut bad: HashSet<usize> = HashSet::new();
         let finding = |i: usize, s: &Sample, field: &str, message: String| Finding {

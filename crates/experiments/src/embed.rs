@@ -20,7 +20,7 @@ use std::sync::mpsc;
 
 use pairguard_clip::ImageEncoder;
 use pairguard_data::{EmbeddingStore, EncoderId, Sample, images};
-use pairguard_run::{Assignment, Failure, Ledger, Listing, Outcome, Progress, WorkPool, claim, sha256_bytes, write_atomic};
+use pairguard_run::{Assignment, Failure, Ledger, Listing, Outcome, Progress, WorkPool, claim, lock, remove_partials_of, sha256_bytes, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -218,6 +218,10 @@ impl Parts {
             failures.extend(f);
         }
         let embedded = ids.len();
+        // What a writer of these files killed before its rename left beside them.
+        for file in [out.to_path_buf(), EmbeddingStore::index_path(out), failures_path(out)] {
+            remove_partials_of(&file)?;
+        }
         EmbeddingStore::new(identity.encoder.clone(), ids, vecs)?.save(out)?;
         write_atomic(&failures_path(out), &serde_json::to_vec_pretty(&failures)?)?;
         std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
@@ -271,6 +275,7 @@ pub fn embed_samples(samples: &[Sample], encoder: &ImageEncoder, out: &Path, opt
     let t0 = std::time::Instant::now();
     let parts = Parts { dir: parts_dir(out) };
     let identity = PartsIdentity::of(samples, encoder, opts);
+    let _lock = lock(&parts.dir, opts.assignment)?;
     parts.claim(&identity)?;
     let identity_hash = identity.hash()?;
     let (units, mine) = (identity.batches(), identity.samples_of(opts.assignment));
@@ -394,6 +399,7 @@ pub fn collect(out: &Path) -> Result<Store> {
             out.display()
         )));
     }
+    let _lock = lock(&parts.dir, Assignment::Collect)?;
     let identity = parts.identity()?;
     Ledger::of(&parts.dir).complete(&identity.hash()?, identity.batches())?;
     parts.assemble(&identity, out)

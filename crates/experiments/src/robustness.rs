@@ -26,7 +26,7 @@ use pairguard_data::{Dataset, EncoderId, Sample, Source, images};
 use pairguard_model::GuardModel;
 use pairguard_model::robust::attack::{self, Attack};
 use pairguard_model::robust::{Corruption, EpsUnit, GuardDecision, Norm};
-use pairguard_run::{Assignment, Failure, Ledger, Listing, Outcome, Progress, claim, sha256_file, write_atomic};
+use pairguard_run::{Assignment, Failure, Ledger, Listing, Outcome, Progress, claim, lock, sha256_file, write_atomic};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -309,6 +309,7 @@ pub fn run(
         data_sha256: data_sha256(ds, &candidates)?,
         config: cfg.clone(),
     };
+    let _lock = lock(out, opts.assignment)?;
     std::fs::create_dir_all(out.join("parts")).map_err(|e| Error::io(out, e))?;
     let identity_hash = claim(out, &identity, "a robustness run of another guard, encoder, dataset or settings", Identity::eq)?;
     let ledger = Ledger::of(out);

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Experiment, TestSpec};
 use crate::error::{Error, Result};
-use pairguard_run::{Assignment, Ledger, Outcome, Progress, claim, sha256_bytes, sha256_file, write_atomic};
+use pairguard_run::{Assignment, Ledger, Outcome, Progress, claim, lock, sha256_bytes, sha256_file, write_atomic};
 
 /// One trained head scored on one test set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,9 +270,11 @@ fn group_file(out: &Path, strategy: &Strategy, seed: u64) -> PathBuf {
 /// (`max_groups`) is done with the fits it has; a shard stopped early is
 /// interrupted.
 pub fn run(exp: &Experiment, base: &Path, out: &Path, opts: &RunOptions, progress: &dyn Progress) -> Result<Outcome<Fits>> {
+    let _lock = lock(out, opts.assignment)?;
     let fits = out.join("fits");
     std::fs::create_dir_all(&fits).map_err(|e| Error::io(&fits, e))?;
     let data = SweepData::load(exp, base, &out.join("data"), &opts.hub)?;
+    check_budgets(exp, &data)?;
     let mut data_sha256 = BTreeMap::new();
     for f in &data.files {
         data_sha256.insert(f.display().to_string(), sha256_file(f)?);
@@ -336,6 +338,20 @@ fn text_in_training(
 
 /// Trains and scores the (strategy, seed) groups whose fits are not in
 /// `out/fits` yet.
+/// A budget some strategies cannot fill is left out of their curves (and
+/// said so); one that no strategy can fill is a mistake in the experiment.
+fn check_budgets(exp: &Experiment, data: &SweepData) -> Result<()> {
+    let coarse_rows: Vec<usize> = (0..data.coarse.len()).collect();
+    let mixer = Mixer::from_members(&coarse_rows, &data.pairs.pairs, 0);
+    for b in exp.sweep.budgets()? {
+        let why: Vec<String> = exp.sweep.strategies.iter().filter_map(|s| mixer.build(s, b).err().map(|e| e.to_string())).collect();
+        if why.len() == exp.sweep.strategies.len() {
+            return Err(Error::Config(format!("no strategy can fill budget {b}: {}; lower the budgets or add data", why.join("; "))));
+        }
+    }
+    Ok(())
+}
+
 fn train_groups(
     exp: &Experiment,
     base: &Path,

@@ -88,6 +88,23 @@ pub fn sd_safety_checker(weights: &Path, config: Option<&Path>, device: &Device)
     Ok((guard, encoder))
 }
 
+/// The npy header's length field against the file's size: the reader
+/// allocates the header before reading it, so a file that claims a 4 GB
+/// header would take 4 GB.
+fn check_npy_header_length(bytes: &[u8]) -> std::result::Result<(), String> {
+    let field = match bytes.get(6) {
+        Some(1) => bytes.get(8..10).map(|b| (u16::from_le_bytes([b[0], b[1]]) as usize, 10)),
+        Some(2 | 3) => bytes.get(8..12).map(|b| (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)),
+        _ => None,
+    };
+    match field {
+        _ if !bytes.starts_with(b"\x93NUMPY") => Err("not an npy file: no \\x93NUMPY magic".into()),
+        None => Err(format!("not an npy file: format version {:?}", bytes.get(6..8))),
+        Some((len, start)) if len > bytes.len() - start => Err(format!("not an npy file: a header of {len} bytes in a file of {}", bytes.len())),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Q16's prompt matrix `[2, D]` (row 0 "non inappropriate", row 1
 /// "inappropriate", as Q16 stores them) from a `.npy` (float16, 32 or 64)
 /// or a safetensors file holding one 2-D tensor, as a prompt head for
@@ -98,10 +115,15 @@ pub fn q16(path: &Path, encoder: &EncoderId) -> Result<GuardModel> {
     let bad = |m: String| Error::ModelFile { path: path.to_path_buf(), message: m };
     let (values, shape) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        check_npy_header_length(&bytes).map_err(bad)?;
         let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not an npy file: {e}")))?;
         let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
         if npy.order() != npyz::Order::C {
             return Err(bad("a Fortran-order array; save it in C order".into()));
+        }
+        // Before any value is read: the header's shape sizes the buffer.
+        if shape != [2, encoder.dim] {
+            return Err(bad(format!("prompts of shape {shape:?}; Q16 for these embeddings is [2, {}]", encoder.dim)));
         }
         let values: Vec<f32> = match npy.dtype() {
             npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Float && t.size_field() == 2 => {
@@ -143,4 +165,21 @@ pub fn q16(path: &Path, encoder: &EncoderId) -> Result<GuardModel> {
         b2: None,
     };
     GuardModel::fixed(head, FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) }, encoder.clone(), 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_npy_header_longer_than_its_file_is_refused_before_it_is_read() {
+        let mut v3 = b"\x93NUMPY\x03\x00".to_vec();
+        v3.extend_from_slice(&0x7b27_0076u32.to_le_bytes());
+        v3.extend_from_slice(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }");
+        let e = super::check_npy_header_length(&v3).unwrap_err();
+        assert!(e.contains("a header of 2066153590 bytes in a file of 71"), "{e}");
+        assert!(super::check_npy_header_length(b"PK\x03\x04").unwrap_err().contains("no \\x93NUMPY magic"));
+        let mut v1 = b"\x93NUMPY\x01\x00".to_vec();
+        v1.extend_from_slice(&3u16.to_le_bytes());
+        v1.extend_from_slice(b"{}\n");
+        super::check_npy_header_length(&v1).unwrap();
+    }
 }

@@ -206,4 +206,10 @@ fn a_zero_deviation_in_a_guard_file_is_refused_at_load() {
     m.save(&path).unwrap();
     let e = GuardModel::load(&path).unwrap_err().to_string();
     assert!(e.contains("zero.safetensors") && e.contains("norm.std") && e.contains("dimension 2"), "{e}");
+    // Any non-finite value in the weights, too.
+    m.norm.std[2] = 1.0;
+    m.head.w1[3] = f32::INFINITY;
+    m.save(&path).unwrap();
+    let e = GuardModel::load(&path).unwrap_err().to_string();
+    assert!(e.contains("zero.safetensors") && e.contains("\"head.w1\" has non-finite values"), "{e}");
 }

@@ -19,6 +19,9 @@ pub enum Error {
     /// An output folder that belongs to another run.
     #[error("{folder} holds {holds}; choose another --out or delete it")]
     Claimed { folder: PathBuf, holds: String },
+    /// An output folder another process is writing.
+    #[error("{folder} is in use by another pairguard process ({holder}, holding {lock}); wait for it to end or choose another --out")]
+    Busy { folder: PathBuf, holder: String, lock: PathBuf },
 }
 
 impl Error {

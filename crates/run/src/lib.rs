@@ -1,7 +1,8 @@
 //! The machinery every long pairguard job shares, so that embedding, sweeps,
 //! robustness runs and pair generation resume, shard and finish alike:
 //!
-//! - [`claim`]: an output folder belongs to one run (its `identity.json`);
+//! - [`claim`]: an output folder belongs to one run (its `identity.json`),
+//!   and [`lock`]: to one process at a time (or one per shard);
 //! - [`Assignment`] and [`Shard`]: the whole job, one machine's contiguous
 //!   share of its ordered units, or collecting the shards; the [`Ledger`]
 //!   of completion markers that a collect step checks;
@@ -18,6 +19,7 @@
 mod claim;
 pub mod error;
 pub mod fs;
+mod lock;
 mod outcome;
 mod pool;
 mod progress;
@@ -25,7 +27,8 @@ pub mod shard;
 
 pub use claim::claim;
 pub use error::{Error, Result};
-pub use fs::{Listing, sha256_bytes, sha256_file, write_atomic};
+pub use fs::{Listing, remove_partials_of, sha256_bytes, sha256_file, write_atomic};
+pub use lock::{FolderLock, lock};
 pub use outcome::{Failure, Outcome};
 pub use pool::WorkPool;
 pub use progress::{Progress, Silent};

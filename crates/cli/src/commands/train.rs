@@ -128,7 +128,8 @@ pub fn exec(a: Args) -> anyhow::Result<()> {
     }
     eprintln!("training on {} samples, validating on {}", train_set.len(), val_set.len());
     let t0 = std::time::Instant::now();
-    let mut model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, start.as_ref(), &dev)?;
+    let mut model = GuardModel::train(&train_set, Some(&val_set), encoder, &cfg, start.as_ref(), &dev)
+        .with_context(|| format!("training on {}", a.train.display()))?;
     model.card.prompts = text.map(|t| t.source());
     model.save(&a.out)?;
     let c = &model.card;

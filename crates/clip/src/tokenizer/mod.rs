@@ -155,8 +155,16 @@ impl Tokenizer {
     pub fn from_open_clip_vocab(path: &Path) -> Result<Self> {
         let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let text = if raw.starts_with(&[0x1f, 0x8b]) {
+            // open_clip's file unzips to 1.4 MB; a gzip bomb stops at the cap.
+            const MAX_TEXT: u64 = 64 << 20;
             let mut s = String::new();
-            flate2::read::GzDecoder::new(&raw[..]).read_to_string(&mut s).map_err(|e| file_error(path, format!("not a gzip text file: {e}")))?;
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(MAX_TEXT + 1)
+                .read_to_string(&mut s)
+                .map_err(|e| file_error(path, format!("not a gzip text file: {e}")))?;
+            if s.len() as u64 > MAX_TEXT {
+                return Err(file_error(path, format!("unzips to more than {MAX_TEXT} bytes; a CLIP merges file is about 1.4 MB")));
+            }
             s
         } else {
             String::from_utf8(raw).map_err(|_| file_error(path, "not UTF-8 text"))?

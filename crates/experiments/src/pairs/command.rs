@@ -1,12 +1,16 @@
 //! A local command as an editor (a diffusers or ComfyUI script on the
 //! user's GPU): started once, fed one JSON request per line on its standard
 //! input, answering one JSON line per request on its standard output.
-//! Images travel as files in an exchange folder. A command that dies, or
-//! does not answer within its timeout, is stopped and started again for the
-//! next attempt.
+//! Images travel as files in an exchange folder, and an answer may name
+//! files there only: the command is trusted code, but a path it answers by
+//! mistake (or built from an image's id) never makes pairguard read other
+//! files. An answered image is refused past the byte limit and a mask past
+//! the dataset's pixel limit, as the HTTP editor's answers are. A command
+//! that dies, or does not answer within its timeout, is stopped and started
+//! again for the next attempt.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -31,21 +35,47 @@ pub struct CommandEditor {
     command: Vec<String>,
     exchange: PathBuf,
     timeout: Duration,
+    limits: AnswerLimits,
     /// One request at a time: a GPU script edits one image after another.
     running: Mutex<Option<Running>>,
 }
 
+/// One answer line: the request's `id`, and either the edited `image`
+/// (default: the request's `out`), an optional `mask` of the pixels the
+/// edit meant to change and a `cost`, or an `error`.
 #[derive(Debug, Deserialize)]
-struct Answer {
-    id: String,
+pub struct Answer {
+    pub id: String,
     #[serde(default)]
-    image: Option<PathBuf>,
+    pub image: Option<PathBuf>,
     #[serde(default)]
-    mask: Option<PathBuf>,
+    pub mask: Option<PathBuf>,
     #[serde(default)]
-    cost: Option<f64>,
+    pub cost: Option<f64>,
     #[serde(default)]
-    error: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Answer {
+    /// The answer to the request for `id` in one line of the command's output.
+    pub fn parse(line: &str, id: &str) -> std::result::Result<Answer, EditError> {
+        let a: Answer = serde_json::from_str(line.trim()).map_err(|e| EditError::retryable("malformed response", format!("{e}: {}", line.trim())))?;
+        if a.id != id {
+            return Err(EditError::fatal("malformed response", format!("answer for {:?} to the request for {id:?}", a.id)));
+        }
+        if let Some(e) = a.error {
+            return Err(EditError::retryable("command error", e));
+        }
+        Ok(a)
+    }
+}
+
+/// The most an answer may hold: bytes of an edited image file, and pixels
+/// of a mask.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerLimits {
+    pub max_image_bytes: u64,
+    pub max_pixels: u64,
 }
 
 /// The status of a request the command did not answer in time.
@@ -53,12 +83,24 @@ const STOPPED: &str = "timeout";
 
 impl CommandEditor {
     /// A command answering each request within `timeout`.
-    pub fn new(command: Vec<String>, exchange: PathBuf, timeout: Duration) -> Result<Self> {
+    pub fn new(command: Vec<String>, exchange: PathBuf, timeout: Duration, limits: AnswerLimits) -> Result<Self> {
         if command.is_empty() {
             return Err(Error::Config("editor command is empty".into()));
         }
         std::fs::create_dir_all(&exchange).map_err(|e| Error::io(&exchange, e))?;
-        Ok(CommandEditor { command, exchange, timeout, running: Mutex::new(None) })
+        let exchange = exchange.canonicalize().map_err(|e| Error::io(&exchange, e))?;
+        Ok(CommandEditor { command, exchange, timeout, limits, running: Mutex::new(None) })
+    }
+
+    /// An answered path (relative ones are in the exchange folder), which
+    /// must lie in the exchange folder.
+    fn answered(&self, what: &str, path: &Path) -> std::result::Result<PathBuf, EditError> {
+        let bad = |m: String| EditError::retryable("malformed response", format!("{what} {}: {m}", path.display()));
+        let real = self.exchange.join(path).canonicalize().map_err(|e| bad(e.to_string()))?;
+        if !real.starts_with(&self.exchange) {
+            return Err(bad(format!("outside the exchange folder {}; answers name files there only", self.exchange.display())));
+        }
+        Ok(real)
     }
 
     fn start(&self) -> std::result::Result<Running, EditError> {
@@ -111,19 +153,19 @@ impl CommandEditor {
                 ));
             }
         };
-        let a: Answer =
-            serde_json::from_str(answer.trim()).map_err(|e| EditError::retryable("malformed response", format!("{e}: {}", answer.trim())))?;
-        if a.id != r.id {
-            return Err(EditError::fatal("malformed response", format!("answer for {:?} to the request for {:?}", a.id, r.id)));
+        let a = Answer::parse(&answer, &r.id)?;
+        let path = self.answered("image", &a.image.unwrap_or(output))?;
+        let len = std::fs::metadata(&path).map_err(|e| EditError::retryable("malformed response", format!("image {}: {e}", path.display())))?.len();
+        if len > self.limits.max_image_bytes {
+            let message = format!("image {} is {len} bytes, over the limit of {}", path.display(), self.limits.max_image_bytes);
+            return Err(EditError::fatal("response too large", message));
         }
-        if let Some(e) = a.error {
-            return Err(EditError::retryable("command error", e));
-        }
-        let path = a.image.unwrap_or(output);
-        let image = std::fs::read(&path).map_err(|e| EditError::retryable("malformed response", format!("{}: {e}", path.display())))?;
+        let image = std::fs::read(&path).map_err(|e| EditError::retryable("malformed response", format!("image {}: {e}", path.display())))?;
         let mask = match a.mask {
             Some(m) => {
-                Some(image::open(&m).map_err(|e| EditError::retryable("malformed response", format!("mask {}: {e}", m.display())))?.to_luma8())
+                let m = self.answered("mask", &m)?;
+                let decoded = pairguard_data::images::decode(&pairguard_data::ImageRef::Path(m.clone()), self.limits.max_pixels);
+                Some(decoded.map_err(|e| EditError::retryable("malformed response", format!("mask: {e}")))?.to_luma8())
             }
             None => None,
         };
@@ -186,7 +228,8 @@ mod tests {
             "starts='{}'; echo start >> \"$starts\"; while read -r l; do out=$(printf '%s' \"$l\" | sed 's/.*\"out\":\"\\([^\"]*\\)\".*/\\1/'); {body}; done",
             starts.display()
         );
-        CommandEditor::new(vec!["sh".into(), "-c".into(), script], dir.join("exchange"), timeout).unwrap()
+        let limits = AnswerLimits { max_image_bytes: 1 << 20, max_pixels: 1 << 20 };
+        CommandEditor::new(vec!["sh".into(), "-c".into(), script], dir.join("exchange"), timeout, limits).unwrap()
     }
 
     fn starts(dir: &std::path::Path) -> usize {
@@ -217,5 +260,27 @@ mod tests {
         let edited = flaky.edit(&request("a")).unwrap();
         assert_eq!(edited.image, b"edited");
         assert_eq!(starts(dir.path()), 2);
+    }
+
+    #[test]
+    fn answers_name_files_in_the_exchange_folder_within_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("secret"), "outside").unwrap();
+        image::GrayImage::new(2000, 1000).save(d.join("exchange-big.png")).unwrap();
+        for (answer, status, needle) in [
+            (format!(r#"{{"id":"a","image":"{}"}}"#, d.join("secret").display()), "malformed response", "outside the exchange folder"),
+            (r#"{"id":"a","image":"../secret"}"#.to_string(), "malformed response", "outside the exchange folder"),
+            (r#"{"id":"a","image":"missing.png"}"#.to_string(), "malformed response", "missing.png"),
+            (r#"{"id":"a","mask":"big.png"}"#.to_string(), "malformed response", "over the limit of 1048576"),
+        ] {
+            let big = d.join("exchange-big.png");
+            let body = format!("printf x > \"$out\"; cp '{}' \"$(dirname \"$out\")/big.png\"; echo '{answer}'", big.display());
+            let e = editor(d, &body, Duration::from_secs(20)).edit(&request("a")).unwrap_err();
+            assert!(e.status == status && e.message.contains(needle), "{answer}: {e}");
+        }
+        let big = "head -c 1048577 /dev/zero > \"$out\"; echo '{\"id\":\"a\"}'";
+        let e = editor(d, big, Duration::from_secs(20)).edit(&request("a")).unwrap_err();
+        assert!(e.status == "response too large" && e.message.contains("1048577 bytes, over the limit of 1048576"), "{e}");
     }
 }

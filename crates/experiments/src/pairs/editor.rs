@@ -205,14 +205,12 @@ impl EditorConfig {
                 return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
             }
             EditorConfig::Http { base_url, model, timeout_s, response_format, size, allow_insecure_http, max_response_bytes, .. } => {
-                // A PNG of the largest allowed image, uncompressed RGBA, in base64, and room for the JSON around it.
-                let fits_the_largest_image = max_pixels.saturating_mul(4).saturating_mul(4) / 3 + (1 << 20);
                 let opts = super::http::HttpOptions {
                     timeout: Duration::from_secs_f64(*timeout_s),
                     response_format: *response_format,
                     size: *size,
                     allow_insecure_http: *allow_insecure_http,
-                    max_body: max_response_bytes.unwrap_or(fits_the_largest_image),
+                    max_body: max_response_bytes.unwrap_or(largest_image_bytes(max_pixels).saturating_mul(4) / 3 + (1 << 20)),
                 };
                 Box::new(super::http::HttpEditor::new(base_url, model.clone(), key, opts)?)
             }
@@ -220,7 +218,8 @@ impl EditorConfig {
                 return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
             }
             EditorConfig::Command { command, timeout_s } => {
-                Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"), Duration::from_secs_f64(*timeout_s))?)
+                let limits = super::command::AnswerLimits { max_image_bytes: largest_image_bytes(max_pixels), max_pixels };
+                Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"), Duration::from_secs_f64(*timeout_s), limits)?)
             }
             EditorConfig::Synthetic { truth } => Box::new(super::builtin::SyntheticEditor::new(truth)?),
         })
@@ -230,4 +229,10 @@ impl EditorConfig {
     pub fn identity(&self) -> String {
         serde_json::to_string(self).expect("serialisable")
     }
+}
+
+/// The bytes of the largest image an answer may carry: a PNG of
+/// `max_pixels` pixels, uncompressed RGBA, and room for its chunks.
+fn largest_image_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(4).saturating_add(1 << 16)
 }

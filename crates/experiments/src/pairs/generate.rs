@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use pairguard_data::seed::derive_seed;
 use pairguard_data::{Dataset, Direction, Policy, Sample, images};
-use pairguard_run::{Listing, Progress, WorkPool, claim, sha256_file, write_atomic};
+use pairguard_run::{Assignment, Listing, Progress, WorkPool, claim, lock, sha256_file, write_atomic};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -117,7 +117,7 @@ pub struct GenerateReport {
     /// Sources with an image and a policy category, and those drawn.
     pub candidates: usize,
     pub drawn: usize,
-    /// Samples left out: no image, or a category the policy lacks.
+    /// Samples left out: no image, or no category.
     pub ineligible: usize,
     pub kept: usize,
     pub rejected: usize,
@@ -175,6 +175,23 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
         return Err(Error::Config("--backoff must be a non-negative number of seconds, at most --max-backoff".into()));
     }
     let ds = inputs.data;
+    // A category the policy lacks has no edit instruction: a policy that
+    // covers part of the data is refused rather than silently narrowed.
+    let mut lacking: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &ds.samples {
+        if let Some(c) = s.category.as_deref().filter(|c| s.image.is_some() && inputs.policy.category(c).is_none()) {
+            *lacking.entry(c).or_default() += 1;
+        }
+    }
+    if !lacking.is_empty() {
+        let list: Vec<String> = lacking.iter().map(|(c, n)| format!("{c} ({n} images)")).collect();
+        return Err(Error::Config(format!(
+            "policy {} has no category {} of dataset {}; add them to the policy, or leave their rows out of the data",
+            inputs.policy.path.display(),
+            list.join(", "),
+            ds.descriptor.name
+        )));
+    }
     let eligible = |s: &&Sample| s.image.is_some() && s.category.as_deref().is_some_and(|c| inputs.policy.category(c).is_some());
     let candidates: Vec<&Sample> = ds.samples.iter().filter(eligible).collect();
     if candidates.is_empty() {
@@ -203,6 +220,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
         verifier_sha256: sha256_file(inputs.verifier_path)?,
         config: cfg.clone(),
     };
+    let _lock = lock(out, Assignment::Whole)?;
     claim(out, &identity, "pairs made from other data, policy, editor, verifier or settings", Identity::eq)?;
     for d in ["records", "images", "rejected"] {
         std::fs::create_dir_all(out.join(d)).map_err(|e| Error::io(out.join(d), e))?;
@@ -224,6 +242,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     }
     progress.start(todo.len() as u64, "sources");
     let log_path = out.join("requests.jsonl");
+    drop_cut_line(&log_path)?;
     let log = Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?);
     let budget = AtomicUsize::new(opts.budget.unwrap_or(usize::MAX));
     let sent = AtomicUsize::new(0);
@@ -392,6 +411,18 @@ impl Attempt<'_> {
         let mut f = self.log.lock().unwrap_or_else(|p| p.into_inner());
         f.write_all(&line).map_err(|e| Error::io("requests.jsonl", e))
     }
+}
+
+/// Cuts the request log after its last whole line: a run killed while it
+/// appended leaves part of a line, which the next line would make invalid.
+fn drop_cut_line(log: &Path) -> Result<()> {
+    let Ok(bytes) = std::fs::read(log) else { return Ok(()) };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let f = std::fs::OpenOptions::new().write(true).open(log).map_err(|e| Error::io(log, e))?;
+    f.set_len(keep as u64).map_err(|e| Error::io(log, e))
 }
 
 fn summarise(

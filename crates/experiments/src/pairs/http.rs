@@ -120,16 +120,20 @@ impl HttpEditor {
             let retryable = status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error();
             return Err(EditError { status: format!("http {}", status.as_u16()), message: text, retryable, retry_after });
         }
-        let json: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| EditError::retryable("malformed response", format!("not JSON: {e}")))?;
-        let b64 =
-            json["data"][0]["b64_json"].as_str().ok_or_else(|| EditError::retryable("malformed response", "no data[0].b64_json in the answer"))?;
-        let image = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .map_err(|e| EditError::retryable("malformed response", format!("data[0].b64_json is not base64: {e}")))?;
-        let cost = json["cost"].as_f64().or_else(|| json["usage"]["cost"].as_f64());
-        Ok(Edited { image, mask: None, cost })
+        parse_answer(&body)
     }
+}
+
+/// The edited image in a successful answer's body (`data[0].b64_json`) and
+/// its cost where the service reports one (`cost` or `usage.cost`).
+pub fn parse_answer(body: &[u8]) -> std::result::Result<Edited, EditError> {
+    let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| EditError::retryable("malformed response", format!("not JSON: {e}")))?;
+    let b64 = json["data"][0]["b64_json"].as_str().ok_or_else(|| EditError::retryable("malformed response", "no data[0].b64_json in the answer"))?;
+    let image = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| EditError::retryable("malformed response", format!("data[0].b64_json is not base64: {e}")))?;
+    let cost = json["cost"].as_f64().or_else(|| json["usage"]["cost"].as_f64());
+    Ok(Edited { image, mask: None, cost })
 }
 
 fn transport(e: reqwest::Error) -> EditError {
