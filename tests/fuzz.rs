@@ -6,9 +6,10 @@
 //! Mutation fuzzing from valid seeds: bit flips, bytes and tokens a parser
 //! treats specially, insertions, deletions, repeats, splices of two seeds,
 //! truncation. Inputs are at most 64 KiB. Each input must give a result or a
-//! named error: no panic, and no call may allocate more than
-//! `64 MiB + 64 x the input's length` at once (counted by the allocator).
-//! A failing input is written to `target/fuzz-failures/` for replay.
+//! named error: no panic, no call may allocate more than
+//! `64 MiB + 64 x the input's length` at once (counted by the allocator),
+//! and none may take more than 10 s (a watchdog ends the test). A failing
+//! input is written to `target/fuzz-failures/` for replay.
 //!
 //! Each target runs `PAIRGUARD_FUZZ_SECONDS` seconds (default 2, so the
 //! README's test command stays short); `.ci/run` gives them 20 each. The
@@ -19,6 +20,7 @@ mod common;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::ok;
@@ -158,9 +160,33 @@ fn failures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-failures")
 }
 
+/// The longest one input may take to parse.
+const SLOW: Duration = Duration::from_secs(10);
+
+/// The input being parsed, and since when, for the watchdog.
+type Current = Mutex<Option<(&'static str, Instant, Vec<u8>)>>;
+
+/// Ends the process, after saving the input, when one input takes longer
+/// than [`SLOW`]: a parse that never ends cannot be interrupted in place.
+fn watchdog(current: &'static Current) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let guard = current.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((name, since, input)) = guard.as_ref().filter(|c| c.1.elapsed() > SLOW) {
+                std::fs::create_dir_all(failures_dir()).unwrap();
+                let saved = failures_dir().join(format!("{name}-slow.bin"));
+                std::fs::write(&saved, input).unwrap();
+                eprintln!("{name}: an input has been parsing for {:.0} s; saved to {}", since.elapsed().as_secs_f64(), saved.display());
+                std::process::exit(101);
+            }
+        }
+    });
+}
+
 /// Runs one target for the time given; panics (after saving the input) on
 /// the first panic or allocation past the limit.
-fn fuzz(target: &Target, seed: u64) -> usize {
+fn fuzz(target: &Target, seed: u64, current: &Current) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds());
     let mut count = 0;
@@ -168,6 +194,7 @@ fn fuzz(target: &Target, seed: u64) -> usize {
     let mut next = target.seeds.clone().into_iter();
     while Instant::now() < deadline || count < target.seeds.len() {
         let input = next.next().unwrap_or_else(|| mutate(&mut rng, &target.seeds));
+        *current.lock().unwrap() = Some((target.name, Instant::now(), input.clone()));
         let limit = (64 << 20) + 64 * input.len();
         Counting::reset_peak();
         let before = Counting::live();
@@ -314,9 +341,11 @@ fn parsers_of_others_files_never_panic_or_overallocate() {
         },
     ];
     let seed: u64 = std::env::var("PAIRGUARD_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    static CURRENT: Current = Mutex::new(None);
+    watchdog(&CURRENT);
     for target in &targets {
         let t0 = Instant::now();
-        let n = fuzz(target, seed);
+        let n = fuzz(target, seed, &CURRENT);
         eprintln!("fuzz {}: {n} inputs in {:.1} s, no panic, allocations within the limit", target.name, t0.elapsed().as_secs_f64());
         assert!(n > target.seeds.len(), "{}: no mutant ran", target.name);
     }

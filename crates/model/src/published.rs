@@ -88,21 +88,33 @@ pub fn sd_safety_checker(weights: &Path, config: Option<&Path>, device: &Device)
     Ok((guard, encoder))
 }
 
-/// The npy header's length field against the file's size: the reader
-/// allocates the header before reading it, so a file that claims a 4 GB
-/// header would take 4 GB.
-fn check_npy_header_length(bytes: &[u8]) -> std::result::Result<(), String> {
+/// The npy header, checked before `npyz` parses it: its length field
+/// against the file's size (the reader allocates the header before reading
+/// it, so a file that claims a 4 GB header would take 4 GB), and its text
+/// as the flat dictionary numpy writes (`{'descr': ..., 'fortran_order':
+/// ..., 'shape': (...), }`): the reader's Python-literal grammar backtracks
+/// exponentially on nested braces, so a header of a few hundred nested
+/// sets would never finish parsing.
+fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
     let field = match bytes.get(6) {
         Some(1) => bytes.get(8..10).map(|b| (u16::from_le_bytes([b[0], b[1]]) as usize, 10)),
         Some(2 | 3) => bytes.get(8..12).map(|b| (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)),
         _ => None,
     };
-    match field {
-        _ if !bytes.starts_with(b"\x93NUMPY") => Err("not an npy file: no \\x93NUMPY magic".into()),
-        None => Err(format!("not an npy file: format version {:?}", bytes.get(6..8))),
-        Some((len, start)) if len > bytes.len() - start => Err(format!("not an npy file: a header of {len} bytes in a file of {}", bytes.len())),
-        Some(_) => Ok(()),
+    let (len, start) = match field {
+        _ if !bytes.starts_with(b"\x93NUMPY") => return Err("not an npy file: no \\x93NUMPY magic".into()),
+        None => return Err(format!("not an npy file: format version {:?}", bytes.get(6..8))),
+        Some((len, start)) if len > bytes.len() - start => {
+            return Err(format!("not an npy file: a header of {len} bytes in a file of {}", bytes.len()));
+        }
+        Some(field) => field,
+    };
+    let header = &bytes[start..start + len];
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if !header.is_ascii() || count(b'{') != 1 || count(b'(') > 1 || count(b'[') > 0 {
+        return Err("not an npy file numpy writes: its header is not one flat dictionary with one shape tuple".into());
     }
+    Ok(())
 }
 
 /// Q16's prompt matrix `[2, D]` (row 0 "non inappropriate", row 1
@@ -115,7 +127,7 @@ pub fn q16(path: &Path, encoder: &EncoderId) -> Result<GuardModel> {
     let bad = |m: String| Error::ModelFile { path: path.to_path_buf(), message: m };
     let (values, shape) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        check_npy_header_length(&bytes).map_err(bad)?;
+        check_npy_header(&bytes).map_err(bad)?;
         let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not an npy file: {e}")))?;
         let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
         if npy.order() != npyz::Order::C {
@@ -170,16 +182,21 @@ pub fn q16(path: &Path, encoder: &EncoderId) -> Result<GuardModel> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn an_npy_header_longer_than_its_file_is_refused_before_it_is_read() {
+    fn npy_headers_too_long_or_nested_are_refused_before_they_are_parsed() {
         let mut v3 = b"\x93NUMPY\x03\x00".to_vec();
         v3.extend_from_slice(&0x7b27_0076u32.to_le_bytes());
         v3.extend_from_slice(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }");
-        let e = super::check_npy_header_length(&v3).unwrap_err();
+        let e = super::check_npy_header(&v3).unwrap_err();
         assert!(e.contains("a header of 2066153590 bytes in a file of 71"), "{e}");
-        assert!(super::check_npy_header_length(b"PK\x03\x04").unwrap_err().contains("no \\x93NUMPY magic"));
-        let mut v1 = b"\x93NUMPY\x01\x00".to_vec();
-        v1.extend_from_slice(&3u16.to_le_bytes());
-        v1.extend_from_slice(b"{}\n");
-        super::check_npy_header_length(&v1).unwrap();
+        assert!(super::check_npy_header(b"PK\x03\x04").unwrap_err().contains("no \\x93NUMPY magic"));
+        let v1 = |header: &str| {
+            let mut v = b"\x93NUMPY\x01\x00".to_vec();
+            v.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            v.extend_from_slice(header.as_bytes());
+            v
+        };
+        super::check_npy_header(&v1("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }\n")).unwrap();
+        let nested = format!("{{'descr': {}'<f4'{}, 'shape': (2, 4), }}\n", "{".repeat(300), "}".repeat(300));
+        assert!(super::check_npy_header(&v1(&nested)).unwrap_err().contains("one flat dictionary"));
     }
 }
