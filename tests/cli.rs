@@ -760,3 +760,59 @@ fn slurm_launch_files_refuse_hostile_values_and_quote_the_rest() {
     let syntax = Command::new("bash").arg("-n").arg(d.join("s.sbatch")).output().unwrap();
     assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
 }
+
+/// `eval --scores`: another guard's outputs get exactly the metrics a
+/// trained guard gets (a guard's own predictions, read back, give its
+/// evaluation to the bit), verdicts alone are scored as 0 or 1, and every
+/// mismatch with the dataset is named.
+#[test]
+fn eval_scores_gives_a_trained_guards_metrics_and_names_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--preset", "tiny", "--out", "bench"], d);
+    ok(&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--out", "g.safetensors"], d);
+    let data = "bench/test-pairs.toml";
+    ok(&["eval", "--model", "g.safetensors", "--data", data, "--device", "cpu", "--json", "model.json"], d);
+    let lines = ok(&["predict", "--model", "g.safetensors", "--data", data, "--device", "cpu"], d);
+    let lines: Vec<&str> = lines.lines().filter(|l| l.starts_with('{')).collect();
+    std::fs::write(d.join("scores.jsonl"), lines.join("\n")).unwrap();
+    let threshold = card(&d.join("g.json"))["threshold"].as_f64().unwrap().to_string();
+    let said = ok(&["eval", "--scores", "scores.jsonl", "--data", data, "--threshold", &threshold, "--json", "scores.json"], d);
+    assert!(said.contains(&format!("scores.jsonl: scores, unsafe at >= {threshold}; {n} of {n} samples scored", n = lines.len())), "{said}");
+    let (model, scores) = (card(&d.join("model.json")), card(&d.join("scores.json")));
+    assert_eq!(scores["evaluation"], model, "the same metrics as the guard itself");
+    assert!(model["pairs"]["pairs"].as_u64().unwrap() > 0 && model["by_source"].as_object().unwrap().len() == 2, "{model}");
+
+    // Verdicts only, one sample missing.
+    let verdicts: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("score");
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(d.join("verdicts.jsonl"), verdicts.join("\n")).unwrap();
+    let missing_id = serde_json::from_str::<serde_json::Value>(lines[0]).unwrap()["id"].as_str().unwrap().to_string();
+    let e = fails(&["eval", "--scores", "verdicts.jsonl", "--data", data], d);
+    assert!(e.contains("verdicts.jsonl: no score for 1 of the dataset's") && e.contains(&missing_id) && e.contains("--allow-missing"), "{e}");
+    let said = ok(&["eval", "--scores", "verdicts.jsonl", "--data", data, "--allow-missing", "--json", "verdicts.json"], d);
+    assert!(said.contains("verdicts only") && said.contains("missing: 1 samples"), "{said}");
+    let v = card(&d.join("verdicts.json"));
+    assert_eq!((v["missing"].as_u64(), v["missing_ids"][0].as_str()), (Some(1), Some(missing_id.as_str())));
+    assert!(v["evaluation"]["overall"]["ece"].is_null(), "no calibration for verdicts: {}", v["evaluation"]["overall"]);
+
+    // Mismatches, each named.
+    std::fs::write(d.join("dup.jsonl"), format!("{}\n{}\n", lines[0], lines[0])).unwrap();
+    std::fs::write(d.join("stranger.jsonl"), format!("{}\n{{\"id\":\"nobody\",\"score\":0.5}}\n", lines.join("\n"))).unwrap();
+    std::fs::write(d.join("range.jsonl"), lines[0].replacen("\"score\":", "\"score\":-", 1)).unwrap();
+    for (file, needle) in
+        [("dup.jsonl", "line 2:"), ("stranger.jsonl", "1 ids the dataset lacks, such as [\"nobody\"]"), ("range.jsonl", "line 1: score -")]
+    {
+        let e = fails(&["eval", "--scores", file, "--data", data, "--allow-missing"], d);
+        assert!(e.contains(file) && e.contains(needle), "{file}: {e}");
+    }
+    assert!(fails(&["eval", "--scores", "verdicts.jsonl", "--data", data, "--allow-missing", "--threshold", "0.3"], d).contains("verdicts only"));
+    assert!(fails(&["eval", "--model", "g.safetensors", "--scores", "scores.jsonl", "--data", data], d).contains("cannot be used with"));
+    assert!(fails(&["eval", "--data", data], d).contains("required arguments were not provided:\n  --model <MODEL>"));
+}

@@ -208,3 +208,31 @@ fn published_heads_import_as_guards() {
         fails(&["import", "q16", "--prompts", fixtures.join("q16.npy").to_str().unwrap(), "--data", "demo/coarse.toml", "--out", "x.safetensors"], d);
     assert!(e.contains("[2, 16]"), "{e}");
 }
+
+/// The README's table of guards on the default benchmark, from the commands
+/// it gives, at its rounding (three decimals).
+#[test]
+fn the_readme_table_of_policy_text_guards_is_what_the_commands_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--out", "demo"], d);
+    let prompts = ["--policy", "demo/policy.toml", "--prompts", "demo/prompts.safetensors"];
+    let zero_shot =
+        [&["zero-shot", "--data", "demo/coarse.toml", "--validation", "demo/test-coarse.toml", "--out", "zero-shot.safetensors"][..], &prompts];
+    ok(&zero_shot.concat(), d);
+    ok(&[&["train", "--train", "demo/coarse.toml", "--head", "prompt", "--out", "prompt.safetensors"][..], &prompts].concat(), d);
+    ok(&["train", "--train", "demo/coarse.toml", "--out", "probe.safetensors"], d);
+    let mut rows = Vec::new();
+    for (guard, model) in [("linear probe", "probe"), ("zero-shot policy text, no training", "zero-shot"), ("prompt head trained from it", "prompt")]
+    {
+        let json = format!("{model}-eval.json");
+        ok(&["eval", "--model", &format!("{model}.safetensors"), "--data", "demo/test-shifted.toml", "--json", &json], d);
+        rows.push(format!("| {guard} | {:.3} |", auroc(&d.join(&json))));
+    }
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let table = format!("| guard | AUROC on test-shifted |\n|---|---|\n{}\n", rows.join("\n"));
+    assert!(readme.contains(&table), "the README should hold, as the commands give:\n{table}");
+    // The zero-shot figure the demo section quotes is the same guard's.
+    let zs = auroc(&d.join("zero-shot-eval.json"));
+    assert!(readme.contains(&format!("({zs:.3} AUROC on the shifted set, uncalibrated)")), "zero-shot AUROC {zs:.3}");
+}

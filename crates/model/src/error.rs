@@ -35,6 +35,9 @@ pub enum Error {
     Dimension { what: String, found: usize, expected: usize },
     #[error("{path}: {message}")]
     ModelFile { path: PathBuf, message: String },
+    /// A file of another guard's scores that cannot be read or matched.
+    #[error("{path}: {message}")]
+    ScoreFile { path: PathBuf, message: String },
     #[error("{0}")]
     Device(String),
     #[error("invalid attack option `{option}`: {message}")]

@@ -22,6 +22,7 @@ pub mod onnx;
 pub mod prompts;
 pub mod published;
 pub mod robust;
+pub mod scores;
 pub mod train;
 
 pub use calibrate::ThresholdRule;
