@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{card, fails, fixture_encoder, ok, ok_env, pairguard, pairguard_env};
+use common::{card, fails, fixture_encoder, ok, ok_env, ok_said, pairguard, pairguard_env};
 
 #[test]
 fn synth_validate_stats_train_eval_predict() {
@@ -815,4 +815,53 @@ fn eval_scores_gives_a_trained_guards_metrics_and_names_mismatches() {
     assert!(fails(&["eval", "--scores", "verdicts.jsonl", "--data", data, "--allow-missing", "--threshold", "0.3"], d).contains("verdicts only"));
     assert!(fails(&["eval", "--model", "g.safetensors", "--scores", "scores.jsonl", "--data", data], d).contains("cannot be used with"));
     assert!(fails(&["eval", "--data", data], d).contains("required arguments were not provided:\n  --model <MODEL>"));
+}
+
+/// `compare`: guard files and score files on one test set; a guard's own
+/// predictions read back score exactly as the guard, and `eval` agrees.
+#[test]
+fn compare_sets_guards_and_score_files_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&["synth", "--preset", "tiny", "--out", "bench"], d);
+    ok(&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--out", "probe.safetensors"], d);
+    ok(&["train", "--train", "bench/pairs.toml", "--head", "mlp", "--device", "cpu", "--out", "mlp.safetensors"], d);
+    let data = "bench/test-pairs.toml";
+    let lines = ok(&["predict", "--model", "probe.safetensors", "--data", data, "--device", "cpu"], d);
+    let lines: Vec<&str> = lines.lines().filter(|l| l.starts_with('{')).collect();
+    std::fs::write(d.join("probe.jsonl"), lines.join("\n")).unwrap();
+    let threshold = card(&d.join("probe.json"))["threshold"].as_f64().unwrap().to_string();
+    #[rustfmt::skip]
+    let args = ["compare", "--data", data, "--model", "probe.safetensors", "--model", "mlp.safetensors", "--scores", "again=probe.jsonl",
+        "--threshold", &threshold, "--resamples", "300", "--out", "cmp", "--device", "cpu"];
+    assert_eq!(ok(&args, d).trim(), "cmp/compare.md");
+    let csv = std::fs::read_to_string(d.join("cmp/compare.csv")).unwrap();
+    let of = |guard: &str| -> Vec<String> {
+        csv.lines().filter(|l| l.starts_with(&format!("{guard},"))).map(|l| l.split_once(',').unwrap().1.to_string()).collect()
+    };
+    assert_eq!(of("probe"), of("again"), "a guard's predictions score as the guard, intervals included");
+    assert_ne!(of("probe"), of("mlp"));
+    for slice in ["overall", "category:category-0", "source:real", "source:ai-generated", "pairs"] {
+        assert!(csv.contains(&format!("mlp,{slice},")), "{slice} in\n{csv}");
+    }
+    ok(&["eval", "--model", "probe.safetensors", "--data", data, "--device", "cpu", "--json", "eval.json"], d);
+    let auroc = card(&d.join("eval.json"))["overall"]["auroc"].as_f64().unwrap();
+    let row = csv.lines().find(|l| l.starts_with("probe,overall,auroc,")).unwrap();
+    assert_eq!(row.split(',').nth(4).unwrap().parse::<f64>().unwrap(), auroc, "{row}");
+    let md = std::fs::read_to_string(d.join("cmp/compare.md")).unwrap();
+    assert!(md.contains("## pair_accuracy") && md.contains("| again |"), "{md}");
+    assert!(std::fs::metadata(d.join("cmp/roc.png")).unwrap().len() > 10_000 && d.join("cmp/roc.svg").exists());
+
+    // A score file short of samples is refused unless told, then the
+    // comparison runs on the samples every guard scores.
+    std::fs::write(d.join("short.jsonl"), lines[1..].join("\n")).unwrap();
+    let short = ["compare", "--data", data, "--model", "probe.safetensors", "--scores", "short=short.jsonl", "--out", "cmp2", "--device", "cpu"];
+    let e = fails(&short, d);
+    assert!(e.contains("short lacks 1") && e.contains("--allow-missing"), "{e}");
+    let said = ok_said(&[&short[..], &["--allow-missing"]].concat(), d);
+    assert!(said.contains(&format!("comparing on the {} of {} samples", lines.len() - 1, lines.len())), "{said}");
+    let e = fails(&["compare", "--data", data, "--model", "probe.safetensors", "--scores", "probe=probe.jsonl", "--out", "cmp3"], d);
+    assert!(e.contains("two guards are named \"probe\""), "{e}");
+    assert!(fails(&["compare", "--data", data, "--scores", "nofile", "--out", "cmp4"], d).contains("expected NAME=FILE"));
+    assert!(fails(&["compare", "--data", data, "--out", "cmp5"], d).contains("nothing to compare"));
 }

@@ -11,6 +11,7 @@
 //! environment.
 
 pub mod baselines;
+pub mod compare;
 pub mod config;
 pub mod embed;
 pub mod error;

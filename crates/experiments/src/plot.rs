@@ -60,8 +60,7 @@ pub struct Level {
     pub value: f64,
 }
 
-/// Titles of a figure. The x axis is logarithmic (base 2), labelled with
-/// the values themselves.
+/// Titles of a figure.
 #[derive(Debug, Clone, Copy)]
 pub struct Axes<'a> {
     pub title: &'a str,
@@ -69,16 +68,32 @@ pub struct Axes<'a> {
     pub y: &'a str,
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &[Curve], levels: &[Level], axes: Axes) -> Result<(), String>
+/// How the x axis maps values: logarithmic (base 2, labelled with the
+/// values themselves: budgets, epsilons) or linear on [0, 1] (rates).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scale {
+    Log2,
+    Unit,
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &[Curve], levels: &[Level], axes: Axes, scale: Scale) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| format!("{e:?}"))?;
     // log2(x) on a linear scale, so every doubling gets a tick labelled with x itself.
+    let fx = |x: f64| if scale == Scale::Log2 { x.log2() } else { x };
     let points = || curves.iter().flat_map(|c| c.points.iter());
-    let xmin = points().map(|p| p.x.log2()).fold(f64::INFINITY, f64::min);
-    let xmax = points().map(|p| p.x.log2()).fold(f64::NEG_INFINITY, f64::max).max(xmin + 1.0);
-    let (xmin, xmax) = if xmin.is_finite() { (xmin, xmax) } else { (0.0, 1.0) };
+    let xmin = points().map(|p| fx(p.x)).fold(f64::INFINITY, f64::min);
+    let xmax = points().map(|p| fx(p.x)).fold(f64::NEG_INFINITY, f64::max).max(xmin + 1.0);
+    let (xmin, xmax) = if scale == Scale::Unit {
+        (0.0, 1.0)
+    } else if xmin.is_finite() {
+        (xmin, xmax)
+    } else {
+        (0.0, 1.0)
+    };
+    let margin = if scale == Scale::Unit { 0.02 } else { 0.2 };
     let levels_at = || levels.iter().map(|l| l.value).filter(|v| v.is_finite());
     let lo = points()
         .map(|p| if p.ci_low.is_finite() { p.ci_low } else { p.mean })
@@ -97,15 +112,18 @@ where
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d((xmin - 0.2)..(xmax + 0.2), (lo - pad)..(hi + pad))
+        .build_cartesian_2d((xmin - margin)..(xmax + margin), (lo - pad)..(hi + pad))
         .map_err(|e| format!("{e:?}"))?;
     chart
         .configure_mesh()
         .x_desc(axes.x)
         .disable_x_mesh()
         .y_desc(axes.y)
-        .x_labels((xmax - xmin).round() as usize + 1)
+        .x_labels(if scale == Scale::Unit { 6 } else { (xmax - xmin).round() as usize + 1 })
         .x_label_formatter(&|v| {
+            if scale == Scale::Unit {
+                return format!("{v:.1}");
+            }
             let x = 2f64.powf(*v);
             if x >= 1.0 {
                 format!("{}", x.round() as u64)
@@ -131,24 +149,26 @@ where
         let band: Vec<(f64, f64)> = pts
             .iter()
             .filter(|p| p.ci_low.is_finite())
-            .map(|p| (p.x.log2(), p.ci_high))
-            .chain(pts.iter().rev().filter(|p| p.ci_low.is_finite()).map(|p| (p.x.log2(), p.ci_low)))
+            .map(|p| (fx(p.x), p.ci_high))
+            .chain(pts.iter().rev().filter(|p| p.ci_low.is_finite()).map(|p| (fx(p.x), p.ci_low)))
             .collect();
         if band.len() >= 4 {
             chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18)))).map_err(|e| format!("{e:?}"))?;
         }
-        let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.x.log2(), p.mean)).collect();
+        let line: Vec<(f64, f64)> = pts.iter().map(|p| (fx(p.x), p.mean)).collect();
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
             .map_err(|e| format!("{e:?}"))?
             .label(curve.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
-        chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| format!("{e:?}"))?;
+        if scale == Scale::Log2 {
+            chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| format!("{e:?}"))?;
+        }
     }
     for (k, level) in levels.iter().filter(|l| l.value.is_finite()).enumerate() {
         // Dashed, in greys and darker tones than the curves.
         let color = LEVEL_PALETTE[k % LEVEL_PALETTE.len()];
-        let (a, b) = (xmin - 0.2, xmax + 0.2);
+        let (a, b) = (xmin - margin, xmax + margin);
         let dashes = 24;
         let step = (b - a) / f64::from(dashes);
         let segments: Vec<Vec<(f64, f64)>> = (0..dashes)
@@ -174,16 +194,26 @@ where
     Ok(())
 }
 
-/// Writes `<stem>.png` and `<stem>.svg`: the curves, and the levels as
-/// dashed horizontal lines.
+/// Writes `<stem>.png` and `<stem>.svg`: the curves on a logarithmic x
+/// axis, and the levels as dashed horizontal lines.
 pub fn plot_curves(curves: &[Curve], levels: &[Level], axes: Axes, stem: &Path) -> crate::Result<()> {
+    render(curves, levels, axes, Scale::Log2, stem)
+}
+
+/// Writes `<stem>.png` and `<stem>.svg`: lines on an x axis of rates in
+/// [0, 1] (ROC curves).
+pub fn plot_lines(curves: &[Curve], axes: Axes, stem: &Path) -> crate::Result<()> {
+    render(curves, &[], axes, Scale::Unit, stem)
+}
+
+fn render(curves: &[Curve], levels: &[Level], axes: Axes, scale: Scale, stem: &Path) -> crate::Result<()> {
     let plot_error = |message: String| crate::Error::Plot { path: stem.to_path_buf(), message };
     register_font();
     let (w, h) = (900u32, 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(root, curves, levels, axes).map_err(plot_error)?;
+        draw(root, curves, levels, axes, scale).map_err(plot_error)?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
     let png = stem.with_extension("png");
@@ -193,7 +223,7 @@ pub fn plot_curves(curves: &[Curve], levels: &[Level], axes: Axes, stem: &Path) 
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        draw(root, curves, levels, axes).map_err(plot_error)?;
+        draw(root, curves, levels, axes, scale).map_err(plot_error)?;
     }
     pairguard_run::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())

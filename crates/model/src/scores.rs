@@ -115,18 +115,26 @@ impl ScoreFile {
         Ok(ScoreFile { path: path.to_path_buf(), kind, rows })
     }
 
+    /// The file's score for each row of `set` (None where it has none);
+    /// an id the set lacks is an error.
+    pub fn aligned(&self, set: &LabeledSet) -> Result<Vec<Option<f64>>> {
+        let known: std::collections::HashSet<&str> = set.ids.iter().map(String::as_str).collect();
+        let mut unknown: Vec<&str> = self.rows.keys().map(String::as_str).filter(|id| !known.contains(id)).collect();
+        if !unknown.is_empty() {
+            unknown.sort();
+            let message = format!("{} ids the dataset lacks, such as {:?}", unknown.len(), &unknown[..unknown.len().min(3)]);
+            return Err(Error::ScoreFile { path: self.path.clone(), message });
+        }
+        Ok(set.ids.iter().map(|id| self.rows.get(id).map(|r| r.score)).collect())
+    }
+
     /// The file's scores on `set`. Every id of the file must be in the set;
     /// ids of the set the file lacks are an error unless `allow_missing`,
     /// and are then left out of the metrics and counted.
     pub fn evaluate(&self, set: &LabeledSet, threshold: Option<f64>, allow_missing: bool, fpr_target: f64) -> Result<ExternalEvaluation> {
         let bad = |m: String| Error::ScoreFile { path: self.path.clone(), message: m };
-        let known: std::collections::HashSet<&str> = set.ids.iter().map(String::as_str).collect();
-        let mut unknown: Vec<&str> = self.rows.keys().map(String::as_str).filter(|id| !known.contains(id)).collect();
-        if !unknown.is_empty() {
-            unknown.sort();
-            return Err(bad(format!("{} ids the dataset lacks, such as {:?}", unknown.len(), &unknown[..unknown.len().min(3)])));
-        }
-        let (answered, missing): (Vec<usize>, Vec<usize>) = (0..set.len()).partition(|&i| self.rows.contains_key(&set.ids[i]));
+        let scores = self.aligned(set)?;
+        let (answered, missing): (Vec<usize>, Vec<usize>) = (0..set.len()).partition(|&i| scores[i].is_some());
         let missing_ids: Vec<String> = missing.iter().map(|&i| set.ids[i].clone()).collect();
         if !missing.is_empty() && !allow_missing {
             return Err(bad(format!(
@@ -136,11 +144,7 @@ impl ScoreFile {
                 &missing_ids[..missing_ids.len().min(3)]
             )));
         }
-        let threshold = match (self.kind, threshold) {
-            (ScoreKind::Verdicts, Some(_)) => return Err(bad("the file holds verdicts only: a threshold applies to scores".into())),
-            (_, Some(t)) if !unit(t) => return Err(bad(format!("threshold {t} is not in [0, 1]"))),
-            (_, t) => t.unwrap_or(0.5),
-        };
+        let threshold = self.threshold(threshold)?;
         let sub = set.subset(&answered);
         let probs: Vec<f64> = sub.ids.iter().map(|id| self.rows[id].score).collect();
         // Per-category scores: none, or every category on every line.
@@ -173,6 +177,19 @@ impl ScoreFile {
             missing_ids,
             evaluation,
         })
+    }
+}
+
+impl ScoreFile {
+    /// Where the file's samples are called unsafe: `threshold` (default
+    /// 0.5) for scores; verdicts, scored 0 or 1, take none.
+    pub fn threshold(&self, threshold: Option<f64>) -> Result<f64> {
+        let bad = |m: String| Error::ScoreFile { path: self.path.clone(), message: m };
+        match (self.kind, threshold) {
+            (ScoreKind::Verdicts, Some(_)) => Err(bad("the file holds verdicts only: a threshold applies to scores".into())),
+            (_, Some(t)) if !unit(t) => Err(bad(format!("threshold {t} is not in [0, 1]"))),
+            (_, t) => Ok(t.unwrap_or(0.5)),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod compare;
 mod data;
 mod devices;
 mod embed;
@@ -44,6 +45,9 @@ pub enum Command {
     Train(train::Args),
     /// Evaluate a guard on a labelled dataset: metrics JSON and a table.
     Eval(eval::Args),
+    /// Every guard on one test set: F1, accuracy and AUROC per category and
+    /// source, pair metrics, 95% bootstrap intervals, ROC curves.
+    Compare(compare::Args),
     /// Score samples: JSON lines with scores, category scores and verdicts.
     Predict(predict::Args),
     /// Export a guard to ONNX: the head alone, or the whole pipeline with the encoder.
@@ -82,6 +86,7 @@ pub fn exec(command: Command) -> anyhow::Result<()> {
         Command::Embed(a) => embed::exec(a),
         Command::Train(a) => train::exec(a),
         Command::Eval(a) => eval::exec(a),
+        Command::Compare(a) => compare::exec(a),
         Command::Predict(a) => predict::exec(a),
         Command::ExportOnnx(a) => export_onnx::exec(a),
         Command::EmbedText(a) => embed_text::exec(a),
