@@ -13,7 +13,7 @@ mod common;
 use std::io::Cursor;
 use std::path::Path;
 
-use common::{fails, fixture_encoder, ok, ok_said};
+use common::{copy_fixture_encoder, fails, ok, ok_said};
 
 /// CRC-32 (IEEE) of PNG chunks.
 fn crc32(bytes: &[u8]) -> u32 {
@@ -88,10 +88,7 @@ fn rows(d: &Path, file: &str) -> Vec<serde_json::Value> {
 
 fn setup(d: &Path) {
     ok(&["synth", "--preset", "tiny", "--images", "24", "--coarse-images", "12", "--out", "bench"], d);
-    std::fs::create_dir(d.join("enc")).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_encoder().join(f), d.join("enc").join(f)).unwrap();
-    }
+    copy_fixture_encoder(d);
     ok(&["embed", "bench/images.toml", "--encoder", "enc", "--device", "cpu"], d);
     ok(&["train", "--train", "bench/images.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "guard.safetensors"], d);
 }

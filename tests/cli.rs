@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{card, fails, fixture_encoder, ok, ok_env, ok_said, pairguard, pairguard_env};
+use common::{SMALL_SWEEP, card, copy_fixture_encoder, fails, fixture_encoder, ok, ok_env, ok_said, pairguard, pairguard_env};
 
 #[test]
 fn synth_validate_stats_train_eval_predict() {
@@ -135,10 +135,7 @@ fn descriptor_embed_train_eval_predict_export_from_a_fresh_folder() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(&["synth", "--preset", "tiny", "--images", "40", "--out", "bench"], d);
-    std::fs::create_dir(d.join("enc")).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_encoder().join(f), d.join("enc").join(f)).unwrap();
-    }
+    copy_fixture_encoder(d);
     ok(&["data", "validate", "--decode", "bench/images.toml"], d);
     // No `embeddings` line: embed writes beside the descriptor, train finds it.
     let e = fails(&["train", "--train", "bench/images.toml", "--out", "g.safetensors"], d);
@@ -354,31 +351,6 @@ fn tree(dir: &Path, skip: &[&str]) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-const SHARDED_SWEEP: &str = r#"
-name = "sharded"
-[data.synthetic]
-dim = 16
-categories = 3
-clusters = 4
-coarse = 200
-pairs = 60
-test = 100
-test_pairs = 30
-seed = 2
-
-[train]
-optimizer = { kind = "lbfgs", iterations = 20 }
-
-[sweep]
-budgets = [16, 32]
-strategies = [{ kind = "coarse-only" }, { kind = "ratio", pair_fraction = 0.5 }]
-seeds = [0, 1, 2]
-
-[report]
-metrics = ["auroc"]
-baseline = "coarse"
-"#;
-
 /// embed, sweep and robustness as shards (index from --shard, from a Slurm
 /// array's variables and from an Indexed Job's), merged or collected to
 /// exactly the files of a one-machine run; and the refusals.
@@ -387,10 +359,7 @@ fn shards_of_embed_sweep_and_robustness_merge_to_one_machine_results() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(&["synth", "--preset", "tiny", "--images", "24", "--out", "bench"], d);
-    std::fs::create_dir(d.join("enc")).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_encoder().join(f), d.join("enc").join(f)).unwrap();
-    }
+    copy_fixture_encoder(d);
     let embed = ["embed", "bench/images.toml", "--model", "enc", "--chunk", "8", "--batch", "4", "--device", "cpu"];
     let with = |extra: &[&'static str]| -> Vec<&str> { embed.iter().copied().chain(extra.iter().copied()).collect() };
     ok(&with(&["--out", "whole.safetensors"]), d);
@@ -425,7 +394,7 @@ fn shards_of_embed_sweep_and_robustness_merge_to_one_machine_results() {
     // A sweep in two folders with relative paths: whole, and as 2 shards.
     for f in ["one", "two"] {
         std::fs::create_dir(d.join(f)).unwrap();
-        std::fs::write(d.join(f).join("exp.toml"), SHARDED_SWEEP).unwrap();
+        std::fs::write(d.join(f).join("exp.toml"), SMALL_SWEEP).unwrap();
     }
     let sweep = ["sweep", "exp.toml", "--out", "res", "--device", "cpu"];
     ok(&sweep, &d.join("one"));
@@ -850,7 +819,9 @@ fn compare_sets_guards_and_score_files_side_by_side() {
     assert_eq!(row.split(',').nth(4).unwrap().parse::<f64>().unwrap(), auroc, "{row}");
     let md = std::fs::read_to_string(d.join("cmp/compare.md")).unwrap();
     assert!(md.contains("## pair_accuracy") && md.contains("| again |"), "{md}");
-    assert!(std::fs::metadata(d.join("cmp/roc.png")).unwrap().len() > 10_000 && d.join("cmp/roc.svg").exists());
+    for figure in ["roc", "f1-by-category"] {
+        assert!(std::fs::metadata(d.join(format!("cmp/{figure}.png"))).unwrap().len() > 10_000 && d.join(format!("cmp/{figure}.svg")).exists());
+    }
 
     // A score file short of samples is refused unless told, then the
     // comparison runs on the samples every guard scores.
@@ -864,4 +835,44 @@ fn compare_sets_guards_and_score_files_side_by_side() {
     assert!(e.contains("two guards are named \"probe\""), "{e}");
     assert!(fails(&["compare", "--data", data, "--scores", "nofile", "--out", "cmp4"], d).contains("expected NAME=FILE"));
     assert!(fails(&["compare", "--data", data, "--out", "cmp5"], d).contains("nothing to compare"));
+}
+
+/// `[[baselines]] kind = "scores"`: another guard's outputs on one test set
+/// drawn on a sweep's curves; a guard's own predictions score as the guard
+/// does as a `kind = "guard"` baseline.
+#[test]
+fn a_sweep_draws_a_score_file_as_a_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let target = "[report]\nmetrics = [\"auroc\"]\nbaseline = \"coarse\"\ntarget = { metric = \"auroc\", test = \"shifted\", value = 0.99 }\n";
+    let base = SMALL_SWEEP.replace("[report]\nmetrics = [\"auroc\"]\nbaseline = \"coarse\"\n", target);
+    std::fs::write(d.join("plain.toml"), &base).unwrap();
+    ok(&["sweep", "plain.toml", "--out", "plain", "--device", "cpu"], d);
+    // A guard trained on the sweep's generated coarse pool, and its predictions on the shifted test set.
+    ok(&["train", "--train", "plain/data/coarse.toml", "--device", "cpu", "--out", "g.safetensors"], d);
+    let lines = ok(&["predict", "--model", "g.safetensors", "--data", "plain/data/test-shifted.toml", "--device", "cpu"], d);
+    std::fs::write(d.join("g.jsonl"), lines.lines().filter(|l| l.starts_with('{')).collect::<Vec<_>>().join("\n")).unwrap();
+    let threshold = card(&d.join("g.json"))["threshold"].as_f64().unwrap();
+    let with = format!(
+        "{base}\n[[baselines]]\nkind = \"guard\"\nname = \"guard\"\nmodel = \"g.safetensors\"\n\n[[baselines]]\nkind = \"scores\"\nname = \"judge\"\nscores = \"g.jsonl\"\ntest = \"shifted\"\nthreshold = {threshold}\n"
+    );
+    std::fs::write(d.join("with.toml"), &with).unwrap();
+    ok(&["sweep", "with.toml", "--out", "with", "--device", "cpu"], d);
+    let csv = std::fs::read_to_string(d.join("with/baselines.csv")).unwrap();
+    let of = |b: &str| -> Vec<String> {
+        csv.lines().filter(|l| l.starts_with(&format!("{b},shifted,"))).map(|l| l.split_once(',').unwrap().1.to_string()).collect()
+    };
+    assert!(!of("judge").is_empty() && of("judge") == of("guard"), "the score file scores as its guard:\n{csv}");
+    assert!(!csv.lines().any(|l| l.starts_with("judge,") && !l.starts_with("judge,shifted,")), "a score file scores its own test set only:\n{csv}");
+    let report = std::fs::read_to_string(d.join("with/report.md")).unwrap();
+    assert!(report.contains("| judge | shifted |") && !report.contains("| judge | coarse |"), "{report}");
+    // A test set the sweep lacks, and a file short of that set's samples, are named.
+    std::fs::write(d.join("bad.toml"), with.replace("test = \"shifted\"", "test = \"nope\"")).unwrap();
+    let e = fails(&["sweep", "bad.toml", "--out", "bad", "--device", "cpu"], d);
+    assert!(e.contains("baseline \"judge\": no test set \"nope\" in this sweep (it has"), "{e}");
+    let short: Vec<&str> = lines.lines().filter(|l| l.starts_with('{')).skip(1).collect();
+    std::fs::write(d.join("short.jsonl"), short.join("\n")).unwrap();
+    std::fs::write(d.join("short.toml"), with.replace("g.jsonl", "short.jsonl")).unwrap();
+    let e = fails(&["sweep", "short.toml", "--out", "short", "--device", "cpu"], d);
+    assert!(e.contains("baseline \"judge\"") && e.contains("short.jsonl: no score for 1 of the dataset's"), "{e}");
 }

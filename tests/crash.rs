@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture_encoder, ok, pairguard};
+use common::{SMALL_SWEEP, copy_fixture_encoder, ok, pairguard};
 use rand::{Rng, SeedableRng};
 
 fn spawn(args: &[&str], cwd: &Path) -> Child {
@@ -153,38 +153,15 @@ fn killed_runs_resume_to_the_same_files(name: &str, args: &[&str], cwd: &Path, o
 /// guard and a verifier.
 fn setup(d: &Path) {
     ok(&["synth", "--preset", "tiny", "--images", "48", "--coarse-images", "40", "--out", "bench"], d);
-    std::fs::create_dir(d.join("enc")).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_encoder().join(f), d.join("enc").join(f)).unwrap();
-    }
+    copy_fixture_encoder(d);
     ok(&["embed", "bench/images.toml", "--encoder", "enc", "--device", "cpu"], d);
     ok(&["train", "--train", "bench/images.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "guard.safetensors"], d);
 }
 
-const SWEEP: &str = r#"
-name = "killed"
-[data.synthetic]
-dim = 16
-categories = 3
-clusters = 4
-coarse = 200
-pairs = 60
-test = 100
-test_pairs = 30
-seed = 2
-
-[train]
-optimizer = { kind = "lbfgs", iterations = 20 }
-
-[sweep]
-budgets = [16, 32, 64]
-strategies = [{ kind = "coarse-only" }, { kind = "ratio", pair_fraction = 0.5 }]
-seeds = [0, 1, 2, 3]
-
-[report]
-metrics = ["auroc"]
-baseline = "coarse"
-"#;
+/// The small sweep with more to kill: 3 budgets, 4 seeds.
+fn sweep() -> String {
+    SMALL_SWEEP.replace("budgets = [16, 32]", "budgets = [16, 32, 64]").replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2, 3]")
+}
 
 #[test]
 fn runs_killed_at_random_points_resume_to_an_uninterrupted_runs_files() {
@@ -196,7 +173,7 @@ fn runs_killed_at_random_points_resume_to_an_uninterrupted_runs_files() {
         ["embed", "bench/images.toml", "--encoder", "enc", "--chunk", "4", "--batch", "2", "--device", "cpu", "--out", "store/images.safetensors"];
     killed_runs_resume_to_the_same_files("embed", &embed, d, "store", "store", 1);
 
-    std::fs::write(d.join("exp.toml"), SWEEP).unwrap();
+    std::fs::write(d.join("exp.toml"), sweep()).unwrap();
     killed_runs_resume_to_the_same_files("sweep", &["sweep", "exp.toml", "--out", "res", "--device", "cpu"], d, "res", "res", 2);
 
     #[rustfmt::skip]
@@ -216,7 +193,7 @@ fn runs_killed_at_random_points_resume_to_an_uninterrupted_runs_files() {
 fn a_second_process_on_the_same_output_folder_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("exp.toml"), SWEEP.replace("seeds = [0, 1, 2, 3]", "seeds = [0, 1, 2, 3, 4, 5, 6, 7]")).unwrap();
+    std::fs::write(d.join("exp.toml"), sweep().replace("seeds = [0, 1, 2, 3]", "seeds = [0, 1, 2, 3, 4, 5, 6, 7]")).unwrap();
     let sweep = ["sweep", "exp.toml", "--out", "res", "--device", "cpu"];
     for (first, second, refused) in [
         (vec![], vec![], true),
@@ -349,7 +326,7 @@ fn full_disk_fails_by_name_keeps_what_was_done_and_resumes() {
     ];
     full_disk_then_space("embed", &embed, d, &disk, "disk/store");
 
-    std::fs::write(d.join("exp.toml"), SWEEP).unwrap();
+    std::fs::write(d.join("exp.toml"), sweep()).unwrap();
     full_disk_then_space("sweep", &["sweep", "exp.toml", "--out", "disk/res", "--device", "cpu"], d, &disk, "disk/res");
 
     #[rustfmt::skip]

@@ -15,16 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{fixture_encoder, ok, ok_env, pairguard_env as pairguard};
+use common::{copy_fixture_encoder, fixture_encoder, ok, ok_env, pairguard_env as pairguard};
 
 /// The synthetic benchmark's images, the fixture encoder, and a verifier
 /// trained on the benchmark's given pairs.
 fn setup(d: &Path) {
     ok(&["synth", "--preset", "tiny", "--images", "120", "--coarse-images", "40", "--out", "bench"], d);
-    std::fs::create_dir(d.join("enc")).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_encoder().join(f), d.join("enc").join(f)).unwrap();
-    }
+    copy_fixture_encoder(d);
     ok(&["embed", "bench/images.toml", "--model", "enc", "--device", "cpu"], d);
     ok(&["train", "--train", "bench/images.toml", "--device", "cpu", "--out", "verifier.safetensors"], d);
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fixture_encoder;
+use common::copy_fixture_encoder;
 
 /// munged, slurmctld and slurmd, with their state, logs and sockets in one
 /// temporary folder and ports of their own.
@@ -163,10 +163,7 @@ fn slurm_runs_a_sharded_embed_and_its_merge_to_the_one_machine_store() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     pairguard(&["synth", "--preset", "tiny", "--images", "24", "--out", "bench"], w);
-    std::fs::create_dir(w.join("enc")).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_encoder().join(f), w.join("enc").join(f)).unwrap();
-    }
+    copy_fixture_encoder(w);
     let embed = ["embed", "bench/images.toml", "--model", "enc", "--chunk", "6", "--batch", "3", "--device", "cpu"];
     pairguard(&[&embed[..], &["--out", "whole.safetensors"]].concat(), w);
     let whole = store_files(w, "whole");

@@ -54,3 +54,37 @@ pub fn card(path: &Path) -> serde_json::Value {
 pub fn fixture_encoder() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../clip/tests/fixtures/clip/hf-quickgelu").canonicalize().unwrap()
 }
+
+/// A copy of the fixture encoder in `dir/enc`, as a user's local checkpoint.
+pub fn copy_fixture_encoder(dir: &Path) {
+    std::fs::create_dir(dir.join("enc")).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture_encoder().join(f), dir.join("enc").join(f)).unwrap();
+    }
+}
+
+/// A small synthetic sweep: 2 strategies, budgets 16 and 32, 3 seeds.
+pub const SMALL_SWEEP: &str = r#"
+name = "small"
+[data.synthetic]
+dim = 16
+categories = 3
+clusters = 4
+coarse = 200
+pairs = 60
+test = 100
+test_pairs = 30
+seed = 2
+
+[train]
+optimizer = { kind = "lbfgs", iterations = 20 }
+
+[sweep]
+budgets = [16, 32]
+strategies = [{ kind = "coarse-only" }, { kind = "ratio", pair_fraction = 0.5 }]
+seeds = [0, 1, 2]
+
+[report]
+metrics = ["auroc"]
+baseline = "coarse"
+"#;

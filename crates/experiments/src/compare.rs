@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::plot::{Axes, Curve, Point, plot_lines};
+use crate::plot::{Axes, Curve, Heatmap, Point, plot_heatmap, plot_lines};
 use pairguard_run::write_atomic;
 
 /// One guard's probabilities of "unsafe" on the set's rows, and where it
@@ -170,8 +170,9 @@ pub fn markdown(rows: &[Row], entries: &[Entry], data: &str, resamples: usize) -
     md
 }
 
-/// Writes `compare.csv`, `compare.md` and the ROC curves of every guard on
-/// one plot (`roc.png`, `roc.svg`) into `out`.
+/// Writes `compare.csv`, `compare.md`, the ROC curves of every guard on
+/// one plot (`roc.png`, `roc.svg`) and F1 per category as a heatmap
+/// (`f1-by-category.png`, `.svg`) into `out`.
 pub fn write(out: &Path, set: &LabeledSet, entries: &[Entry], data: &str, resamples: usize, seed: u64) -> Result<Vec<Row>> {
     let rows = compare(set, entries, resamples, seed);
     write_atomic(&out.join("compare.csv"), &crate::sweep::to_csv(&rows)?)?;
@@ -190,6 +191,21 @@ pub fn write(out: &Path, set: &LabeledSet, entries: &[Entry], data: &str, resamp
         })
         .collect();
     plot_lines(&curves, Axes { title: &format!("ROC on {data}"), x: "false positive rate", y: "true positive rate" }, &out.join("roc"))?;
+    // F1 per category, a guard per row: where each guard is weak.
+    let columns: Vec<String> = set.categories.iter().filter(|c| rows.iter().any(|r| r.slice == format!("category:{c}"))).cloned().collect();
+    let values = entries
+        .iter()
+        .map(|e| {
+            columns
+                .iter()
+                .map(|c| {
+                    rows.iter().find(|r| r.guard == e.name && r.metric == "f1" && r.slice == format!("category:{c}")).map_or(f64::NAN, |r| r.value)
+                })
+                .collect()
+        })
+        .collect();
+    let title = format!("F1 per category on {data}");
+    plot_heatmap(&Heatmap { title: &title, rows: entries.iter().map(|e| e.name.clone()).collect(), columns, values }, &out.join("f1-by-category"))?;
     Ok(rows)
 }
 

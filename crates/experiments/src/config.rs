@@ -76,12 +76,23 @@ pub enum BaselineSpec {
     /// A saved guard model: a published fixed head (`pairguard import`) or
     /// any guard trained before.
     Guard { name: String, model: String },
+    /// Another guard's outputs on one test set (a vision-language judge's,
+    /// a guard run elsewhere): the JSON lines of `eval --scores`, which
+    /// must score every sample of that test set.
+    Scores {
+        name: String,
+        scores: String,
+        test: String,
+        /// Where its scores call a sample unsafe (default 0.5; verdicts take none).
+        #[serde(default)]
+        threshold: Option<f64>,
+    },
 }
 
 impl BaselineSpec {
     pub fn name(&self) -> &str {
         match self {
-            BaselineSpec::ZeroShot { name, .. } | BaselineSpec::Guard { name, .. } => name,
+            BaselineSpec::ZeroShot { name, .. } | BaselineSpec::Guard { name, .. } | BaselineSpec::Scores { name, .. } => name,
         }
     }
 }

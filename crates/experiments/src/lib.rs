@@ -1,8 +1,9 @@
 //! The jobs: embedding a dataset ([`embed`]), sample-efficiency sweeps (how
 //! much counterfactual pairs improve a lightweight guard at each training
 //! budget), robustness runs (attacks and corruptions) and the making of
-//! counterfactual pairs with an image editor, with confidence intervals,
-//! plots and reports that name every input. Each job is resumable and
+//! counterfactual pairs with an image editor, and the comparison of many
+//! guards on one test set ([`compare`]), with confidence intervals, plots
+//! and reports that name every input. Each job is resumable and
 //! shardable through `pairguard-run`.
 //!
 //! It composes the data, CLIP and model crates and decides nothing they

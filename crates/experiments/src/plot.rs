@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
 
 use crate::summary::SummaryRow;
@@ -207,26 +208,111 @@ pub fn plot_lines(curves: &[Curve], axes: Axes, stem: &Path) -> crate::Result<()
 }
 
 fn render(curves: &[Curve], levels: &[Level], axes: Axes, scale: Scale, stem: &Path) -> crate::Result<()> {
+    struct Lines<'a>(&'a [Curve], &'a [Level], Axes<'a>, Scale);
+    impl Figure for Lines<'_> {
+        fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>
+        where
+            DB::ErrorType: 'static,
+        {
+            draw(root, self.0, self.1, self.2, self.3)
+        }
+    }
+    write_figure(&Lines(curves, levels, axes, scale), stem)
+}
+
+/// Something drawn the same way on every backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Writes `<stem>.png` and `<stem>.svg` of a figure, 900 x 560.
+fn write_figure(figure: &impl Figure, stem: &Path) -> crate::Result<()> {
     let plot_error = |message: String| crate::Error::Plot { path: stem.to_path_buf(), message };
     register_font();
     let (w, h) = (900u32, 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(root, curves, levels, axes, scale).map_err(plot_error)?;
-    }
+    figure.draw(BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area()).map_err(plot_error)?;
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
-    let png = stem.with_extension("png");
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, image::ImageFormat::Png)?;
-    pairguard_run::write_atomic(&png, &bytes.into_inner())?;
+    pairguard_run::write_atomic(&stem.with_extension("png"), &bytes.into_inner())?;
     let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        draw(root, curves, levels, axes, scale).map_err(plot_error)?;
-    }
+    figure.draw(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area()).map_err(plot_error)?;
     pairguard_run::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())
+}
+
+/// A table of values in [0, 1] as coloured cells, each with its value.
+#[derive(Debug, Clone)]
+pub struct Heatmap<'a> {
+    pub title: &'a str,
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    /// `values[row][column]`; NaN cells are left blank.
+    pub values: Vec<Vec<f64>>,
+}
+
+impl Figure for Heatmap<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
+        root.fill(&WHITE).map_err(err)?;
+        let (nr, nc) = (self.rows.len(), self.columns.len());
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(90)
+            .y_label_area_size(160)
+            .build_cartesian_2d(0.0..nc as f64, 0.0..nr as f64)
+            .map_err(err)?;
+        let (columns, rows) = (self.columns.clone(), self.rows.clone());
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(nc * 2 + 1)
+            .y_labels(nr * 2 + 1)
+            .x_label_formatter(&|v| {
+                if (v.fract() - 0.5).abs() < 1e-9 { columns.get(*v as usize).cloned().unwrap_or_default() } else { String::new() }
+            })
+            .y_label_formatter(&|v| {
+                if (v.fract() - 0.5).abs() < 1e-9 { rows.get(nr - 1 - *v as usize).cloned().unwrap_or_default() } else { String::new() }
+            })
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(err)?;
+        for (i, row) in self.values.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let y = (nr - 1 - i) as f64;
+                let (x0, x1) = (j as f64, j as f64 + 1.0);
+                if !v.is_finite() {
+                    continue;
+                }
+                // White at 0 to a deep blue at 1.
+                let t = v.clamp(0.0, 1.0);
+                let shade = |from: f64, to: f64| (from + (to - from) * t).round() as u8;
+                let colour = RGBColor(shade(255.0, 31.0), shade(255.0, 90.0), shade(255.0, 160.0));
+                chart.draw_series(std::iter::once(Rectangle::new([(x0, y), (x1, y + 1.0)], colour.filled()))).map_err(err)?;
+                let ink = if t > 0.55 { WHITE } else { BLACK };
+                let label = Text::new(
+                    format!("{v:.2}"),
+                    (x0 + 0.5, y + 0.5),
+                    ("sans-serif", 16).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+                );
+                chart.draw_series(std::iter::once(label)).map_err(err)?;
+            }
+        }
+        root.present().map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Writes `<stem>.png` and `<stem>.svg` of a heatmap.
+pub fn plot_heatmap(heatmap: &Heatmap, stem: &Path) -> crate::Result<()> {
+    write_figure(heatmap, stem)
 }
 
 /// Writes `<stem>.png` and `<stem>.svg` for one (test, metric): the metric

@@ -1,6 +1,7 @@
 //! Guard models on frozen image embeddings: heads trained with burn on wgpu
 //! or the CPU, guards made from policy text and published fixed heads,
-//! calibration, metrics, model files, robustness and ONNX export. The CLIP
+//! calibration, metrics (also of other guards' scores, [`scores`]), model
+//! files, robustness and ONNX export. The CLIP
 //! towers they read embeddings from are `pairguard_clip`'s.
 //!
 //! It decides everything about a guard (a head's defaults and checks, where

@@ -103,7 +103,8 @@ fn baselines(md: &mut String, r: &Results) -> Result<()> {
     }
     writeln!(md, "\n|---|---|{}", "---|".repeat(exp.report.metrics.len()))?;
     for b in &r.baselines {
-        for t in &r.tests {
+        // A score file scores one test set; the others have no row.
+        for t in r.tests.iter().filter(|t| exp.report.metrics.iter().any(|&m| !r.level(b, t, m).is_nan())) {
             write!(md, "| {b} | {t} |")?;
             for &m in &exp.report.metrics {
                 write!(md, " {} |", fmt(r.level(b, t, m)))?;
@@ -124,6 +125,9 @@ fn baselines(md: &mut String, r: &Results) -> Result<()> {
     writeln!(md, "| baseline | its {metric} | strategy | budget | 95% interval | seeds |\n|---|---|---|---|---|---|")?;
     for b in &r.baselines {
         let v = r.level(b, &test, metric);
+        if v.is_nan() {
+            continue;
+        }
         for s in &r.strategies {
             let o = overtake(&r.rows, s, &test, metric, v);
             let budget = o.budget.map_or_else(|| "not within the sweep".into(), |x| format!("{x:.0}"));
