@@ -203,6 +203,17 @@ pub fn hub_options() -> HubOptions {
 
 /// Loads a dataset, with its embedding store when `embeddings` is set; rows
 /// dropped as invalid are said on standard error.
+/// A dataset's labels, categories, sources and pairs without its vectors,
+/// for scores made elsewhere. Rows need an image or a vector to be valid,
+/// so the store is read where there is one (always with `store`).
+pub fn labels_of(path: &Path, store: bool) -> anyhow::Result<(Dataset, LabeledSet)> {
+    let store = store || pairguard_data::Descriptor::from_file(path)?.default_store_path().exists();
+    let ds = load(path, false, store)?;
+    let categories: Vec<String> = ds.taxonomy.names().into_iter().map(str::to_string).collect();
+    let set = LabeledSet::from_samples(&ds.samples, &categories, 0, |_| Some(&[]))?;
+    Ok((ds, set))
+}
+
 pub fn load(path: &Path, skip_invalid: bool, embeddings: bool) -> anyhow::Result<Dataset> {
     let opts = LoadOptions { skip_invalid, image_check: ImageCheck::Header, hub: hub_options(), embeddings };
     let ds = Dataset::load(path, &opts)?;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::summary::SummaryRow;
 

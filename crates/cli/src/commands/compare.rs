@@ -7,7 +7,7 @@ use pairguard_experiments::compare::{self, Entry};
 use pairguard_model::scores::ScoreFile;
 use pairguard_model::{GuardModel, LabeledSet};
 
-use crate::args::{DeviceArg, load};
+use crate::args::{DeviceArg, labels_of};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -49,10 +49,7 @@ pub fn exec(a: Args) -> anyhow::Result<()> {
     if a.resamples == 0 {
         anyhow::bail!("--resamples must be at least 1");
     }
-    let store = pairguard_data::Descriptor::from_file(&a.data)?.default_store_path();
-    let ds = load(&a.data, false, !a.models.is_empty() || store.exists())?;
-    let categories: Vec<String> = ds.taxonomy.names().into_iter().map(str::to_string).collect();
-    let set = LabeledSet::from_samples(&ds.samples, &categories, 0, |_| Some(&[]))?;
+    let (ds, set) = labels_of(&a.data, !a.models.is_empty())?;
 
     // Each guard's probability for every sample (None where a score file has none).
     let mut entries: Vec<(String, Vec<Option<f64>>, f64)> = Vec::new();

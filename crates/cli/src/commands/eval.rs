@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use pairguard_model::metrics::BinaryMetrics;
 use pairguard_model::scores::{ScoreFile, ScoreKind};
-use pairguard_model::{CalibrationConfig, Evaluation, LabeledSet};
+use pairguard_model::{CalibrationConfig, Evaluation};
 use pairguard_run::write_atomic;
 
-use crate::args::{DeviceArg, ScoringArgs, load};
+use crate::args::{DeviceArg, ScoringArgs, labels_of};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -50,12 +50,7 @@ pub fn exec(a: Args) -> anyhow::Result<()> {
         }
         (None, Some(scores)) => {
             let file = ScoreFile::read(scores)?;
-            // Rows need an image or a vector to be valid; the scores need neither,
-            // so the store is read where there is one, and never required.
-            let store = pairguard_data::Descriptor::from_file(&a.data)?.default_store_path();
-            let ds = load(&a.data, false, store.exists())?;
-            let categories: Vec<String> = ds.taxonomy.names().into_iter().map(str::to_string).collect();
-            let set = LabeledSet::from_samples(&ds.samples, &categories, 0, |_| Some(&[]))?;
+            let (_, set) = labels_of(&a.data, false)?;
             let ext = file.evaluate(&set, a.threshold, a.allow_missing, CalibrationConfig::default().fpr_target)?;
             let what = match ext.kind {
                 ScoreKind::Scores => format!("scores, unsafe at >= {}", ext.threshold),
