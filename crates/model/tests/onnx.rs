@@ -91,7 +91,12 @@ fn check_deployable(ort: &Ort, m: &GuardModel, what: &str) {
     assert_eq!(serde_json::from_str::<Vec<String>>(&meta("categories")).unwrap(), m.card.categories, "{what}");
     let encoder: pairguard_data::EncoderId = serde_json::from_str(&meta("encoder")).unwrap();
     assert_eq!(encoder, m.card.encoder, "{what}");
-    assert!(meta("threshold_rule").contains(&serde_json::to_string(&m.card.threshold_rule).unwrap()[..4]), "{what}");
+    let rule: pairguard_model::ThresholdRule = serde_json::from_str(&meta("threshold_rule")).unwrap();
+    assert_eq!(rule, m.card.threshold_rule, "{what}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&meta("head")).unwrap(), serde_json::to_value(m.card.head).unwrap(), "{what}");
+    assert_eq!(meta("verdict"), "verdict = probabilities[:, 0] >= threshold", "{what}");
+    assert_eq!(meta("preprocess"), m.card.encoder.preprocess, "{what}");
+    assert!(["f32", "f16"].contains(&meta("graph_precision").as_str()), "{what}: {}", meta("graph_precision"));
 }
 
 fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {
