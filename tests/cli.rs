@@ -2,10 +2,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{SMALL_SWEEP, card, copy_fixture_encoder, fails, fixture_encoder, ok, ok_env, ok_said, pairguard, pairguard_env};
+use common::{SMALL_SWEEP, card, copy_fixture_encoder, fails, fixture_encoder, ok, ok_env, ok_said, pairguard, pairguard_env, tree};
 
 #[test]
 fn synth_validate_stats_train_eval_predict() {
@@ -327,28 +326,6 @@ fn robustness_attacks_a_trained_guard_and_refuses_bad_input() {
     ok(&["train", "--train", "bench/coarse.toml", "--device", "cpu", "--out", "emb.safetensors"], d);
     let e = fails(&["robustness", "--model", "emb.safetensors", "--data", "bench/images.toml", "--out", "bad3", "--device", "cpu"], d);
     assert!(e.contains("loading the guard's encoder \"synthetic\"") && e.contains("--encoder"), "{e}");
-}
-
-/// Every file under `dir` (relative path, bytes), leaving out the folders named.
-fn tree(dir: &Path, skip: &[&str]) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if skip.contains(&rel.as_str()) {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// embed, sweep and robustness as shards (index from --shard, from a Slurm

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SMALL_SWEEP, copy_fixture_encoder, ok, pairguard};
+use common::{SMALL_SWEEP, copy_fixture_encoder, ok, pairguard, tree};
 use rand::{Rng, SeedableRng};
 
 fn spawn(args: &[&str], cwd: &Path) -> Child {
@@ -28,30 +28,12 @@ fn files_under(dir: &Path) -> usize {
     entries.flatten().map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 }).sum()
 }
 
-/// Every file under `dir` (relative path, bytes).
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// `tree` without what records spending rather than results: the pair
 /// generator's request log (every request of every run, killed ones
 /// included, each line whole) and its report's request count and cost,
 /// which count what was really sent.
 fn results(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    results_of(tree(dir))
+    results_of(tree(dir, &[]))
 }
 
 fn results_of(mut files: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
@@ -121,8 +103,7 @@ fn killed_runs_resume_to_the_same_files(name: &str, args: &[&str], cwd: &Path, o
     let (out_path, watch_path) = (cwd.join(out), cwd.join(watch));
     let most = watched_run(args, cwd, &watch_path);
     assert!(most >= 3, "{name}: too little happens in {watch} to kill it part way ({most} files)");
-    let tree = |dir: &Path| results(dir);
-    let reference = tree(&out_path);
+    let reference = results(&out_path);
     std::fs::rename(&out_path, cwd.join(format!("{out}.reference"))).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut killed = 0;
@@ -132,7 +113,7 @@ fn killed_runs_resume_to_the_same_files(name: &str, args: &[&str], cwd: &Path, o
         eprintln!("{name}: killed at {at} of {most} files: {}", if was_running { "was running" } else { "had ended" });
         killed += usize::from(was_running);
         ok(args, cwd);
-        let again = tree(&out_path);
+        let again = results(&out_path);
         assert_eq!(
             reference.iter().map(|f| &f.0).collect::<Vec<_>>(),
             again.iter().map(|f| &f.0).collect::<Vec<_>>(),
@@ -269,7 +250,7 @@ fn pages(files: &[(String, Vec<u8>)]) -> usize {
 fn full_disk_then_space(name: &str, args: &[&str], cwd: &Path, disk: &Disk, out: &str) {
     let out_path = cwd.join(out);
     ok(args, cwd);
-    let reference = tree(&out_path);
+    let reference = tree(&out_path, &[]);
     std::fs::remove_dir_all(&out_path).unwrap();
     disk.resize(pages(&reference) / 2);
     let reference = results_of(reference);
@@ -280,7 +261,7 @@ fn full_disk_then_space(name: &str, args: &[&str], cwd: &Path, disk: &Disk, out:
     eprintln!("{name} on a full disk: {}", e.trim().lines().last().unwrap_or(""));
     // The request log is appended to, not replaced: a line the disk cut is
     // dropped by the next run (checked after the rerun, by `results`).
-    let left: Vec<_> = tree(&out_path).into_iter().filter(|f| f.0 != "requests.jsonl").collect();
+    let left: Vec<_> = tree(&out_path, &[]).into_iter().filter(|f| f.0 != "requests.jsonl").collect();
     let left = results_of(left);
     for (file, bytes) in &left {
         assert!(!file.contains(".tmp"), "{name}: a temporary file was left behind: {file}");

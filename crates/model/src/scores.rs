@@ -42,6 +42,8 @@ pub enum ScoreKind {
 
 #[derive(Debug, Clone)]
 struct Row {
+    /// The line it was read from.
+    line: usize,
     score: f64,
     categories: BTreeMap<String, f64>,
 }
@@ -77,7 +79,6 @@ impl ScoreFile {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let bad = |line: usize, m: String| Error::ScoreFile { path: path.to_path_buf(), message: format!("line {line}: {m}") };
         let mut rows: HashMap<String, Row> = HashMap::new();
-        let mut first_line: HashMap<String, usize> = HashMap::new();
         let mut kind = None;
         for (i, raw) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let n = i + 1;
@@ -106,10 +107,10 @@ impl ScoreFile {
             if let Some((c, v)) = line.categories.iter().find(|(_, v)| !unit(**v)) {
                 return Err(bad(n, format!("category score {c} = {v} of {:?} is not in [0, 1]", line.id)));
             }
-            if let Some(first) = first_line.insert(line.id.clone(), n) {
-                return Err(bad(n, format!("{:?} again (first on line {first})", line.id)));
+            if let Some(first) = rows.get(&line.id) {
+                return Err(bad(n, format!("{:?} again (first on line {})", line.id, first.line)));
             }
-            rows.insert(line.id, Row { score, categories: line.categories });
+            rows.insert(line.id, Row { line: n, score, categories: line.categories });
         }
         let kind = kind.ok_or_else(|| Error::ScoreFile { path: path.to_path_buf(), message: "no scores".into() })?;
         Ok(ScoreFile { path: path.to_path_buf(), kind, rows })
