@@ -444,3 +444,76 @@ fn a_local_command_edits_over_json_lines() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("escaped/report.json")).unwrap()).unwrap();
     assert_eq!(report["kept"].as_u64(), Some(0), "{report}");
 }
+
+#[test]
+fn a_realistic_builtin_editor_records_its_truth_and_the_report_scores_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d);
+    std::fs::create_dir(d.join("editors")).unwrap();
+    std::fs::write(
+        d.join("editors/noisy.toml"),
+        "kind = \"synthetic\"\ntruth = \"../bench/images-truth.json\"\nrealism = { fail = 0.2, partial = 0.2, outside = 0.2, resize = 0.2 }\n",
+    )
+    .unwrap();
+    ok(&generate("noisy", "editors/noisy.toml", &[]), d);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("noisy/report.json")).unwrap()).unwrap();
+    let v = &report["verification"];
+
+    // The score, recomputed from the records' truth and status.
+    let records: Vec<serde_json::Value> = std::fs::read_dir(d.join("noisy/records"))
+        .unwrap()
+        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 40);
+    let is_pair = |r: &serde_json::Value| r["truth"]["flipped"] == true && r["truth"]["only_feature"] == true;
+    let kept = |r: &serde_json::Value| r["status"] == "kept";
+    let count = |f: &dyn Fn(&serde_json::Value) -> bool| records.iter().filter(|r| f(r)).count() as u64;
+    let (pairs, n_kept, kept_pairs) = (count(&is_pair), count(&kept), count(&|r| is_pair(r) && kept(r)));
+    assert_eq!((v["edits"].as_u64(), v["pairs"].as_u64()), (Some(40), Some(pairs)));
+    assert_eq!((v["kept"].as_u64(), v["kept_pairs"].as_u64()), (Some(n_kept), Some(kept_pairs)));
+    assert!((v["precision"].as_f64().unwrap() - kept_pairs as f64 / n_kept as f64).abs() < 1e-12);
+    assert!((v["recall"].as_f64().unwrap() - kept_pairs as f64 / pairs as f64).abs() < 1e-12);
+    // Every defect occurred, each edit's truth says what it did, and no
+    // resized or outside-changed edit was kept (their checks rejected them).
+    for defect in ["exact", "fail", "partial", "outside", "resize"] {
+        assert!(v["defects"][defect][0].as_u64().unwrap() > 0, "{defect}: {v}");
+    }
+    for r in &records {
+        match r["truth"]["defect"].as_str().unwrap() {
+            "resize" => assert!(r["reasons"][0].as_str().unwrap().starts_with("size 48x48"), "{r}"),
+            "outside" => assert!(r["reasons"].to_string().contains("changed outside the editor's mask"), "{r}"),
+            "fail" => assert!(!kept(r) && r["truth"]["flipped"] == false, "{r}"),
+            _ => {}
+        }
+    }
+    assert_eq!(v["checks"]["size"]["rejected"], v["defects"]["resize"][0]);
+    let md = std::fs::read_to_string(d.join("noisy/report.md")).unwrap();
+    assert!(md.contains(&format!("{pairs} of 40 judged edits are true pairs")), "{md}");
+
+    // Both pair sets: the verified one, and every edit that decoded with the
+    // labels the edit was asked for.
+    ok(&["data", "validate", "--decode", "noisy/pairs.toml"], d);
+    ok(&["data", "validate", "--decode", "noisy/pairs-unverified.toml"], d);
+    let verified = json_lines(&d.join("noisy/manifest.jsonl"));
+    let unverified = json_lines(&d.join("noisy/manifest-unverified.jsonl"));
+    assert_eq!(verified.len() as u64, 2 * n_kept);
+    assert_eq!(unverified.len(), 80, "every edit of the built-in editor decodes");
+    for pair in unverified.chunks(2) {
+        assert_eq!((pair[0]["pair_role"].as_str(), pair[1]["pair_role"].as_str()), (Some("original"), Some("counterfactual")));
+        assert_ne!(pair[0]["label"], pair[1]["label"]);
+    }
+    assert!(verified.iter().all(|r| unverified.contains(r)), "the verified pairs are among the unverified ones");
+
+    // Bad settings are refused, naming them.
+    std::fs::write(
+        d.join("editors/bad.toml"),
+        "kind = \"synthetic\"\ntruth = \"../bench/images-truth.json\"\nrealism = { fail = 0.8, partial = 0.4 }\n",
+    )
+    .unwrap();
+    let e = String::from_utf8(pairguard(&generate("bad", "editors/bad.toml", &[]), d, &[]).stderr).unwrap();
+    assert!(e.contains("fail 0.8, partial 0.4") && e.contains("summing to at most 1"), "{e}");
+    std::fs::write(d.join("editors/typo.toml"), "kind = \"synthetic\"\ntruth = \"../bench/images-truth.json\"\nrealism = { fails = 0.1 }\n").unwrap();
+    let e = String::from_utf8(pairguard(&generate("bad", "editors/typo.toml", &[]), d, &[]).stderr).unwrap();
+    assert!(e.contains("typo.toml") && e.contains("fails"), "{e}");
+}

@@ -17,6 +17,7 @@ pub mod config;
 pub mod embed;
 pub mod error;
 mod names;
+pub mod overlay;
 pub mod pairs;
 pub mod plot;
 pub mod report;

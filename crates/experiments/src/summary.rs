@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use pairguard_model::metrics::Metric;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::{MeanCi, mean_ci};
 use crate::sweep::FitRow;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub test: String,
     pub strategy: String,

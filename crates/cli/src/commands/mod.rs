@@ -13,6 +13,7 @@ mod embed_text;
 mod eval;
 mod export_onnx;
 mod import;
+mod overlay;
 mod pairs;
 mod predict;
 mod robustness;
@@ -62,6 +63,9 @@ pub enum Command {
     Import(import::Command),
     /// Run a sample-efficiency sweep from an experiment file.
     Sweep(sweep::Args),
+    /// Put one strategy's curve from each of several sweeps on one figure
+    /// (overlay.csv, overlay.png/svg): pair pools that need a sweep each.
+    Overlay(overlay::Args),
     /// Attack a guard through the whole pipeline (pixels, encoder, head) and
     /// corrupt its images: robust accuracy per attack, epsilon, category and source.
     Robustness(robustness::Args),
@@ -93,6 +97,7 @@ pub fn exec(command: Command) -> anyhow::Result<()> {
         Command::ZeroShot(a) => zero_shot::exec(a),
         Command::Import(c) => import::exec(c),
         Command::Sweep(a) => sweep::exec(a),
+        Command::Overlay(a) => overlay::exec(a),
         Command::Robustness(a) => robustness::exec(a),
         Command::Pairs(c) => pairs::exec(c),
         Command::Merge(a) => embed::merge(a),

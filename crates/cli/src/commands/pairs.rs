@@ -97,7 +97,9 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     cfg.verify.check()?;
     let policy = pairguard_data::Policy::from_file(&a.policy)?;
     let mut editor_cfg = match a.editor.as_str() {
-        "synthetic" => EditorConfig::Synthetic { truth: a.data.parent().unwrap_or(Path::new(".")).join("images-truth.json") },
+        "synthetic" => {
+            EditorConfig::Synthetic { truth: a.data.parent().unwrap_or(Path::new(".")).join("images-truth.json"), realism: Default::default() }
+        }
         file => EditorConfig::from_file(Path::new(file))?,
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());

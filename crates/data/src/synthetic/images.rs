@@ -43,7 +43,14 @@ impl ImagesTruth {
     /// colour and texture from the cluster, a category-coloured disc as the
     /// topic, and the cross. Both versions share every other pixel.
     pub fn render(&self, t: &ImageTruth, harmful: bool) -> image::RgbImage {
-        draw(t.cluster, t.category, harmful.then_some(self.contrast), t.texture, self.clusters, self.categories)
+        self.render_cross(t, if harmful { 1.0 } else { 0.0 })
+    }
+
+    /// The image of `t` with the cross at `strength` times the benchmark's
+    /// contrast (0: no cross, 1: the benchmark's): an edit that draws or
+    /// erases the feature only in part.
+    pub fn render_cross(&self, t: &ImageTruth, strength: f64) -> image::RgbImage {
+        draw(t.cluster, t.category, (strength > 0.0).then_some(self.contrast * strength), t.texture, self.clusters, self.categories)
     }
 
     /// The pixels the harmful feature covers (255) and the rest (0).

@@ -169,7 +169,7 @@ impl CommandEditor {
             }
             None => None,
         };
-        Ok(Edited { image, mask, cost: a.cost })
+        Ok(Edited { image, mask, cost: a.cost, truth: None })
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Edited {
     pub mask: Option<image::GrayImage>,
     /// The cost the editor reported for the request, if any.
     pub cost: Option<f64>,
+    /// What the edit really did, when the editor knows (the built-in one
+    /// does): it lets a run score its verification.
+    pub truth: Option<super::builtin::EditTruth>,
 }
 
 /// Why an attempt failed.
@@ -126,8 +129,13 @@ pub enum EditorConfig {
         timeout_s: f64,
     },
     /// The synthetic benchmark's editor: draws or erases the dark cross
-    /// exactly, from the parameters in `images-truth.json`.
-    Synthetic { truth: PathBuf },
+    /// from the parameters in `images-truth.json`, exactly unless its
+    /// `realism` settings make it fail as real editors do.
+    Synthetic {
+        truth: PathBuf,
+        #[serde(default, skip_serializing_if = "is_oracle")]
+        realism: super::builtin::Realism,
+    },
 }
 
 fn default_key_env() -> String {
@@ -147,6 +155,10 @@ fn is_default_command_timeout(t: &f64) -> bool {
     *t == default_command_timeout()
 }
 
+fn is_oracle(r: &super::builtin::Realism) -> bool {
+    *r == super::builtin::Realism::default()
+}
+
 fn yes() -> bool {
     true
 }
@@ -157,7 +169,7 @@ impl EditorConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut cfg: EditorConfig = toml::from_str(&text).map_err(|e| Error::File { path: path.into(), message: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if let EditorConfig::Synthetic { truth } = &mut cfg {
+        if let EditorConfig::Synthetic { truth, .. } = &mut cfg {
             *truth = base.join(&*truth);
         }
         Ok(cfg)
@@ -221,7 +233,7 @@ impl EditorConfig {
                 let limits = super::command::AnswerLimits { max_image_bytes: largest_image_bytes(max_pixels), max_pixels };
                 Box::new(super::command::CommandEditor::new(command.clone(), work.join("exchange"), Duration::from_secs_f64(*timeout_s), limits)?)
             }
-            EditorConfig::Synthetic { truth } => Box::new(super::builtin::SyntheticEditor::new(truth)?),
+            EditorConfig::Synthetic { truth, realism } => Box::new(super::builtin::SyntheticEditor::new(truth, *realism)?),
         })
     }
 

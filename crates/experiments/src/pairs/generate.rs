@@ -26,8 +26,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::builtin::EditTruth;
 use super::editor::{EditError, EditRequest, Editor};
-use super::verify::{Verdict, Verifier, VerifyConfig};
+use super::verify::{Check, Verdict, Verifier, VerifyConfig};
 use crate::error::{Error, Result};
 use crate::names::file_stem;
 
@@ -88,6 +89,9 @@ pub struct Record {
     /// the rejected edit (under `rejected/`).
     pub images: Vec<String>,
     pub cost: Option<f64>,
+    /// What the edit really did, when the editor knows (the built-in one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth: Option<EditTruth>,
 }
 
 /// One line of `requests.jsonl`.
@@ -134,6 +138,89 @@ pub struct GenerateReport {
     pub cost: f64,
     /// Every drawn source is kept or rejected.
     pub complete: bool,
+    /// How verification did against the truth, when the editor knows it
+    /// for every judged edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationScore>,
+}
+
+/// Verification scored against the editor's truth. A judged edit is a
+/// true pair when its label flipped and nothing else changed; a check is
+/// right to reject an edit that is not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationScore {
+    /// Edits the editor returned and verification judged.
+    pub edits: usize,
+    /// Of those, true pairs.
+    pub pairs: usize,
+    pub kept: usize,
+    pub kept_pairs: usize,
+    /// Share of the kept edits that are true pairs (without verification:
+    /// `pairs / edits`).
+    pub precision: f64,
+    /// Share of the true pairs kept.
+    pub recall: f64,
+    /// Per check: the edits it rejected, and the share of those that are
+    /// not pairs (precision) and of all non-pairs it rejected (recall).
+    pub checks: BTreeMap<String, CheckScore>,
+    /// Per defect of the editor: edits, and how many verification kept.
+    pub defects: BTreeMap<String, [usize; 2]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckScore {
+    pub rejected: usize,
+    pub rejected_non_pairs: usize,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { f64::NAN } else { a as f64 / b as f64 }
+}
+
+impl VerificationScore {
+    /// The score of `records`' judged edits; None when one lacks its truth.
+    fn of<'a>(records: impl Iterator<Item = &'a Record>) -> Option<Self> {
+        let judged: Vec<(&Record, EditTruth, &Verdict)> =
+            records.filter_map(|r| r.verdict.as_ref().map(|v| (r, v))).map(|(r, v)| r.truth.map(|t| (r, t, v))).collect::<Option<_>>()?;
+        if judged.is_empty() {
+            return None;
+        }
+        let non_pairs = judged.iter().filter(|(_, t, _)| !t.is_pair()).count();
+        let mut checks: BTreeMap<String, CheckScore> = BTreeMap::new();
+        let mut defects: BTreeMap<String, [usize; 2]> = BTreeMap::new();
+        let (mut pairs, mut kept, mut kept_pairs) = (0, 0, 0);
+        for (r, t, v) in &judged {
+            let is_kept = r.status == Status::Kept;
+            pairs += usize::from(t.is_pair());
+            kept += usize::from(is_kept);
+            kept_pairs += usize::from(is_kept && t.is_pair());
+            let d = defects.entry(t.defect.name().into()).or_default();
+            d[0] += 1;
+            d[1] += usize::from(is_kept);
+            let failed: std::collections::BTreeSet<Check> = v.reasons.iter().map(|r| Check::of(r)).collect();
+            for c in failed {
+                let e = checks.entry(c.name().into()).or_insert(CheckScore { rejected: 0, rejected_non_pairs: 0, precision: 0.0, recall: 0.0 });
+                e.rejected += 1;
+                e.rejected_non_pairs += usize::from(!t.is_pair());
+            }
+        }
+        for c in checks.values_mut() {
+            c.precision = ratio(c.rejected_non_pairs, c.rejected);
+            c.recall = ratio(c.rejected_non_pairs, non_pairs);
+        }
+        Some(VerificationScore {
+            edits: judged.len(),
+            pairs,
+            kept,
+            kept_pairs,
+            precision: ratio(kept_pairs, kept),
+            recall: ratio(kept_pairs, pairs),
+            checks,
+            defects,
+        })
+    }
 }
 
 /// The identity of an output folder.
@@ -286,7 +373,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
         records.push((s, read_record(&s.id)?));
     }
     let report = summarise(inputs, cfg, &records, candidates.len(), ds.samples.len() - candidates.len(), sent.load(Ordering::SeqCst), out)?;
-    write_pair_set(ds, &records, out)?;
+    write_pair_sets(ds, &records, out)?;
     write_atomic(&out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
     write_atomic(&out.join("report.md"), render(&report).as_bytes())?;
     Ok(report)
@@ -323,6 +410,7 @@ impl Attempt<'_> {
             verdict: None,
             images: Vec::new(),
             cost: None,
+            truth: None,
         };
         let original = match images::decode(s.image.as_ref().expect("eligible"), self.max_pixels) {
             Ok(i) => i.to_rgb8(),
@@ -371,13 +459,18 @@ impl Attempt<'_> {
             match result {
                 Ok(edited) => {
                     record.cost = edited.cost.map(|c| c + record.cost.unwrap_or(0.0));
+                    record.truth = edited.truth;
                     let (verdict, image) =
                         self.inputs.verifier.judge(&original, s.label.is_unsafe(), &edited.image, edited.mask.as_ref(), self.max_pixels);
                     let name = file_stem(&s.id);
+                    // The original of every edit that decodes: the unverified pair set uses it.
+                    let o = format!("images/{name}-o.png");
+                    if image.is_some() {
+                        write_atomic(&self.out.join(&o), &png(&original)?)?;
+                    }
                     if verdict.reasons.is_empty() {
                         let image = image.expect("a kept edit decoded");
-                        let (o, c) = (format!("images/{name}-o.png"), format!("images/{name}-c.png"));
-                        write_atomic(&self.out.join(&o), &png(&original)?)?;
+                        let c = format!("images/{name}-c.png");
                         write_atomic(&self.out.join(&c), &png(&image)?)?;
                         record.status = Status::Kept;
                         record.images = vec![o, c];
@@ -485,33 +578,64 @@ fn summarise(
         requests,
         cost,
         complete: failed == 0 && pending == 0,
+        verification: VerificationScore::of(records.iter().filter_map(|(_, r)| r.as_ref())),
     })
 }
 
 /// The kept pairs as a SafetyPairs-format set: `manifest.jsonl` (two rows
-/// per pair, in draw order) and `pairs.toml`.
-fn write_pair_set(ds: &Dataset, records: &[(&&Sample, Option<Record>)], out: &Path) -> Result<PathBuf> {
+/// per pair, in draw order) and `pairs.toml`; and every edit that decoded,
+/// verified or not, as `manifest-unverified.jsonl` and
+/// `pairs-unverified.toml`, to measure what verification is worth.
+fn write_pair_sets(ds: &Dataset, records: &[(&&Sample, Option<Record>)], out: &Path) -> Result<PathBuf> {
+    let kept = records.iter().filter_map(|(s, r)| {
+        let r = r.as_ref().filter(|r| r.status == Status::Kept)?;
+        Some((**s, r.images[0].clone(), r.images[1].clone(), &r.category))
+    });
+    let path = write_pair_set(ds, kept, out, "manifest.jsonl", "pairs.toml", "")?;
+    let decoded = records.iter().filter_map(|(s, r)| {
+        let r = r.as_ref()?;
+        match r.status {
+            Status::Kept => Some((**s, r.images[0].clone(), r.images[1].clone(), &r.category)),
+            Status::Rejected if r.verdict.as_ref().is_some_and(Verdict::decoded) => {
+                Some((**s, format!("images/{}-o.png", file_stem(&s.id)), r.images[0].clone(), &r.category))
+            }
+            _ => None,
+        }
+    });
+    write_pair_set(ds, decoded, out, "manifest-unverified.jsonl", "pairs-unverified.toml", "-unverified")?;
+    Ok(path)
+}
+
+/// One pair set: a manifest of `(source, original image, edit, category)`
+/// and its descriptor.
+fn write_pair_set<'a>(
+    ds: &Dataset,
+    pairs: impl Iterator<Item = (&'a Sample, String, String, &'a String)>,
+    out: &Path,
+    manifest_name: &str,
+    descriptor_name: &str,
+    suffix: &str,
+) -> Result<PathBuf> {
     let mut manifest = String::new();
-    for (s, r) in records {
-        let Some(r) = r.as_ref().filter(|r| r.status == Status::Kept) else { continue };
+    for (s, original, edit, category) in pairs {
         let pair_id = format!("pair-{}", file_stem(&s.id));
         let group = s.group.clone().unwrap_or_else(|| s.id.clone());
         let edit_label = if s.label.is_unsafe() { "safe" } else { "unsafe" };
         for (role, image, label, source) in
-            [("original", &r.images[0], s.label.name(), s.source.name()), ("counterfactual", &r.images[1], edit_label, "ai-generated")]
+            [("original", &original, s.label.name(), s.source.name()), ("counterfactual", &edit, edit_label, "ai-generated")]
         {
             let row = serde_json::json!({
-                "id": format!("{pair_id}-{}", &role[..1]), "image": image, "label": label, "category": r.category,
+                "id": format!("{pair_id}-{}", &role[..1]), "image": image, "label": label, "category": category,
                 "pair_id": pair_id, "pair_role": role, "group": group, "source": source,
             });
             let _ = writeln!(manifest, "{row}");
         }
     }
-    write_atomic(&out.join("manifest.jsonl"), manifest.as_bytes())?;
+    write_atomic(&out.join(manifest_name), manifest.as_bytes())?;
     let mut d = ds.descriptor.clone();
-    d.name = format!("{}-generated-pairs", ds.descriptor.name);
+    d.name = format!("{}-generated-pairs{suffix}", ds.descriptor.name);
     d.format = pairguard_data::descriptor::Format::Jsonl;
-    d.manifest = vec!["manifest.jsonl".into()];
+    d.manifest = vec![manifest_name.into()];
     d.root = Some(".".into());
     d.embeddings = None;
     d.taxonomy = pairguard_data::descriptor::TaxonomySpec::Inline(ds.descriptor.taxonomy()?);
@@ -520,14 +644,20 @@ fn write_pair_set(ds: &Dataset, records: &[(&&Sample, Option<Record>)], out: &Pa
     d.sources = Default::default();
     d.categories = Default::default();
     d.hub = None;
-    let path = out.join("pairs.toml");
+    let path = out.join(descriptor_name);
+    let what = if suffix.is_empty() { "Counterfactual pairs" } else { "Every edit that decoded, verified or not," };
     let text = format!(
-        "# Counterfactual pairs made by `pairguard pairs generate` from {} (see report.md).\n{}",
+        "# {what} made by `pairguard pairs generate` from {} (see report.md).\n{}",
         ds.descriptor.path.display(),
         toml::to_string(&d).map_err(|e| Error::Results(format!("writing {}: {e}", path.display())))?
     );
     write_atomic(&path, text.as_bytes())?;
     Ok(path)
+}
+
+/// A share to three places, or "-" when there is nothing to divide.
+fn share(v: f64) -> String {
+    if v.is_nan() { "-".into() } else { format!("{v:.3}") }
 }
 
 fn render(r: &GenerateReport) -> String {
@@ -559,6 +689,31 @@ fn render(r: &GenerateReport) -> String {
             }
         }
     }
-    let _ = writeln!(s, "\nThe pair set: pairs.toml (manifest.jsonl, images/). Every request: requests.jsonl. Every source: records/.");
+    if let Some(v) = &r.verification {
+        let _ = writeln!(
+            s,
+            "\nVerification against the editor's truth: {} of {} judged edits are true pairs (label flipped, nothing else changed); \
+             it kept {}, of which {} are pairs (precision {}, recall {}).\n",
+            v.pairs,
+            v.edits,
+            v.kept,
+            v.kept_pairs,
+            share(v.precision),
+            share(v.recall)
+        );
+        let _ = writeln!(s, "| check | rejected | of them not pairs | precision | recall |\n|---|---|---|---|---|");
+        for (c, k) in &v.checks {
+            let _ = writeln!(s, "| {c} | {} | {} | {} | {} |", k.rejected, k.rejected_non_pairs, share(k.precision), share(k.recall));
+        }
+        let _ = writeln!(s, "\n| the editor's defect | edits | kept |\n|---|---|---|");
+        for (d, [n, k]) in &v.defects {
+            let _ = writeln!(s, "| {d} | {n} | {k} |");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nThe pair set: pairs.toml (manifest.jsonl, images/); every edit that decoded, unverified: pairs-unverified.toml. \
+         Every request: requests.jsonl. Every source: records/."
+    );
     s
 }

@@ -133,7 +133,7 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Edited, EditError> {
         .decode(b64.trim())
         .map_err(|e| EditError::retryable("malformed response", format!("data[0].b64_json is not base64: {e}")))?;
     let cost = json["cost"].as_f64().or_else(|| json["usage"]["cost"].as_f64());
-    Ok(Edited { image, mask: None, cost })
+    Ok(Edited { image, mask: None, cost, truth: None })
 }
 
 fn transport(e: reqwest::Error) -> EditError {

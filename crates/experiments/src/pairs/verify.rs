@@ -60,6 +60,52 @@ pub struct Verdict {
     pub outside_change: Option<f64>,
 }
 
+impl Verdict {
+    /// Whether the edit decoded as an image.
+    pub fn decoded(&self) -> bool {
+        !self.reasons.iter().any(|r| Check::of(r) == Check::Decodes)
+    }
+}
+
+/// The check a rejection reason comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Check {
+    Decodes,
+    Size,
+    Differs,
+    OutsideMask,
+    Cosine,
+    LabelFlip,
+}
+
+impl Check {
+    /// The check behind a reason [`Verifier::judge`] wrote.
+    pub fn of(reason: &str) -> Check {
+        const PREFIXES: [(&str, Check); 8] = [
+            ("undecodable", Check::Decodes),
+            ("size", Check::Size),
+            ("identical", Check::Differs),
+            ("mask size", Check::OutsideMask),
+            ("changed outside", Check::OutsideMask),
+            ("content changed", Check::Cosine),
+            ("label not flipped", Check::LabelFlip),
+            ("verifier", Check::LabelFlip),
+        ];
+        PREFIXES.iter().find(|(p, _)| reason.starts_with(p)).map_or(Check::LabelFlip, |&(_, c)| c)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Decodes => "decodes",
+            Check::Size => "size",
+            Check::Differs => "differs from the original",
+            Check::OutsideMask => "nothing outside the mask",
+            Check::Cosine => "encoder cosine",
+            Check::LabelFlip => "label flipped (verifier)",
+        }
+    }
+}
+
 /// A trained guard and its encoder, judging edits.
 #[derive(Debug)]
 pub struct Verifier<'a> {

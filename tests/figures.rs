@@ -1,0 +1,135 @@
+//! The README's generated-pairs figures against the script that makes them:
+//! `experiments/generated-pairs.sh` run afresh must write exactly the files
+//! under `docs/generated-pairs/`, and the README's tables must say what
+//! those files say. A figure edited by hand, or one the code no longer
+//! produces, fails here.
+
+mod common;
+
+use std::path::Path;
+
+use common::{SMALL_SWEEP, fails, ok, tree};
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+#[test]
+fn the_generated_pairs_script_writes_the_committed_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (results, docs) = (dir.path().join("results"), dir.path().join("docs"));
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("experiments/generated-pairs.sh"))
+        .env("PAIRGUARD", env!("CARGO_BIN_EXE_pairguard"))
+        .env("PAIRGUARD_RESULTS", &results)
+        .env("PAIRGUARD_DOCS", &docs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "experiments/generated-pairs.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let made = tree(&docs.join("generated-pairs"), &[]);
+    let committed = tree(&repo().join("docs/generated-pairs"), &[]);
+    let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&made), names(&committed));
+    for ((name, a), (_, b)) in made.iter().zip(&committed) {
+        assert!(a == b, "docs/generated-pairs/{name} is not what experiments/generated-pairs.sh writes now");
+    }
+}
+
+/// The first line of `file` starting with `prefix`.
+fn line<'a>(file: &'a str, prefix: &str) -> &'a str {
+    file.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line starting {prefix:?}"))
+}
+
+/// The cells of a Markdown table row.
+fn cells(row: &str) -> Vec<&str> {
+    row.trim_matches('|').split('|').map(str::trim).collect()
+}
+
+#[test]
+fn the_readme_quotes_the_generated_pairs_files() {
+    let docs = repo().join("docs/generated-pairs");
+    let read = |name: &str| std::fs::read_to_string(docs.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let says = |row: String| assert!(readme.lines().any(|l| l == row), "the README should have the row\n{row}");
+
+    for (editor, label) in
+        [("oracle", "oracle"), ("moderate", "moderate"), ("severe", "severe"), ("severe-no-mask", "severe, no mask"), ("broken", "broken")]
+    {
+        let v = read(&format!("verification-{editor}.md"));
+        // "Verification against the editor's truth: P of N judged edits are true pairs (...); it kept K, of which KP are pairs (precision X, recall Y)."
+        let first = v.lines().next().unwrap();
+        let between = |a: &str, b: &str| first.split(a).nth(1).unwrap().split(b).next().unwrap().to_string();
+        let (pairs, edits) = (between("truth: ", " of"), between(" of ", " judged"));
+        let (kept, p, r) = (between("it kept ", ","), between("precision ", ","), between("recall ", ")"));
+        says(format!("| {label} | {pairs} of {edits} | {kept} | {p} | {r} |"));
+    }
+
+    let sweep = |run: &str| -> (String, String) {
+        let s = read(&format!("sweep-{run}.md"));
+        let budget = cells(line(&s, "| ratio-0.5 |"))[1].to_string();
+        let at16 = cells(s.lines().filter(|l| l.starts_with("| ratio-0.5 |")).nth(1).unwrap())[2].to_string();
+        (at16, budget)
+    };
+    let given = read("sweep-given.md");
+    let coarse_budget = cells(line(&given, "| coarse |"))[1].to_string();
+    let coarse_at16 = cells(given.lines().filter(|l| l.starts_with("| coarse |")).nth(1).unwrap())[2].to_string();
+    says(format!("| none (coarse data only) | {coarse_at16} | {coarse_budget} |"));
+    let (a, b) = sweep("given");
+    says(format!("| given pairs | {a} | {b} |"));
+    for editor in ["oracle", "moderate", "severe", "broken"] {
+        let (va, vb) = sweep(&format!("{editor}-verified"));
+        let (ua, ub) = sweep(&format!("{editor}-unverified"));
+        says(format!("| {editor} editor, verified / unverified | {va} / {ua} | {vb} / {ub} |"));
+    }
+}
+
+#[test]
+fn overlay_puts_curves_of_several_sweeps_on_one_figure_and_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("exp.toml"), SMALL_SWEEP).unwrap();
+    ok(&["sweep", "exp.toml", "--out", "runs/a", "--device", "cpu"], d);
+    let abs = d.join("runs/a");
+    let printed = ok(
+        &[
+            "overlay",
+            "--test",
+            "shifted",
+            "--out",
+            "fig",
+            "--title",
+            "t",
+            "--curve",
+            "coarse=runs/a:coarse",
+            "--curve",
+            &format!("pairs, absolute={}:ratio-0.5", abs.display()),
+        ],
+        d,
+    );
+    assert_eq!(printed.trim(), "fig/overlay.csv");
+    let csv = std::fs::read_to_string(d.join("fig/overlay.csv")).unwrap();
+    let summary = std::fs::read_to_string(abs.join("summary.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "curve,strategy,budget,n,mean,ci_low,ci_high");
+    assert_eq!(lines.len(), 1 + 2 * 2, "two curves of two budgets: {csv}");
+    // Each point is the sweep's own summary row.
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.rsplitn(7, ',').collect();
+        let (strategy, budget, n, mean, lo, hi) = (f[5], f[4], f[3], f[2], f[1], f[0]);
+        let row = format!("shifted,{strategy},{budget},auroc,{n},{mean},");
+        let found = summary.lines().find(|s| s.starts_with(&row)).unwrap_or_else(|| panic!("{row} in\n{summary}"));
+        assert!(found.ends_with(&format!(",{lo},{hi}")), "{l} against {found}");
+    }
+    for f in ["overlay.png", "overlay.svg"] {
+        assert!(std::fs::metadata(d.join("fig").join(f)).unwrap().len() > 1000, "{f}");
+    }
+
+    let e = fails(&["overlay", "--test", "shifted", "--out", "fig", "--curve", "x=runs/a:ratio-0.9"], d);
+    assert!(e.contains("runs/a/summary.csv") && e.contains("ratio-0.9") && e.contains("it has: coarse, ratio-0.5"), "{e}");
+    let e = fails(&["overlay", "--test", "nosuch", "--out", "fig", "--curve", "x=runs/a:coarse"], d);
+    assert!(e.contains("on test \"nosuch\""), "{e}");
+    let e = fails(&["overlay", "--test", "shifted", "--out", "fig", "--curve", "x=runs/b:coarse"], d);
+    assert!(e.contains("runs/b/summary.csv"), "{e}");
+    let e = fails(&["overlay", "--test", "shifted", "--out", "fig", "--curve", "runs/a"], d);
+    assert!(e.contains("LABEL=RESULTS_FOLDER:STRATEGY"), "{e}");
+}
