@@ -145,11 +145,16 @@ pub fn run(attack: &Attack, target: &GuardDecision, x0: &Tensor<4>, labels: &[bo
     let finish = |x: Tensor<4>| outcome(target, &x0, x, labels);
     match *attack {
         Attack::Gn => eps.iter().map(|&e| finish(gaussian_noise(target, &x0, e, seeds))).collect(),
-        Attack::Fgsm => eps.iter().map(|&e| finish(gradient_descent(target, &x0, labels, e, 1, 1.0, None))).collect(),
+        Attack::Fgsm => eps.iter().map(|&e| finish(gradient_descent(target, &x0, labels, e, 1, 1.0, x0.clone()))).collect(),
         Attack::Pgd { steps, random_start, rel_stepsize } => eps
             .iter()
             .map(|&e| {
-                let start = random_start.then_some(seeds);
+                let start = if random_start {
+                    let u = Uniform::new(-e as f32, e as f32).expect("eps is positive");
+                    clip(target, x0.clone() + per_image_random(&x0, seeds, |rng| u.sample(rng)))
+                } else {
+                    x0.clone()
+                };
                 finish(gradient_descent(target, &x0, labels, e, steps, rel_stepsize, start))
             })
             .collect(),
@@ -158,6 +163,41 @@ pub fn run(attack: &Attack, target: &GuardDecision, x0: &Tensor<4>, labels: &[bo
             eps.iter().map(|&e| finish(project_linf(&x0, raw.clone(), e))).collect()
         }
     }
+}
+
+/// PGD (`steps` steps of `rel_stepsize * eps`) from given images instead of
+/// a start drawn here: to continue an attack, or to start where another
+/// implementation's random start did. `start` must lie within `eps` of `x0`
+/// and inside the bounds.
+pub fn pgd_from(
+    target: &GuardDecision,
+    x0: &Tensor<4>,
+    start: &Tensor<4>,
+    labels: &[bool],
+    eps: f64,
+    steps: usize,
+    rel_stepsize: f64,
+) -> Result<Outcome> {
+    Attack::Pgd { steps, random_start: true, rel_stepsize }.check()?;
+    if start.dims() != x0.dims() || labels.len() != x0.dims()[0] {
+        return Err(Error::AttackOption {
+            option: "start",
+            message: format!("start {:?}, images {:?}, {} labels", start.dims(), x0.dims(), labels.len()),
+        });
+    }
+    let x0 = x0.clone().without_autodiff();
+    let start = start.clone().without_autodiff();
+    let (lo, hi) = target.unit().bounds();
+    let away = host(start.clone() - x0.clone()).into_iter().fold(0.0, |m: f32, d| m.max(d.abs()));
+    let outside = host(start.clone()).into_iter().any(|v| !(lo as f32..=hi as f32).contains(&v));
+    if !(eps > 0.0 && eps.is_finite()) || f64::from(away) > eps * (1.0 + 1e-6) || outside {
+        return Err(Error::AttackOption {
+            option: "start",
+            message: format!("the start is {away} from the images and must be within eps {eps} and the bounds"),
+        });
+    }
+    let x = gradient_descent(target, &x0, labels, eps, steps, rel_stepsize, start);
+    outcome(target, &x0, x, labels)
 }
 
 /// foolbox's `restrict_to_epsilon` for L-inf: `x0 + clip(x - x0, -eps, eps)`.
@@ -198,8 +238,8 @@ fn gaussian_noise(target: &GuardDecision, x0: &Tensor<4>, eps: f64, seeds: &[u64
     clip(target, x0.clone() + noise * scale)
 }
 
-/// FGSM (one step of size eps, no start) and PGD: foolbox's
-/// `LinfBaseGradientDescent.run`.
+/// FGSM (one step of size eps from the images) and PGD (from `start`):
+/// foolbox's `LinfBaseGradientDescent.run`.
 fn gradient_descent(
     target: &GuardDecision,
     x0: &Tensor<4>,
@@ -207,18 +247,12 @@ fn gradient_descent(
     eps: f64,
     steps: usize,
     rel_stepsize: f64,
-    random_start: Option<&[u64]>,
+    start: Tensor<4>,
 ) -> Tensor<4> {
     let y: Vec<f32> = labels.iter().map(|&l| if l { 1.0 } else { 0.0 }).collect();
     let y = Tensor::<1>::from_data(TensorData::new(y, [labels.len()]), &x0.device());
     let stepsize = rel_stepsize * eps;
-    let mut x = match random_start {
-        Some(seeds) => {
-            let u = Uniform::new(-eps as f32, eps as f32).expect("eps is positive");
-            clip(target, x0.clone() + per_image_random(x0, seeds, |rng| u.sample(rng)))
-        }
-        None => x0.clone(),
-    };
+    let mut x = start;
     for _ in 0..steps {
         let g = cross_entropy_gradient(target, &x, &y);
         x = x + g.sign().mul_scalar(stepsize);
