@@ -157,13 +157,20 @@ pub fn tpr_at_fpr(scores: &[f64], labels: &[bool], target: f64) -> f64 {
     roc_curve(scores, labels).into_iter().filter(|&(fpr, _)| fpr <= target + 1e-12).map(|(_, tpr)| tpr).fold(0.0, f64::max)
 }
 
-/// Expected calibration error of probabilities `probs` for the positive class.
+/// Expected calibration error of probabilities `probs` for the positive
+/// class: `bins` equal-width bins, each holding the probabilities in
+/// (lo, hi] (the first also 0), as scikit-learn's `calibration_curve` and
+/// Guo et al. (2017) bin them; each bin's |fraction positive - mean
+/// probability| weighted by its share of the samples.
 pub fn ece(probs: &[f64], labels: &[bool], bins: usize) -> f64 {
     let mut count = vec![0usize; bins];
     let mut conf = vec![0.0; bins];
     let mut acc = vec![0.0; bins];
+    // The edges as numpy's linspace computes them (i * step), so that a
+    // probability on an edge falls where it does there.
+    let step = 1.0 / bins as f64;
     for (&p, &l) in probs.iter().zip(labels) {
-        let b = ((p * bins as f64) as usize).min(bins - 1);
+        let b = (1..bins).take_while(|&i| i as f64 * step < p).count();
         count[b] += 1;
         conf[b] += p;
         acc[b] += f64::from(u8::from(l));

@@ -1,5 +1,6 @@
-//! The metric code against scikit-learn on random inputs with ties
-//! (fixture made by tests/fixtures/gen_metrics.py).
+//! The metric code against scikit-learn on random inputs with ties and
+//! scores on the calibration bins' edges (fixture made by
+//! tests/fixtures/gen_metrics.py), within 1e-9.
 
 use pairguard_model::metrics;
 
@@ -22,6 +23,7 @@ fn metrics_match_scikit_learn() {
             ("recall", m.recall),
             ("f1", m.f1),
             ("tpr_at_fpr", m.tpr_at_fpr),
+            ("ece", m.ece),
         ] {
             let theirs = c[name].as_f64().unwrap();
             assert!((ours - theirs).abs() < 1e-9, "case {k}: {name} = {ours}, scikit-learn says {theirs}");
