@@ -565,11 +565,14 @@ fn corrupt_batch(target: &GuardDecision, batch: &[&Sample], first_setting: usize
     let decoded = decode_drawn(batch, max_pixels)?;
     let mut records = Vec::new();
     for (k, c) in cfg.corruptions.iter().enumerate() {
-        let corrupted: Vec<DynamicImage> = batch
+        let corrupted = batch
             .iter()
             .zip(&decoded)
-            .map(|(s, img)| DynamicImage::ImageRgb8(c.apply(img, derive_seed(cfg.seed, &format!("{}/{}/{}", s.id, c.name(), c.severity())))))
-            .collect();
+            .map(|(s, img)| {
+                let seed = derive_seed(cfg.seed, &format!("{}/{}/{}", s.id, c.name(), c.severity()));
+                c.apply(img, seed).map(DynamicImage::ImageRgb8).map_err(|e| Error::Results(format!("{}: {e}", s.id)))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let z = target.decisions(&target.images_of(&corrupted));
         for (s, &z) in batch.iter().zip(&z) {
             let success = (z >= 0.0) != s.label.is_unsafe();

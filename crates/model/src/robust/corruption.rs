@@ -1,9 +1,6 @@
 //! Common corruptions, applied to the decoded image before preprocessing:
 //! what a guard meets when images are re-encoded, resized or noisy.
 
-use std::io::Cursor;
-
-use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, RgbImage};
 use rand::SeedableRng;
@@ -17,7 +14,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Corruption {
-    /// Re-encoded as JPEG at this quality (1-100).
+    /// Re-encoded as JPEG at this quality (1-100), as Pillow and libjpeg
+    /// do by default: the IJG quantisation tables scaled by quality, and
+    /// chroma subsampled 4:2:0.
     Jpeg { quality: u8 },
     /// Gaussian blur with this standard deviation in pixels.
     Blur { sigma: f32 },
@@ -65,15 +64,22 @@ impl Corruption {
         }
     }
 
-    /// The corrupted image; `seed` drives the noise.
-    pub fn apply(&self, image: &DynamicImage, seed: u64) -> RgbImage {
+    /// The corrupted image; `seed` drives the noise. JPEG refuses an image
+    /// with a side over 65,535 pixels, which the format cannot hold.
+    pub fn apply(&self, image: &DynamicImage, seed: u64) -> Result<RgbImage> {
         let rgb = image.to_rgb8();
-        match *self {
+        Ok(match *self {
             Corruption::Jpeg { quality } => {
+                let (w, h) = rgb.dimensions();
+                let too_large = || Error::AttackOption {
+                    option: "corruptions",
+                    message: format!("jpeg cannot hold a {w}x{h} image (at most 65535 pixels a side)"),
+                };
+                let (w16, h16) = (u16::try_from(w).map_err(|_| too_large())?, u16::try_from(h).map_err(|_| too_large())?);
                 let mut bytes = Vec::new();
-                JpegEncoder::new_with_quality(&mut Cursor::new(&mut bytes), quality)
-                    .encode_image(&rgb)
-                    .expect("encoding an RGB image into memory cannot fail");
+                let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, quality);
+                encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+                encoder.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb).expect("an RGB image of a valid size encodes into memory");
                 image::load_from_memory(&bytes).expect("an image just encoded decodes").to_rgb8()
             }
             Corruption::Blur { sigma } => imageops::blur(&rgb, sigma),
@@ -90,7 +96,7 @@ impl Corruption {
                 out.iter_mut().for_each(|v| *v = (f32::from(*v) + normal.sample(&mut rng)).round().clamp(0.0, 255.0) as u8);
                 out
             }
-        }
+        })
     }
 
     pub fn check(&self) -> Result<()> {
