@@ -4,11 +4,16 @@
 bf16 casts the weights and the input, as a torch user would.
 Prints `images_per_s=<value>` for the caller to parse.
 """
+import os
 import sys
 import time
 
 import open_clip
 import torch
+
+# The thread count the caller pins both sides to (bench_* --threads).
+if "PAIRGUARD_THREADS" in os.environ:
+    torch.set_num_threads(int(os.environ["PAIRGUARD_THREADS"]))
 
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 32
 batches = int(sys.argv[2]) if len(sys.argv) > 2 else 3

@@ -7,11 +7,16 @@ ball, clipping to (-3, 3); the final evaluation pass is timed too.
     python benchmarks/torch_attack_peer.py [batch]
 Prints `fgsm_images_per_s=` and `pgd10_images_per_s=` for the caller to parse.
 """
+import os
 import sys
 import time
 
 import open_clip
 import torch
+
+# The thread count the caller pins both sides to (bench_* --threads).
+if "PAIRGUARD_THREADS" in os.environ:
+    torch.set_num_threads(int(os.environ["PAIRGUARD_THREADS"]))
 
 EPS = 0.01
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 8
@@ -47,7 +52,7 @@ def attack(x0, y, steps, random_start):
 x0 = torch.tensor([((i % 251) / 125.0) - 1.0 for i in range(batch * 3 * 224 * 224)]).reshape(batch, 3, 224, 224)
 with torch.no_grad():
     y = logits(x0).argmax(-1)
-attack(x0[:2], y[:2], 1, False)  # warm-up
+attack(x0, y, 1, False)  # warm-up: one FGSM pass over the full batch, as pairguard's
 
 
 def rate(steps, random_start):

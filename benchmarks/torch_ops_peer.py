@@ -2,9 +2,14 @@
 
     python benchmarks/torch_ops_peer.py
 """
+import os
 import time
 
 import torch
+
+# The thread count the caller pins both sides to (bench_* --threads).
+if "PAIRGUARD_THREADS" in os.environ:
+    torch.set_num_threads(int(os.environ["PAIRGUARD_THREADS"]))
 
 ROWS, HIDDEN, MLP = 32 * 50, 768, 3072
 

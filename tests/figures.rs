@@ -133,3 +133,28 @@ fn overlay_puts_curves_of_several_sweeps_on_one_figure_and_names_what_is_missing
     let e = fails(&["overlay", "--test", "shifted", "--out", "fig", "--curve", "runs/a"], d);
     assert!(e.contains("LABEL=RESULTS_FOLDER:STRATEGY"), "{e}");
 }
+
+#[test]
+fn the_readme_quotes_the_policy_text_sweeps() {
+    // docs/demo-text/*.md, written by experiments/reproduce.sh from the
+    // demo, demo-text and demo-text-as-data sweeps.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let rows = [
+        ("linear probe, coarse only (`demo.toml`)", "demo", "coarse"),
+        ("linear probe, coarse + prompts as data", "demo-text-as-data", "coarse"),
+        ("prompt head, coarse only", "demo-text", "coarse"),
+        ("linear probe, pairs only (`demo.toml`)", "demo", "pairs"),
+        ("linear probe, pairs + prompts as data", "demo-text-as-data", "pairs"),
+        ("prompt head, pairs only", "demo-text", "pairs"),
+    ];
+    for (label, sweep, strategy) in rows {
+        let file = std::fs::read_to_string(repo().join(format!("docs/demo-text/{sweep}.md"))).unwrap();
+        // The first table row of the strategy after "### auroc" holds the means by budget: 16, 32, ..., 2048.
+        let auroc = &file[file.find("### auroc").expect("an AUROC table")..];
+        let means: Vec<String> = cells(line(auroc, &format!("| {strategy} |")))[1..].iter().map(|c| c.split(' ').next().unwrap().to_string()).collect();
+        let over = cells(line(&file, &format!("| zero-shot | 0.909 | {strategy} |")));
+        let overtakes = if over[3] == "not within the sweep" { "never".to_string() } else { format!("{} {}", over[3], over[4]) };
+        let row = format!("| {label} | {} | {} | {} | {} | {overtakes} |", means[0], means[2], means[4], means[7]);
+        assert!(readme.lines().any(|l| l == row), "the README should have the row\n{row}");
+    }
+}

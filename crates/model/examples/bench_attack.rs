@@ -4,10 +4,12 @@
 //! torch (open_clip's tower, plain autograd) in the same run when Python with
 //! torch and open_clip is available (`PAIRGUARD_PYTHON`, default `python3`).
 //!
-//!     cargo run -p pairguard-model --example bench_attack -- [batch] [--rounds R]
+//!     cargo run -p pairguard-model --example bench_attack -- [batch] [--rounds R] [--threads N]
 //!
-//! pairguard and torch take turns for R rounds (default 3); medians and their
-//! ratio are printed.
+//! pairguard and torch take turns for R rounds (default 3), each warmed up
+//! by one FGSM pass over the full batch, on N threads each (default: every
+//! core) and with allocators that both keep freed pages (see `peer`);
+//! medians with their per-round range, and the ratio of medians, are printed.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
 // (see crates/alloc).
@@ -65,21 +67,20 @@ fn images_per_s(target: &GuardDecision, attack: &Attack, batch: usize) -> f64 {
 }
 
 /// torch's (FGSM, PGD-10) images per second, and its description line.
-fn torch(python: &str, batch: usize) -> Result<(f64, f64, String), String> {
-    let text = peer::run(python, "torch_attack_peer.py", &[batch.to_string()])?;
+fn torch(setup: &peer::Setup, python: &str, batch: usize) -> Result<(f64, f64, String), String> {
+    let text = setup.run(python, "torch_attack_peer.py", &[batch.to_string()])?;
     Ok((peer::field(&text, "fgsm_images_per_s")?, peer::field(&text, "pgd10_images_per_s")?, text.lines().next().unwrap_or("torch").to_string()))
 }
 
 fn main() {
     pairguard_alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let setup = peer::Setup::from_args(&args);
     let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).and_then(|r| r.parse::<usize>().ok()).unwrap_or(3).max(1);
     let batch = args.first().and_then(|a| a.parse().ok()).unwrap_or(8);
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
-    println!(
-        "attacks on CLIP ViT-B/32 (random weights, fp32) + linear guard, eps {EPS}, batch {batch}, {rounds} rounds; {} threads available",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    );
+    println!("attacks on CLIP ViT-B/32 (random weights, fp32) + linear guard, eps {EPS}, batch {batch}, {rounds} rounds");
+    println!("{}", setup.describe());
     let device = Device::flex();
     let enc = encoder(&device);
     let g = guard(&enc);
@@ -93,7 +94,7 @@ fn main() {
         println!("round {round}: pairguard cpu (burn flex)  FGSM {f:6.2} images/s  PGD-10 {p:6.3} images/s");
         ours.0.push(f);
         ours.1.push(p);
-        match torch(&python, batch) {
+        match torch(&setup, &python, batch) {
             Ok((tf, tp, line)) => {
                 println!("round {round}: {line}  FGSM {tf:6.2} images/s  PGD-10 {tp:6.3} images/s  (ratios {:.2}x, {:.2}x)", f / tf, p / tp);
                 theirs.0.push(tf);
@@ -105,11 +106,11 @@ fn main() {
             }
         }
     }
-    let (of, op) = (peer::median(ours.0), peer::median(ours.1));
-    println!("median pairguard cpu: FGSM {of:6.2} images/s, PGD-10 {op:6.3} images/s");
+    let (of, op) = (peer::median(ours.0.clone()), peer::median(ours.1.clone()));
+    println!("pairguard cpu, median [range]: FGSM {} images/s, PGD-10 {} images/s", peer::spread(&ours.0, 2), peer::spread(&ours.1, 3));
     if !theirs.0.is_empty() {
-        let (tf, tp) = (peer::median(theirs.0), peer::median(theirs.1));
-        println!("median torch:         FGSM {tf:6.2} images/s, PGD-10 {tp:6.3} images/s");
+        let (tf, tp) = (peer::median(theirs.0.clone()), peer::median(theirs.1.clone()));
+        println!("torch, median [range]:         FGSM {} images/s, PGD-10 {} images/s", peer::spread(&theirs.0, 2), peer::spread(&theirs.1, 3));
         println!("ratio of medians pairguard / torch: FGSM {:.2}x, PGD-10 {:.2}x", of / tf, op / tp);
     }
 }

@@ -4,10 +4,13 @@
 //! when Python with torch and open_clip is available (`PAIRGUARD_PYTHON`,
 //! default `python3`).
 //!
-//!     cargo run -p pairguard-model --example bench_encoder -- [batch] [batches] [--rounds R] [--wgpu]
+//!     cargo run -p pairguard-model --example bench_encoder -- [batch] [batches] [--rounds R] [--threads N] [--wgpu]
 //!
-//! Each precision and its open_clip peer take turns for R rounds (default
-//! 3), and the ratio is reported per round and between the medians: on a
+//! Each side warms up with one pass over the batch, runs on N threads
+//! (default: every core) with an allocator that keeps freed pages (see
+//! `peer`). Each precision and its open_clip peer take turns for R rounds
+//! (default 3), and the ratio is reported per round and between the
+//! medians, with each side's per-round range: on a
 //! shared 2-core VM either side's figure moves by a fifth from one minute to
 //! the next, so one back-to-back pair of figures is not a comparison. The
 //! bf16 embeddings' worst cosine to the f32 ones is printed too.
@@ -80,8 +83,8 @@ impl Bench {
 }
 
 /// open_clip's images per second, and its description line.
-fn open_clip(python: &str, batch: usize, batches: usize, dtype: &str) -> Result<(f64, String), String> {
-    let text = peer::run(python, "open_clip_peer.py", &[batch.to_string(), batches.to_string(), dtype.into()])?;
+fn open_clip(setup: &peer::Setup, python: &str, batch: usize, batches: usize, dtype: &str) -> Result<(f64, String), String> {
+    let text = setup.run(python, "open_clip_peer.py", &[batch.to_string(), batches.to_string(), dtype.into()])?;
     Ok((peer::field(&text, "images_per_s")?, text.lines().next().unwrap_or("open_clip").to_string()))
 }
 
@@ -94,20 +97,23 @@ fn worst_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
 fn main() {
     pairguard_alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let setup = peer::Setup::from_args(&args);
     let rounds = args
         .iter()
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1))
         .map_or(3, |r| r.parse::<usize>().ok().filter(|&r| r > 0).unwrap_or_else(|| panic!("--rounds takes a positive number, not {r:?}")));
-    let nums: Vec<usize> =
-        args.iter().enumerate().filter(|(i, _)| *i == 0 || args[i - 1] != "--rounds").filter_map(|(_, a)| a.parse().ok()).collect();
+    let nums: Vec<usize> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || !["--rounds", "--threads"].contains(&args[i - 1].as_str()))
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     let batch = nums.first().copied().unwrap_or(32);
     let batches = nums.get(1).copied().unwrap_or(3);
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
-    println!(
-        "CLIP ViT-B/32 image encoder, random weights, batch {batch} x {batches} per figure, {rounds} rounds; {} threads available",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    );
+    println!("CLIP ViT-B/32 image encoder, random weights, batch {batch} x {batches} per figure, {rounds} rounds");
+    println!("{}", setup.describe());
 
     let f32_cpu = Bench::new(&Device::flex(), batch);
     let bf16_cpu = f32_cpu.bf16();
@@ -141,7 +147,7 @@ fn main() {
             if !peer_ok {
                 continue;
             }
-            match open_clip(&python, batch, batches, dtype) {
+            match open_clip(&setup, &python, batch, batches, dtype) {
                 Ok((theirs_ips, line)) => {
                     println!("round {round}: {line}  (ratio {:.2}x)", ips / theirs_ips);
                     theirs.push(theirs_ips);
@@ -154,11 +160,11 @@ fn main() {
         }
     }
     for ((name, dtype, _), (ours, theirs)) in sides.iter().zip(figures) {
-        let ours_median = peer::median(ours);
-        print!("median pairguard cpu {name:<4} {ours_median:7.2} images/s");
+        let ours_median = peer::median(ours.clone());
+        print!("pairguard cpu {name:<4} median [range] {} images/s", peer::spread(&ours, 2));
         if !theirs.is_empty() {
-            let peer_median = peer::median(theirs);
-            print!("; open_clip {dtype} {peer_median:7.2}; ratio of medians {:.2}x", ours_median / peer_median);
+            let peer_median = peer::median(theirs.clone());
+            print!("; open_clip {dtype} {}; ratio of medians {:.2}x", peer::spread(&theirs, 2), ours_median / peer_median);
         }
         println!();
     }

@@ -6,12 +6,18 @@
 //! kernel separates the two (on the 2-core AVX-512 machine of the README the
 //! GEMMs run at torch's speed, QuickGELU faster, the attention core slower).
 //!
-//!     cargo run -p pairguard-model --example bench_encoder_ops
+//!     cargo run -p pairguard-model --example bench_encoder_ops -- [--threads N]
+//!
+//! Both sides run on N threads (default: every core) with allocators that
+//! keep freed pages (see `peer`), each timing the mean of 5 runs after one
+//! warm-up.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
 // (see crates/alloc).
 #[global_allocator]
 static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
+
+mod peer;
 
 use std::time::Instant;
 
@@ -49,8 +55,11 @@ fn report(name: &str, ms: f64, flops: f64) {
 
 fn main() {
     pairguard_alloc::keep_freed_pages();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let setup = peer::Setup::from_args(&args);
     let d = Device::flex();
-    println!("one ViT-B/32 layer's operations at batch 32 ({ROWS} rows); {} threads", rayon::current_num_threads());
+    println!("one ViT-B/32 layer's operations at batch 32 ({ROWS} rows)");
+    println!("{}", setup.describe());
     let x = filled(&d, ROWS, HIDDEN);
     let h = filled(&d, ROWS, MLP);
     let w_qkv = filled(&d, HIDDEN, 3 * HIDDEN);
@@ -117,10 +126,8 @@ fn main() {
     report("patchify + matmul (same result)", ms, gemm(patches, 3 * 32 * 32, HIDDEN));
 
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/torch_ops_peer.py");
-    match std::process::Command::new(&python).arg(script).output() {
-        Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
-        Ok(out) => println!("torch peer not run: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")),
-        Err(e) => println!("torch peer not run: {python}: {e}"),
+    match setup.run(&python, "torch_ops_peer.py", &[]) {
+        Ok(text) => print!("{text}"),
+        Err(e) => println!("torch peer not run: {e}"),
     }
 }

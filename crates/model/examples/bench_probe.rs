@@ -7,15 +7,23 @@
 //! shape (4 strategies x 10 seeds, each a bank of 8 nested budgets from
 //! 64 to 8,192 rows of the pool).
 //!
-//!     cargo run -p pairguard-model --example bench_probe
+//!     cargo run -p pairguard-model --example bench_probe -- [--rounds R] [--threads N]
 //!
 //! The peer runs when `PAIRGUARD_PYTHON` (default `python3`) has numpy,
-//! scikit-learn and safetensors.
+//! scikit-learn and safetensors. Both sides run on N threads (default:
+//! every core) with allocators that keep freed pages (see `peer`); the
+//! single fit and the grid run R times (default 5) on each side, and
+//! medians with their range are printed. scikit-learn is given the float64
+//! C-ordered features its lbfgs works on, converted once outside the timed
+//! fits; the two single fits are compared on the objective and the
+//! coefficients, not only AUROC.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
 // (see crates/alloc).
 #[global_allocator]
 static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
+
+mod peer;
 
 use std::time::Instant;
 
@@ -26,8 +34,28 @@ use rand_chacha::ChaCha8Rng;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::{BankJob, Device, FeatureNorm, NormKind, TrainConfig, bank_logits, fit_bank, metrics};
 
+/// The objective both sides minimise, in f64: class-balanced mean log-loss
+/// plus `lambda / 2 * ||w||^2`.
+fn objective(x: &[f32], y: &[f32], d: usize, w: &[f64], b: f64, lambda: f64) -> f64 {
+    let n = y.len() as f64;
+    let pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
+    let loss: f64 = x
+        .chunks_exact(d)
+        .zip(y)
+        .map(|(row, &t)| {
+            let z = row.iter().zip(w).map(|(a, b)| f64::from(*a) * b).sum::<f64>() + b;
+            let cw = if t > 0.5 { n / (2.0 * pos) } else { n / (2.0 * (n - pos)) };
+            cw * (z.max(0.0) - z * f64::from(t) + (-z.abs()).exp().ln_1p())
+        })
+        .sum();
+    loss / n + lambda / 2.0 * w.iter().map(|v| v * v).sum::<f64>()
+}
+
 fn main() -> anyhow::Result<()> {
     pairguard_alloc::keep_freed_pages();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let setup = peer::Setup::from_args(&args);
+    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).and_then(|r| r.parse::<usize>().ok()).unwrap_or(5).max(1);
     // Noise is raised so the problem is not trivially separable at 512 dimensions.
     let cfg =
         SyntheticConfig { dim: 512, categories: 4, coarse: 10_000, pairs: 10, test: 5_000, test_pairs: 10, noise: 4.0, ..SyntheticConfig::default() };
@@ -44,7 +72,12 @@ fn main() -> anyhow::Result<()> {
     let tc = TrainConfig::default();
     let identity = FeatureNorm::identity(d);
     let dev = Device::flex();
-    println!("logistic probe, {n} x {d} training embeddings, {} test; lambda {lambda} (C = {:.4})", yte.len(), 1.0 / (lambda * n as f64));
+    println!(
+        "logistic probe, {n} x {d} training embeddings, {} test; lambda {lambda} (C = {:.4}); {rounds} rounds",
+        yte.len(),
+        1.0 / (lambda * n as f64)
+    );
+    println!("{}", setup.describe());
 
     let job = |lambdas: Vec<f64>| BankJob {
         x: &xtr,
@@ -57,21 +90,34 @@ fn main() -> anyhow::Result<()> {
         validation: None,
         start: None,
     };
-    let t = Instant::now();
-    let fit = fit_bank(&job(vec![lambda]), &tc, &dev)?;
-    let secs = t.elapsed().as_secs_f64();
+    let grid = vec![1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0];
+    // Warm-up: one fit of each kind, as the peer's first round is for it.
+    fit_bank(&job(vec![lambda]), &tc, &dev)?;
+    let (mut single, mut grids) = (Vec::new(), Vec::new());
+    let (mut fit, mut bank) = (None, None);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        fit = Some(fit_bank(&job(vec![lambda]), &tc, &dev)?);
+        single.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        bank = Some(fit_bank(&job(grid.clone()), &tc, &dev)?);
+        grids.push(t.elapsed().as_secs_f64());
+    }
+    let (fit, bank) = (fit.expect("a round"), bank.expect("a round"));
+    let (secs, bank_secs) = (peer::median(single.clone()), peer::median(grids.clone()));
     let logits = bank_logits(&[&fit.heads[0]], &[&identity], &xte, &dev);
     let auroc = metrics::auroc(&logits.iter().map(|&z| f64::from(z)).collect::<Vec<_>>(), &yte);
-    println!("pairguard ({:?}, full batch, {} objective evaluations): {secs:.3} s, test AUROC {auroc:.4}", tc.optimizer, fit.evaluations);
-
-    let grid = vec![1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0];
-    let t = Instant::now();
-    let bank = fit_bank(&job(grid.clone()), &tc, &dev)?;
-    let bank_secs = t.elapsed().as_secs_f64();
     println!(
-        "pairguard bank of {} heads (a weight-decay grid, {} evaluations): {bank_secs:.3} s ({:.3} s per head)",
+        "pairguard ({:?}, full batch, {} objective evaluations; float32 input): median {} s, test AUROC {auroc:.4}",
+        tc.optimizer,
+        fit.evaluations,
+        peer::spread(&single, 3)
+    );
+    println!(
+        "pairguard bank of {} heads (a weight-decay grid, {} evaluations): median {} s ({:.3} s per head)",
         grid.len(),
         bank.evaluations,
+        peer::spread(&grids, 3),
         bank_secs / grid.len() as f64
     );
 
@@ -130,18 +176,35 @@ fn main() -> anyhow::Result<()> {
     ];
     std::fs::write(&path, safetensors::serialize(views, None)?)?;
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benchmarks/sklearn_probe.py");
     let grid_arg = grid.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(",");
-    match std::process::Command::new(&python).args([script, path.to_str().unwrap(), &lambda.to_string(), &grid_arg]).output() {
-        Ok(out) if out.status.success() => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            print!("{text}");
+    match setup.run(&python, "sklearn_probe.py", &[path.display().to_string(), lambda.to_string(), grid_arg, rounds.to_string()]) {
+        Ok(text) => {
+            print!("{}", text.lines().filter(|l| !l.contains('=') || l.contains(' ')).map(|l| format!("{l}\n")).collect::<String>());
             let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().parse::<f64>().ok());
-            if let (Some(ps), Some(pa)) = (get("seconds="), get("auroc=")) {
-                println!("speed-up vs scikit-learn: {:.2}x; AUROC difference {:+.4}", ps / secs, auroc - pa);
+            let list = |k: &str| -> Vec<f64> {
+                text.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default()
+            };
+            let (theirs, their_grid) = (list("seconds="), list("grid_seconds="));
+            if let (false, Some(pa)) = (theirs.is_empty(), get("auroc=")) {
+                println!("speed-up vs scikit-learn, ratio of medians: {:.2}x; AUROC difference {:+.4}", peer::median(theirs) / secs, auroc - pa);
             }
-            if let Some(gs) = get("grid_seconds=") {
-                println!("weight-decay sweep speed-up vs scikit-learn loop: {:.2}x", gs / bank_secs);
+            if !their_grid.is_empty() {
+                println!("weight-decay sweep speed-up vs scikit-learn loop, ratio of medians: {:.2}x", peer::median(their_grid) / bank_secs);
+            }
+            // The same objective, in f64, at each side's solution.
+            let coef = list("coef=");
+            if let (d2, Some(b2), Some(reported)) = (coef.len(), get("intercept="), get("objective=")) {
+                assert_eq!(d2, d, "scikit-learn's coefficients");
+                let head = &fit.heads[0];
+                let ours_w: Vec<f64> = head.w1.iter().map(|&v| f64::from(v)).collect();
+                let ours_obj = objective(&xtr, &ytr, d, &ours_w, f64::from(head.b1[0]), lambda);
+                let theirs_obj = objective(&xtr, &ytr, d, &coef, b2, lambda);
+                let worst = ours_w.iter().zip(&coef).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                let scale = coef.iter().map(|v| v.abs()).fold(0.0, f64::max);
+                println!(
+                    "objective at the solution: pairguard {ours_obj:.9}, scikit-learn {theirs_obj:.9} (its own computation {reported:.9}); \
+                     largest coefficient difference {worst:.2e} (largest coefficient {scale:.3})"
+                );
             }
             if let (Some(ss), Some(theirs)) = (get("sweep_seconds="), text.lines().find_map(|l| l.strip_prefix("sweep_aurocs="))) {
                 let theirs: Vec<f64> = theirs.split(',').filter_map(|v| v.parse().ok()).collect();
@@ -177,8 +240,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Ok(out) => println!("scikit-learn peer not run: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")),
-        Err(e) => println!("scikit-learn peer not run: {python}: {e}"),
+        Err(e) => println!("scikit-learn peer not run: {e}"),
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(())

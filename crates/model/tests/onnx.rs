@@ -257,7 +257,10 @@ fn exported_pipeline_matches_encoder_plus_head() {
         let got_z: Vec<f32> = got.probabilities.iter().map(|&p| (f64::from(p) / (1.0 - f64::from(p))).ln() as f32).collect();
         let worst = got_z.iter().zip(&want_z).map(|(a, b)| (f64::from(*a) - b).abs()).fold(0.0, f64::max);
         let top = want_z.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        eprintln!("f16 pipeline in onnxruntime: largest logit difference to burn f32 {worst:.2e}, largest logit {top:.3} (temperature {})", mid.card.temperature);
+        eprintln!(
+            "f16 pipeline in onnxruntime: largest logit difference to burn f32 {worst:.2e}, largest logit {top:.3} (temperature {})",
+            mid.card.temperature
+        );
         close(&got_z, &want_z, 5e-3, "f16 pipeline in onnxruntime, logits");
         check_deployable(&got, &mid, "f16 pipeline");
         assert_eq!(got.metadata["pairguard.graph_precision"], "f16");

@@ -189,7 +189,7 @@ pub fn pgd_from(
     let start = start.clone().without_autodiff();
     let (lo, hi) = target.unit().bounds();
     let away = host(start.clone() - x0.clone()).into_iter().fold(0.0, |m: f32, d| m.max(d.abs()));
-    let outside = host(start.clone()).into_iter().any(|v| !(lo as f32..=hi as f32).contains(&v));
+    let outside = host(start.clone()).into_iter().any(|v| !(lo..=hi).contains(&v));
     if !(eps > 0.0 && eps.is_finite()) || f64::from(away) > eps * (1.0 + 1e-6) || outside {
         return Err(Error::AttackOption {
             option: "start",

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Regenerates every figure the README and docs/benchmarks.md quote, from
+# the code, into docs/ (and their full results into results/):
+#
+#   bash experiments/reproduce.sh              # the experiments (a few minutes)
+#   bash experiments/reproduce.sh --benchmarks # and the speed benchmarks (about 15 minutes, needs the peers' Python)
+#
+# - the demo (experiments/demo.toml): docs/demo-shifted-auroc.png and
+#   docs/demo-shifted-robust-accuracy.png; the README's figures from it are
+#   checked by crates/experiments/tests/readme.rs;
+# - policy text as a guard (demo-text.toml, demo-text-as-data.toml):
+#   docs/demo-text-shifted-auroc.png and docs/demo-text/;
+# - generated pairs and imperfect editors (experiments/generated-pairs.sh):
+#   docs/generated-pairs/, checked by tests/figures.rs;
+# - with --benchmarks, each benchmark's whole output, with its peer's, in
+#   docs/benchmarks/*.txt (PAIRGUARD_PYTHON names a Python with torch,
+#   open_clip_torch, numpy, scikit-learn and safetensors).
+# Run from anywhere; PAIRGUARD names the binary (default: built here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pairguard-target}"
+cargo build -q --workspace --all-targets
+export PAIRGUARD="${PAIRGUARD:-$CARGO_TARGET_DIR/debug/pairguard}"
+
+echo "demo" >&2
+"$PAIRGUARD" sweep experiments/demo.toml --device cpu --out results/demo >/dev/null
+cp results/demo/plots/shifted_auroc.png docs/demo-shifted-auroc.png
+cp results/demo/plots/shifted_robust_accuracy.png docs/demo-shifted-robust-accuracy.png
+
+echo "policy text as a guard" >&2
+mkdir -p docs/demo-text
+for e in demo-text demo-text-as-data; do
+  "$PAIRGUARD" sweep "experiments/$e.toml" --device cpu --out "results/$e" >/dev/null
+done
+# The README's table across budgets: each sweep's shifted-test tables and
+# where each strategy overtakes the zero-shot guard (tests/figures.rs
+# checks the README against these files).
+for e in demo demo-text demo-text-as-data; do
+  { sed -n '/overtakes each baseline/,/^## Test set `coarse`/p' "results/$e/report.md" | sed '$d'
+    sed -n '/^## Test set `shifted`/,/^## Test set `pairs`/p' "results/$e/report.md" | sed '$d'; } > "docs/demo-text/$e.md"
+done
+cp results/demo-text/plots/shifted_auroc.png docs/demo-text-shifted-auroc.png
+
+echo "generated pairs" >&2
+bash experiments/generated-pairs.sh
+
+if [ "${1:-}" = "--benchmarks" ]; then
+  mkdir -p docs/benchmarks
+  examples="$CARGO_TARGET_DIR/debug/examples"
+  export PAIRGUARD_PYTHON="${PAIRGUARD_PYTHON:-python3}"
+  for bench in "bench_probe --rounds 5" "bench_encoder 32 3 --rounds 5" "bench_encoder_ops" "bench_attack 16 --rounds 3"; do
+    name=${bench%% *}
+    echo "$name" >&2
+    # shellcheck disable=SC2086 # the arguments are split on purpose
+    "$examples/"$bench > "docs/benchmarks/$name.txt"
+  done
+fi
