@@ -151,10 +151,44 @@ fn the_readme_quotes_the_policy_text_sweeps() {
         let file = std::fs::read_to_string(repo().join(format!("docs/demo-text/{sweep}.md"))).unwrap();
         // The first table row of the strategy after "### auroc" holds the means by budget: 16, 32, ..., 2048.
         let auroc = &file[file.find("### auroc").expect("an AUROC table")..];
-        let means: Vec<String> = cells(line(auroc, &format!("| {strategy} |")))[1..].iter().map(|c| c.split(' ').next().unwrap().to_string()).collect();
+        let means: Vec<String> =
+            cells(line(auroc, &format!("| {strategy} |")))[1..].iter().map(|c| c.split(' ').next().unwrap().to_string()).collect();
         let over = cells(line(&file, &format!("| zero-shot | 0.909 | {strategy} |")));
         let overtakes = if over[3] == "not within the sweep" { "never".to_string() } else { format!("{} {}", over[3], over[4]) };
         let row = format!("| {label} | {} | {} | {} | {} | {overtakes} |", means[0], means[2], means[4], means[7]);
         assert!(readme.lines().any(|l| l == row), "the README should have the row\n{row}");
     }
+}
+
+#[test]
+fn the_readme_quotes_the_benchmark_outputs() {
+    // docs/benchmarks/*.txt, written by `experiments/reproduce.sh --benchmarks`.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    let read = |name: &str| std::fs::read_to_string(repo().join("docs/benchmarks").join(name)).unwrap();
+    let says = |text: &str| assert!(readme.contains(text), "the README should say {text:?}");
+    // "pairguard cpu f32  median [range] 16.31 [15.36, 17.63] images/s; open_clip fp32 14.23 [12.90, 15.95]; ratio of medians 1.15x"
+    let encoder = read("bench_encoder.txt");
+    for (precision, peer) in [("f32", "fp32"), ("bf16", "bf16")] {
+        let l = line(&encoder, &format!("pairguard cpu {precision} "));
+        let ours = l.split("median [range] ").nth(1).unwrap().split(" images/s").next().unwrap();
+        let theirs = l.split(&format!("open_clip {peer} ")).nth(1).unwrap().split(';').next().unwrap();
+        let ratio = l.rsplit("ratio of medians ").next().unwrap();
+        says(&format!("{precision} {ours}"));
+        says(&format!("open_clip {peer}'s {theirs} ({ratio}"));
+    }
+    let ratio = |file: &str, prefix: &str| -> Vec<String> {
+        let l = line(file, prefix).to_string();
+        l.split(' ')
+            .filter(|w| w.ends_with('x') || w.ends_with("x,") || w.ends_with("x;"))
+            .map(|w| w.trim_end_matches([',', ';']).to_string())
+            .collect()
+    };
+    let attack = read("bench_attack.txt");
+    let r = ratio(&attack, "ratio of medians");
+    says(&format!("FGSM and PGD at parity with torch ({}, {})", r[0], r[1]));
+    let probe = read("bench_probe.txt");
+    let one = ratio(&probe, "speed-up vs scikit-learn")[0].trim_end_matches('x').parse::<f64>().unwrap();
+    let grid = ratio(&probe, "weight-decay sweep speed-up")[0].trim_end_matches('x').parse::<f64>().unwrap();
+    let sweep = ratio(&probe, "sweep-shaped speed-up")[0].trim_end_matches('x').parse::<f64>().unwrap();
+    says(&format!("probes {one:.1}x (one fit), {grid:.1}x (8 weight decays) and {sweep:.1}x (a sweep's 320 fits)"));
 }

@@ -13,10 +13,10 @@
 //! scikit-learn and safetensors. Both sides run on N threads (default:
 //! every core) with allocators that keep freed pages (see `peer`); the
 //! single fit and the grid run R times (default 5) on each side, and
-//! medians with their range are printed. scikit-learn is given the float64
-//! C-ordered features its lbfgs works on, converted once outside the timed
-//! fits; the two single fits are compared on the objective and the
-//! coefficients, not only AUROC.
+//! medians with their range are printed. scikit-learn fits the float32
+//! features as loaded and a float64 copy made outside the timed fits, and
+//! its faster input is its figure; the two single fits are compared on the
+//! objective and the coefficients, not only AUROC.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
 // (see crates/alloc).
