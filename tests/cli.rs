@@ -814,6 +814,54 @@ fn compare_sets_guards_and_score_files_side_by_side() {
     assert!(fails(&["compare", "--data", data, "--out", "cmp5"], d).contains("nothing to compare"));
 }
 
+/// `compare` with guards of two encoders: each is scored on the embedding
+/// store of its own encoder, and the report names every file it read.
+#[test]
+fn compare_scores_guards_of_different_encoders_on_their_own_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gelu = fixture_encoder().join("../hf-gelu");
+    let gelu = gelu.to_str().unwrap();
+    let quick = fixture_encoder();
+    let quick = quick.to_str().unwrap();
+    // The same benchmark twice, each embedded by one encoder.
+    for (folder, encoder) in [("a", quick), ("b", gelu)] {
+        ok(&["synth", "--images", "120", "--coarse-images", "200", "--out", folder], d);
+        for set in ["coarse-images", "test-shifted-images"] {
+            ok(&["embed", &format!("{folder}/{set}.toml"), "--encoder", encoder, "--device", "cpu"], d);
+        }
+        ok(&["train", "--train", &format!("{folder}/coarse-images.toml"), "--device", "cpu", "--out", &format!("{folder}.safetensors")], d);
+    }
+    let store_b = std::fs::read_dir(d.join("b"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("test-shifted-images.embeddings.safetensors"))
+        .unwrap();
+    let data = "a/test-shifted-images.toml";
+    let store = store_b.to_str().unwrap();
+    #[rustfmt::skip]
+    let args = ["compare", "--data", data, "--model", "a.safetensors", "--model", "b.safetensors", "--store", store,
+        "--resamples", "50", "--out", "cmp", "--device", "cpu"];
+    ok(&args, d);
+    // Each guard's AUROC is what `eval` gives on its own encoder's data.
+    let csv = std::fs::read_to_string(d.join("cmp/compare.csv")).unwrap();
+    for (guard, eval_data) in [("a", data), ("b", "b/test-shifted-images.toml")] {
+        ok(&["eval", "--model", &format!("{guard}.safetensors"), "--data", eval_data, "--device", "cpu", "--json", "e.json"], d);
+        let auroc = card(&d.join("e.json"))["overall"]["auroc"].as_f64().unwrap();
+        let row = csv.lines().find(|l| l.starts_with(&format!("{guard},overall,auroc,"))).unwrap();
+        assert_eq!(row.split(',').nth(4).unwrap().parse::<f64>().unwrap(), auroc, "{row}");
+    }
+    // The report names each guard's file and its SHA-256.
+    let md = std::fs::read_to_string(d.join("cmp/compare.md")).unwrap();
+    for guard in ["a", "b"] {
+        let sha = pairguard_run::sha256_file(&d.join(format!("{guard}.safetensors"))).unwrap();
+        assert!(md.contains(&format!("| {guard} | ")) && md.contains(&format!("`{guard}.safetensors` | `{sha}` |")), "{md}");
+    }
+    // Without the other encoder's store, the guard is refused by name.
+    let e = fails(&["compare", "--data", data, "--model", "b.safetensors", "--out", "cmp2", "--device", "cpu"], d);
+    assert!(e.contains("b.safetensors: no embedding store of its encoder") && e.contains("--store STORE"), "{e}");
+}
+
 /// `[[baselines]] kind = "scores"`: another guard's outputs on one test set
 /// drawn on a sweep's curves; a guard's own predictions score as the guard
 /// does as a `kind = "guard"` baseline.
@@ -843,6 +891,11 @@ fn a_sweep_draws_a_score_file_as_a_baseline() {
     assert!(!csv.lines().any(|l| l.starts_with("judge,") && !l.starts_with("judge,shifted,")), "a score file scores its own test set only:\n{csv}");
     let report = std::fs::read_to_string(d.join("with/report.md")).unwrap();
     assert!(report.contains("| judge | shifted |") && !report.contains("| judge | coarse |"), "{report}");
+    // The baselines' files are inputs, named with their hashes.
+    for f in ["g.jsonl", "g.safetensors", "g.json"] {
+        let sha = pairguard_run::sha256_file(&d.join(f)).unwrap();
+        assert!(report.lines().any(|l| l.starts_with("| `") && l.contains(&format!("{f}` | `{sha}` |"))), "{f} among the inputs:\n{report}");
+    }
     // A test set the sweep lacks, and a file short of that set's samples, are named.
     std::fs::write(d.join("bad.toml"), with.replace("test = \"shifted\"", "test = \"nope\"")).unwrap();
     let e = fails(&["sweep", "bad.toml", "--out", "bad", "--device", "cpu"], d);

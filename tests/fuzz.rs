@@ -339,6 +339,27 @@ fn parsers_of_others_files_never_panic_or_overallocate() {
             seeds: vec![br#"{"id": "a", "image": "a-edit.png", "mask": "m.png", "cost": 1.5}"#.to_vec(), br#"{"id": "a", "error": "out of memory"}"#.to_vec()],
             run: Box::new(|b| drop(pairguard_experiments::pairs::command::Answer::parse(&String::from_utf8_lossy(b), "a"))),
         },
+        Target {
+            name: "http-judge-answer",
+            seeds: vec![
+                br#"{"choices": [{"message": {"content": "Sure: {\"rating\": \"Unsafe\", \"category\": \"O2\"}"}, "logprobs": {"content": [{"token": "{\"rating\": \"", "logprob": 0.0, "top_logprobs": []}, {"token": "Unsafe", "logprob": -0.1, "top_logprobs": [{"token": "Unsafe", "logprob": -0.1}, {"token": "Safe", "logprob": -2.3}]}]}}], "usage": {"cost": 0.01}}"#.to_vec(),
+            ],
+            run: Box::new(|b| {
+                if let Ok(reply) = pairguard_experiments::judge::http::parse_reply(b) {
+                    drop(pairguard_experiments::judge::answer::parse(&reply.text));
+                }
+            }),
+        },
+        Target {
+            name: "judge-verdict-text",
+            seeds: vec![b"Here you go {\"rating\": \"Safe\", \"rationale\": \"a {nested} brace\"} done".to_vec(), b"Unsafe. A cross.".to_vec()],
+            run: Box::new(|b| drop(pairguard_experiments::judge::answer::parse(&String::from_utf8_lossy(b)))),
+        },
+        Target {
+            name: "command-judge-answer",
+            seeds: vec![br#"{"id": "a", "text": "{\"rating\": \"Unsafe\"}", "p_unsafe": 0.8}"#.to_vec()],
+            run: Box::new(|b| drop(pairguard_experiments::judge::command::Answer::parse(&String::from_utf8_lossy(b), "a"))),
+        },
     ];
     let seed: u64 = std::env::var("PAIRGUARD_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     static CURRENT: Current = Mutex::new(None);

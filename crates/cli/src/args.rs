@@ -222,3 +222,35 @@ pub fn load(path: &Path, skip_invalid: bool, embeddings: bool) -> anyhow::Result
     }
     Ok(ds)
 }
+
+/// How a command that calls a service (an editor, a judge) sends its
+/// requests.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RequestArgs {
+    /// Attempts per request, the first included.
+    #[arg(long, default_value_t = 4)]
+    pub attempts: usize,
+    /// First wait after a failed attempt, in seconds; it doubles up to
+    /// --max-backoff (a Retry-After from the service takes its place).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub backoff: f64,
+    #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
+    pub max_backoff: f64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Most requests this run sends; what is left waits for the next run.
+    #[arg(long)]
+    pub budget: Option<usize>,
+}
+
+/// A service's API key from the environment variable `var` names (never
+/// from a file or an argument, so it reaches no log); says when it is unset.
+pub fn key_from_env(var: Option<&str>) -> Option<pairguard_experiments::secret::Secret> {
+    let var = var?;
+    let key = std::env::var(var).ok().filter(|v| !v.is_empty()).map(pairguard_experiments::secret::Secret::new);
+    if key.is_none() {
+        eprintln!("note: {var} is not set; requests go without an API key");
+    }
+    key
+}

@@ -24,6 +24,10 @@ pub struct Entry {
     pub name: String,
     pub probs: Vec<f64>,
     pub threshold: f64,
+    /// The guard's file or its score file, and that file's SHA-256: what
+    /// the figures were computed from.
+    pub file: String,
+    pub sha256: String,
 }
 
 /// One figure of `compare.csv`.
@@ -138,9 +142,9 @@ pub fn markdown(rows: &[Row], entries: &[Entry], data: &str, resamples: usize) -
     let _ = writeln!(md, "# Guards compared on {data}\n");
     let _ = writeln!(md, "Each value with its 95% percentile-bootstrap interval ({resamples} resamples, shared by the guards).");
     let _ = writeln!(md, "A category's slice holds its unsafe samples and every safe one.\n");
-    let _ = writeln!(md, "| guard | threshold |\n|---|---|");
+    let _ = writeln!(md, "| guard | threshold | file | sha256 |\n|---|---|---|---|");
     for e in entries {
-        let _ = writeln!(md, "| {} | {} |", e.name, e.threshold);
+        let _ = writeln!(md, "| {} | {} | `{}` | `{}` |", e.name, e.threshold, e.file, e.sha256);
     }
     for metric in SAMPLE_METRICS.iter().chain(&PAIR_METRICS) {
         let mut slices: Vec<(&str, usize)> = Vec::new();
@@ -229,8 +233,20 @@ mod tests {
 
     fn entries() -> Vec<Entry> {
         vec![
-            Entry { name: "perfect".into(), probs: vec![0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4], threshold: 0.5 },
-            Entry { name: "coin".into(), probs: vec![0.6, 0.7, 0.4, 0.3, 0.6, 0.7, 0.4, 0.3], threshold: 0.5 },
+            Entry {
+                name: "perfect".into(),
+                probs: vec![0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4],
+                threshold: 0.5,
+                file: "perfect.jsonl".into(),
+                sha256: "00".into(),
+            },
+            Entry {
+                name: "coin".into(),
+                probs: vec![0.6, 0.7, 0.4, 0.3, 0.6, 0.7, 0.4, 0.3],
+                threshold: 0.5,
+                file: "coin.jsonl".into(),
+                sha256: "11".into(),
+            },
         ]
     }
 

@@ -19,10 +19,10 @@ use pairguard_data::{Dataset, EncoderId, LoadOptions, Mixer, Split, Strategy};
 use pairguard_model::guard::probabilities_of;
 use pairguard_model::metrics::Metric;
 use pairguard_model::robust::embedding::robust_correct;
-use pairguard_model::{Device, HeadWeights, LabeledSet, evaluate_scores, train_guards};
+use pairguard_model::{Device, GuardModel, HeadWeights, LabeledSet, evaluate_scores, train_guards};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Experiment, TestSpec};
+use crate::config::{BaselineSpec, Experiment, TestSpec};
 use crate::error::{Error, Result};
 use pairguard_run::{Assignment, Ledger, Outcome, Progress, claim, lock, sha256_bytes, sha256_file, write_atomic};
 
@@ -216,6 +216,15 @@ impl SweepData {
             }
             None => None,
         };
+        // The baselines' files are inputs too: a changed score file or guard
+        // is another result, and the report names it with its hash.
+        for b in &exp.baselines {
+            match b {
+                BaselineSpec::Scores { scores, .. } => files.push(r(scores)),
+                BaselineSpec::Guard { model, .. } => files.extend([r(model), GuardModel::card_path(&r(model))]),
+                BaselineSpec::ZeroShot { policy, prompts, .. } => files.extend(policy.iter().chain(prompts).map(r)),
+            }
+        }
         let encoder = encoder.expect("at least one dataset");
         let empty = |like: &LabeledSet| like.subset(&[]);
         let pairs = sets.pop().flatten();

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use pairguard_data::EmbeddingStore;
 use pairguard_experiments::compare::{self, Entry};
+use pairguard_model::GuardModel;
 use pairguard_model::scores::ScoreFile;
-use pairguard_model::{GuardModel, LabeledSet};
+use pairguard_run::sha256_file;
 
 use crate::args::{DeviceArg, labels_of};
 
@@ -18,6 +20,12 @@ pub struct Args {
     /// A guard file: trained, zero-shot or imported. Repeat for more.
     #[arg(long = "model")]
     models: Vec<PathBuf>,
+    /// An embedding store of the test set (`embed DATASET --encoder E --out
+    /// STORE`), for guards of another encoder than the dataset's own
+    /// store: each guard is scored on the store of its encoder. Repeat for
+    /// more.
+    #[arg(long = "store", value_name = "STORE")]
+    stores: Vec<PathBuf>,
     /// Another guard's outputs as NAME=FILE (JSON lines, as for `eval
     /// --scores`). Repeat for more.
     #[arg(long = "scores", value_name = "NAME=FILE")]
@@ -42,6 +50,15 @@ pub struct Args {
     device: DeviceArg,
 }
 
+/// A guard's probabilities on every sample of the test set, before the
+/// samples every guard scores are chosen.
+struct Scored {
+    name: String,
+    probs: Vec<Option<f64>>,
+    threshold: f64,
+    file: PathBuf,
+}
+
 pub fn exec(a: Args) -> anyhow::Result<()> {
     if a.models.len() + a.scores.len() == 0 {
         anyhow::bail!("nothing to compare: give guards with --model and outputs with --scores NAME=FILE");
@@ -49,38 +66,60 @@ pub fn exec(a: Args) -> anyhow::Result<()> {
     if a.resamples == 0 {
         anyhow::bail!("--resamples must be at least 1");
     }
-    let (ds, set) = labels_of(&a.data, !a.models.is_empty())?;
+    let (ds, set) = labels_of(&a.data, !a.models.is_empty() && a.stores.is_empty())?;
 
     // Each guard's probability for every sample (None where a score file has none).
-    let mut entries: Vec<(String, Vec<Option<f64>>, f64)> = Vec::new();
+    let mut entries: Vec<Scored> = Vec::new();
     if !a.models.is_empty() {
         let dev = a.device.select()?;
+        let loaded: Vec<(String, EmbeddingStore)> =
+            a.stores.iter().map(|p| Ok((p.display().to_string(), EmbeddingStore::load(p)?))).collect::<anyhow::Result<_>>()?;
+        let stores: Vec<(String, &EmbeddingStore)> = ds
+            .embeddings
+            .iter()
+            .map(|s| (format!("the embedding store of {}", a.data.display()), s))
+            .chain(loaded.iter().map(|(p, s)| (p.clone(), s)))
+            .collect();
         for path in &a.models {
             let guard = GuardModel::load(path)?;
-            let with_vectors =
-                LabeledSet::from_dataset(&ds, None, Some(&guard.card.encoder)).with_context(|| format!("scoring {}", path.display()))?;
-            let (p, _) = guard.probabilities(&with_vectors.x, &dev)?;
+            let (store_name, store) = stores.iter().find(|(_, s)| guard.card.encoder.ensure_matches(&s.encoder, "").is_ok()).with_context(|| {
+                format!(
+                    "{}: no embedding store of its encoder ({}, weights sha256 {}) among {}; embed the test set with it \
+                     (pairguard embed {} --encoder ENCODER --out STORE) and pass --store STORE",
+                    path.display(),
+                    guard.card.encoder.model,
+                    &guard.card.encoder.weights_sha256[..guard.card.encoder.weights_sha256.len().min(12)],
+                    if stores.is_empty() { "none".to_string() } else { stores.iter().map(|s| s.0.clone()).collect::<Vec<_>>().join(", ") },
+                    a.data.display()
+                )
+            })?;
+            let mut x = Vec::with_capacity(set.len() * store.dim());
+            for id in &set.ids {
+                x.extend_from_slice(store.get(id).with_context(|| format!("{store_name} has no vector for sample {id:?} of {}", a.data.display()))?);
+            }
+            let (p, _) = guard.probabilities(&x, &dev).with_context(|| format!("scoring {}", path.display()))?;
             let name = path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
-            entries.push((name, p.into_iter().map(Some).collect(), guard.card.threshold));
+            entries.push(Scored { name, probs: p.into_iter().map(Some).collect(), threshold: guard.card.threshold, file: path.clone() });
         }
     }
     for spec in &a.scores {
         let (name, file) = spec.split_once('=').with_context(|| format!("--scores {spec:?}: expected NAME=FILE"))?;
-        let file = ScoreFile::read(std::path::Path::new(file))?;
-        entries.push((name.to_string(), file.aligned(&set)?, file.threshold(a.threshold)?));
+        let path = PathBuf::from(file);
+        let scores = ScoreFile::read(&path)?;
+        entries.push(Scored { name: name.to_string(), probs: scores.aligned(&set)?, threshold: scores.threshold(a.threshold)?, file: path });
     }
-    let mut names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         anyhow::bail!("two guards are named {:?}; name score files apart with NAME=FILE", w[0]);
     }
 
     // The samples every guard scores.
-    let rows: Vec<usize> = (0..set.len()).filter(|&i| entries.iter().all(|e| e.1[i].is_some())).collect();
+    let rows: Vec<usize> = (0..set.len()).filter(|&i| entries.iter().all(|e| e.probs[i].is_some())).collect();
     if rows.len() < set.len() {
         let short: Vec<String> = entries
             .iter()
-            .filter_map(|e| Some(e.1.iter().filter(|p| p.is_none()).count()).filter(|&n| n > 0).map(|n| format!("{} lacks {n}", e.0)))
+            .filter_map(|e| Some(e.probs.iter().filter(|p| p.is_none()).count()).filter(|&n| n > 0).map(|n| format!("{} lacks {n}", e.name)))
             .collect();
         if !a.allow_missing {
             anyhow::bail!(
@@ -95,8 +134,16 @@ pub fn exec(a: Args) -> anyhow::Result<()> {
     let set = set.subset(&rows);
     let entries: Vec<Entry> = entries
         .into_iter()
-        .map(|(name, p, threshold)| Entry { name, probs: rows.iter().map(|&i| p[i].expect("every guard scores these")).collect(), threshold })
-        .collect();
+        .map(|e| {
+            Ok(Entry {
+                probs: rows.iter().map(|&i| e.probs[i].expect("every guard scores these")).collect(),
+                threshold: e.threshold,
+                sha256: sha256_file(&e.file)?,
+                file: e.file.display().to_string(),
+                name: e.name,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     let data = format!("{} ({} samples)", ds.descriptor.name, set.len());
     compare::write(&a.out, &set, &entries, &data, a.resamples, a.seed)?;

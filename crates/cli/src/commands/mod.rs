@@ -13,6 +13,7 @@ mod embed_text;
 mod eval;
 mod export_onnx;
 mod import;
+mod judge;
 mod overlay;
 mod pairs;
 mod predict;
@@ -58,6 +59,10 @@ pub enum Command {
     /// Make a zero-shot guard from a policy: a model file like a trained
     /// guard's, calibrated on validation data when given.
     ZeroShot(zero_shot::Args),
+    /// Ask a vision-language model for a verdict on every image of a
+    /// dataset (chat-completions API or a local command): scores.jsonl for
+    /// `eval --scores`, `compare` and sweeps' baselines.
+    Judge(judge::Args),
     /// Turn a published fixed head into a guard model file.
     #[command(subcommand)]
     Import(import::Command),
@@ -96,6 +101,7 @@ pub fn exec(command: Command) -> anyhow::Result<()> {
         Command::EmbedText(a) => embed_text::exec(a),
         Command::ZeroShot(a) => zero_shot::exec(a),
         Command::Import(c) => import::exec(c),
+        Command::Judge(a) => judge::exec(a),
         Command::Sweep(a) => sweep::exec(a),
         Command::Overlay(a) => overlay::exec(a),
         Command::Robustness(a) => robustness::exec(a),

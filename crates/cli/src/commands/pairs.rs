@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 use pairguard_experiments::pairs::{self, EditorConfig, GenerateConfig, GenerateOptions, VerifyConfig};
-use pairguard_experiments::secret::Secret;
 use pairguard_model::GuardModel;
 
-use crate::args::{DeviceArg, GuardEncoderArgs, load};
+use crate::args::{DeviceArg, GuardEncoderArgs, RequestArgs, key_from_env, load};
 use crate::progress::Bar;
 
 #[derive(Subcommand, Debug)]
@@ -48,21 +47,8 @@ pub struct GenerateArgs {
     /// Seed of the draw, of each edit's phrases and of the editor's seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Attempts per source, the first included.
-    #[arg(long, default_value_t = 4)]
-    attempts: usize,
-    /// First wait after a failed attempt, in seconds; it doubles up to --max-backoff
-    /// (a Retry-After from the editor takes its place).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    backoff: f64,
-    #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
-    max_backoff: f64,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 4)]
-    concurrency: usize,
-    /// Most requests this run sends; what is left waits for the next run.
-    #[arg(long)]
-    budget: Option<usize>,
+    #[command(flatten)]
+    requests: RequestArgs,
     /// Least encoder cosine similarity between original and edit.
     #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     min_cosine: f64,
@@ -89,9 +75,9 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let cfg = GenerateConfig {
         seed: a.seed,
         sources: a.sources,
-        attempts: a.attempts,
-        backoff_s: a.backoff,
-        max_backoff_s: a.max_backoff,
+        attempts: a.requests.attempts,
+        backoff_s: a.requests.backoff,
+        max_backoff_s: a.requests.max_backoff,
         verify: VerifyConfig { min_cosine: a.min_cosine, margin: a.margin, max_outside_change: a.max_outside_change, resize: a.resize },
     };
     cfg.verify.check()?;
@@ -107,16 +93,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     if let Some(w) = editor_cfg.insecure_warning() {
         eprintln!("warning: {w}");
     }
-    let key = match editor_cfg.key_env() {
-        Some(var) => {
-            let key = env(var).map(Secret::new);
-            if key.is_none() {
-                eprintln!("note: {var} is not set; requests go without an API key");
-            }
-            key
-        }
-        None => None,
-    };
+    let key = key_from_env(editor_cfg.key_env());
     let guard = GuardModel::load(&a.verifier)?;
     let dev = a.device.select()?;
     let ds = load(&a.data, false, false)?;
@@ -133,7 +110,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         verifier: &verifier,
         verifier_path: &a.verifier,
     };
-    let opts = GenerateOptions { concurrency: a.concurrency, budget: a.budget };
+    let opts = GenerateOptions { concurrency: a.requests.concurrency, budget: a.requests.budget };
     let t0 = std::time::Instant::now();
     let r = pairs::generate(&inputs, &cfg, &opts, &a.out, &Bar::new())?;
     eprintln!(

@@ -16,7 +16,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::editor::{EditError, EditRequest, Edited, Editor};
+use super::editor::{EditRequest, Edited, Editor};
+use crate::remote::RequestError;
 use crate::error::{Error, Result};
 
 /// How often the built-in editor falls short of an oracle. Each edit draws
@@ -189,17 +190,20 @@ impl Editor for SyntheticEditor {
         }
     }
 
-    fn edit(&self, r: &EditRequest) -> std::result::Result<Edited, EditError> {
-        let t =
-            self.truth.images.get(&r.id).ok_or_else(|| EditError::fatal("unknown image", format!("{} is not a synthetic benchmark image", r.id)))?;
+    fn edit(&self, r: &EditRequest) -> std::result::Result<Edited, RequestError> {
+        let t = self
+            .truth
+            .images
+            .get(&r.id)
+            .ok_or_else(|| RequestError::fatal("unknown image", format!("{} is not a synthetic benchmark image", r.id)))?;
         let harmful = r.direction == Direction::Add;
         if t.harmful == harmful {
             let has = if t.harmful { "already has" } else { "has no" };
-            return Err(EditError::fatal("nothing to edit", format!("{} {has} the cross to {}", r.id, r.direction.name())));
+            return Err(RequestError::fatal("nothing to edit", format!("{} {has} the cross to {}", r.id, r.direction.name())));
         }
         let (img, truth) = self.draw(t, harmful, r.seed);
         let mut png = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| EditError::fatal("encode", e.to_string()))?;
+        img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| RequestError::fatal("encode", e.to_string()))?;
         let mask = self.realism.mask.then(|| {
             let m = ImagesTruth::feature_mask();
             if img.dimensions() == m.dimensions() { m } else { imageops::resize(&m, img.width(), img.height(), FilterType::Nearest) }

@@ -9,35 +9,21 @@
 //! that dies, or does not answer within its timeout, is stopped and started
 //! again for the next attempt.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::editor::{EditError, EditRequest, Edited, Editor};
+use super::editor::{EditRequest, Edited, Editor};
 use crate::error::{Error, Result};
-
-#[derive(Debug)]
-struct Running {
-    child: Child,
-    stdin: ChildStdin,
-    /// The command's output lines, read by a thread of their own so that a
-    /// hung command cannot block a request past its timeout.
-    lines: Receiver<std::io::Result<String>>,
-}
+use crate::remote::RequestError;
+use crate::remote::process::Process;
 
 #[derive(Debug)]
 pub struct CommandEditor {
-    command: Vec<String>,
+    process: Process,
     exchange: PathBuf,
-    timeout: Duration,
     limits: AnswerLimits,
-    /// One request at a time: a GPU script edits one image after another.
-    running: Mutex<Option<Running>>,
 }
 
 /// One answer line: the request's `id`, and either the edited `image`
@@ -58,13 +44,14 @@ pub struct Answer {
 
 impl Answer {
     /// The answer to the request for `id` in one line of the command's output.
-    pub fn parse(line: &str, id: &str) -> std::result::Result<Answer, EditError> {
-        let a: Answer = serde_json::from_str(line.trim()).map_err(|e| EditError::retryable("malformed response", format!("{e}: {}", line.trim())))?;
+    pub fn parse(line: &str, id: &str) -> std::result::Result<Answer, RequestError> {
+        let a: Answer =
+            serde_json::from_str(line.trim()).map_err(|e| RequestError::retryable("malformed response", format!("{e}: {}", line.trim())))?;
         if a.id != id {
-            return Err(EditError::fatal("malformed response", format!("answer for {:?} to the request for {id:?}", a.id)));
+            return Err(RequestError::fatal("malformed response", format!("answer for {:?} to the request for {id:?}", a.id)));
         }
         if let Some(e) = a.error {
-            return Err(EditError::retryable("command error", e));
+            return Err(RequestError::retryable("command error", e));
         }
         Ok(a)
     }
@@ -78,24 +65,19 @@ pub struct AnswerLimits {
     pub max_pixels: u64,
 }
 
-/// The status of a request the command did not answer in time.
-const STOPPED: &str = "timeout";
-
 impl CommandEditor {
     /// A command answering each request within `timeout`.
     pub fn new(command: Vec<String>, exchange: PathBuf, timeout: Duration, limits: AnswerLimits) -> Result<Self> {
-        if command.is_empty() {
-            return Err(Error::Config("editor command is empty".into()));
-        }
+        let process = Process::new(command, timeout).map_err(|_| Error::Config("editor command is empty".into()))?;
         std::fs::create_dir_all(&exchange).map_err(|e| Error::io(&exchange, e))?;
         let exchange = exchange.canonicalize().map_err(|e| Error::io(&exchange, e))?;
-        Ok(CommandEditor { command, exchange, timeout, limits, running: Mutex::new(None) })
+        Ok(CommandEditor { process, exchange, limits })
     }
 
     /// An answered path (relative ones are in the exchange folder), which
     /// must lie in the exchange folder.
-    fn answered(&self, what: &str, path: &Path) -> std::result::Result<PathBuf, EditError> {
-        let bad = |m: String| EditError::retryable("malformed response", format!("{what} {}: {m}", path.display()));
+    fn answered(&self, what: &str, path: &Path) -> std::result::Result<PathBuf, RequestError> {
+        let bad = |m: String| RequestError::retryable("malformed response", format!("{what} {}: {m}", path.display()));
         let real = self.exchange.join(path).canonicalize().map_err(|e| bad(e.to_string()))?;
         if !real.starts_with(&self.exchange) {
             return Err(bad(format!("outside the exchange folder {}; answers name files there only", self.exchange.display())));
@@ -103,69 +85,30 @@ impl CommandEditor {
         Ok(real)
     }
 
-    fn start(&self) -> std::result::Result<Running, EditError> {
-        let mut child = Command::new(&self.command[0])
-            .args(&self.command[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| EditError::fatal("start", format!("{}: {e}", self.command[0])))?;
-        let stdin = child.stdin.take().expect("piped");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let (tx, lines) = std::sync::mpsc::channel();
-        // Ends when the command closes its output (it exited or was killed).
-        std::thread::spawn(move || {
-            loop {
-                let mut line = String::new();
-                match stdout.read_line(&mut line) {
-                    Ok(0) => break,
-                    Ok(_) if tx.send(Ok(line)).is_ok() => {}
-                    Ok(_) => break,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        break;
-                    }
-                }
-            }
-        });
-        Ok(Running { child, stdin, lines })
-    }
-
-    fn exchange(&self, running: &mut Running, r: &EditRequest) -> std::result::Result<Edited, EditError> {
+    fn exchange(&self, r: &EditRequest) -> std::result::Result<Edited, RequestError> {
         let stem = crate::names::file_stem(&r.id);
         let (input, output) = (self.exchange.join(format!("{stem}.png")), self.exchange.join(format!("{stem}-edit.png")));
-        std::fs::write(&input, &r.png).map_err(|e| EditError::fatal("exchange", format!("{}: {e}", input.display())))?;
+        std::fs::write(&input, &r.png).map_err(|e| RequestError::fatal("exchange", format!("{}: {e}", input.display())))?;
         let _ = std::fs::remove_file(&output);
         let line = serde_json::json!({
             "id": r.id, "image": input, "out": output, "prompt": r.prompt, "seed": r.seed,
             "category": r.category, "direction": r.direction.name(), "width": r.width, "height": r.height,
         });
-        let died = |what: &str, e: String| EditError::retryable("command died", format!("{what}: {e}"));
-        writeln!(running.stdin, "{line}").and_then(|()| running.stdin.flush()).map_err(|e| died("writing the request", e.to_string()))?;
-        let answer = match running.lines.recv_timeout(self.timeout) {
-            Ok(line) => line.map_err(|e| died("reading the answer", e.to_string()))?,
-            Err(RecvTimeoutError::Disconnected) => return Err(died("reading the answer", "the command closed its output".into())),
-            Err(RecvTimeoutError::Timeout) => {
-                return Err(EditError::retryable(
-                    STOPPED,
-                    format!("no answer within {:.1} s; the command is stopped and started again", self.timeout.as_secs_f64()),
-                ));
-            }
-        };
+        let answer = self.process.call(&line)?;
         let a = Answer::parse(&answer, &r.id)?;
         let path = self.answered("image", &a.image.unwrap_or(output))?;
-        let len = std::fs::metadata(&path).map_err(|e| EditError::retryable("malformed response", format!("image {}: {e}", path.display())))?.len();
+        let len =
+            std::fs::metadata(&path).map_err(|e| RequestError::retryable("malformed response", format!("image {}: {e}", path.display())))?.len();
         if len > self.limits.max_image_bytes {
             let message = format!("image {} is {len} bytes, over the limit of {}", path.display(), self.limits.max_image_bytes);
-            return Err(EditError::fatal("response too large", message));
+            return Err(RequestError::fatal("response too large", message));
         }
-        let image = std::fs::read(&path).map_err(|e| EditError::retryable("malformed response", format!("image {}: {e}", path.display())))?;
+        let image = std::fs::read(&path).map_err(|e| RequestError::retryable("malformed response", format!("image {}: {e}", path.display())))?;
         let mask = match a.mask {
             Some(m) => {
                 let m = self.answered("mask", &m)?;
                 let decoded = pairguard_data::images::decode(&pairguard_data::ImageRef::Path(m.clone()), self.limits.max_pixels);
-                Some(decoded.map_err(|e| EditError::retryable("malformed response", format!("mask: {e}")))?.to_luma8())
+                Some(decoded.map_err(|e| RequestError::retryable("malformed response", format!("mask: {e}")))?.to_luma8())
             }
             None => None,
         };
@@ -175,31 +118,11 @@ impl CommandEditor {
 
 impl Editor for CommandEditor {
     fn describe(&self) -> String {
-        format!("command {}", self.command.join(" "))
+        self.process.describe()
     }
 
-    fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, EditError> {
-        let mut guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.start()?);
-        }
-        let result = self.exchange(guard.as_mut().expect("started"), request);
-        if result.as_ref().is_err_and(|e| e.status == "command died" || e.status == STOPPED)
-            && let Some(mut r) = guard.take()
-        {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
-        }
-        result
-    }
-}
-
-impl Drop for CommandEditor {
-    fn drop(&mut self) {
-        if let Some(mut r) = self.running.get_mut().ok().and_then(Option::take) {
-            drop(r.stdin);
-            let _ = r.child.wait();
-        }
+    fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, RequestError> {
+        self.exchange(request)
     }
 }
 

@@ -13,6 +13,7 @@ use pairguard_data::Direction;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::remote::RequestError;
 
 /// One edit to make.
 #[derive(Debug, Clone)]
@@ -43,38 +44,10 @@ pub struct Edited {
     pub truth: Option<super::builtin::EditTruth>,
 }
 
-/// Why an attempt failed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EditError {
-    /// Short status for the request log: "http 429", "timeout", "malformed response".
-    pub status: String,
-    pub message: String,
-    /// Worth another attempt (rate limits, server errors, timeouts, garbled answers).
-    pub retryable: bool,
-    /// How long the editor asked to wait (`Retry-After`).
-    pub retry_after: Option<Duration>,
-}
-
-impl EditError {
-    pub fn retryable(status: impl Into<String>, message: impl Into<String>) -> Self {
-        EditError { status: status.into(), message: message.into(), retryable: true, retry_after: None }
-    }
-
-    pub fn fatal(status: impl Into<String>, message: impl Into<String>) -> Self {
-        EditError { status: status.into(), message: message.into(), retryable: false, retry_after: None }
-    }
-}
-
-impl std::fmt::Display for EditError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.status, self.message)
-    }
-}
-
 pub trait Editor: Send + Sync {
     /// How the editor is described in logs and reports (never with a key).
     fn describe(&self) -> String;
-    fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, EditError>;
+    fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, RequestError>;
 }
 
 impl std::fmt::Debug for dyn Editor + '_ {
@@ -217,13 +190,12 @@ impl EditorConfig {
                 return Err(Error::Config(format!("editor timeout_s = {timeout_s}: a positive number of seconds")));
             }
             EditorConfig::Http { base_url, model, timeout_s, response_format, size, allow_insecure_http, max_response_bytes, .. } => {
-                let opts = super::http::HttpOptions {
+                let endpoint = crate::remote::http::EndpointOptions {
                     timeout: Duration::from_secs_f64(*timeout_s),
-                    response_format: *response_format,
-                    size: *size,
                     allow_insecure_http: *allow_insecure_http,
                     max_body: max_response_bytes.unwrap_or(largest_image_bytes(max_pixels).saturating_mul(4) / 3 + (1 << 20)),
                 };
+                let opts = super::http::HttpOptions { endpoint, response_format: *response_format, size: *size };
                 Box::new(super::http::HttpEditor::new(base_url, model.clone(), key, opts)?)
             }
             EditorConfig::Command { timeout_s, .. } if !(timeout_s.is_finite() && *timeout_s > 0.0) => {

@@ -11,11 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use pairguard_data::seed::derive_seed;
@@ -27,10 +24,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::builtin::EditTruth;
-use super::editor::{EditError, EditRequest, Editor};
+use super::editor::{EditRequest, Editor};
 use super::verify::{Check, Verdict, Verifier, VerifyConfig};
 use crate::error::{Error, Result};
 use crate::names::file_stem;
+use crate::remote::RequestError;
+use crate::remote::retry::{AppendLog, Budget, RetryPolicy, with_retries};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,11 +254,9 @@ fn png(img: &RgbImage) -> Result<Vec<u8>> {
 /// Runs (or resumes) pair generation into `out`.
 pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, out: &Path, progress: &dyn Progress) -> Result<GenerateReport> {
     cfg.verify.check()?;
-    if cfg.attempts == 0 || opts.concurrency == 0 {
-        return Err(Error::Config("--attempts and --concurrency must be at least 1".into()));
-    }
-    if !(cfg.backoff_s.is_finite() && cfg.max_backoff_s.is_finite()) || cfg.backoff_s < 0.0 || cfg.max_backoff_s < cfg.backoff_s {
-        return Err(Error::Config("--backoff must be a non-negative number of seconds, at most --max-backoff".into()));
+    let retry = RetryPolicy::new(cfg.attempts, cfg.backoff_s, cfg.max_backoff_s)?;
+    if opts.concurrency == 0 {
+        return Err(Error::Config("--concurrency must be at least 1".into()));
     }
     let ds = inputs.data;
     // A category the policy lacks has no edit instruction: a policy that
@@ -328,11 +325,8 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
         }
     }
     progress.start(todo.len() as u64, "sources");
-    let log_path = out.join("requests.jsonl");
-    drop_cut_line(&log_path)?;
-    let log = Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?);
-    let budget = AtomicUsize::new(opts.budget.unwrap_or(usize::MAX));
-    let sent = AtomicUsize::new(0);
+    let log = AppendLog::open(&out.join("requests.jsonl"))?;
+    let budget = Budget::new(opts.budget);
     let pool = WorkPool::new(todo.len());
     let max_pixels = ds.descriptor.max_pixels;
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -341,7 +335,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
             scope.spawn(|| {
                 while let Some(i) = pool.take() {
                     let source = todo[i];
-                    let ctx = Attempt { inputs, cfg, out, log: &log, budget: &budget, sent: &sent, max_pixels };
+                    let ctx = Attempt { inputs, retry: &retry, cfg, out, log: &log, budget: &budget, max_pixels };
                     match ctx.run(source) {
                         Ok(Some(record)) => {
                             let written =
@@ -372,7 +366,7 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     for s in &drawn {
         records.push((s, read_record(&s.id)?));
     }
-    let report = summarise(inputs, cfg, &records, candidates.len(), ds.samples.len() - candidates.len(), sent.load(Ordering::SeqCst), out)?;
+    let report = summarise(inputs, cfg, &records, candidates.len(), ds.samples.len() - candidates.len(), budget.sent(), out)?;
     write_pair_sets(ds, &records, out)?;
     write_atomic(&out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
     write_atomic(&out.join("report.md"), render(&report).as_bytes())?;
@@ -384,9 +378,9 @@ struct Attempt<'a> {
     inputs: &'a Inputs<'a>,
     cfg: &'a GenerateConfig,
     out: &'a Path,
-    log: &'a Mutex<std::fs::File>,
-    budget: &'a AtomicUsize,
-    sent: &'a AtomicUsize,
+    retry: &'a RetryPolicy,
+    log: &'a AppendLog,
+    budget: &'a Budget,
     max_pixels: u64,
 }
 
@@ -430,92 +424,64 @@ impl Attempt<'_> {
             width: original.width(),
             height: original.height(),
         };
-        let mut wait = Duration::from_secs_f64(self.cfg.backoff_s);
-        for attempt in 1..=self.cfg.attempts {
-            if self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err() {
-                return Ok(None);
-            }
-            self.sent.fetch_add(1, Ordering::SeqCst);
-            record.attempts = attempt;
-            let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-            let t0 = Instant::now();
-            let result = self.inputs.editor.edit(&request);
-            let (status, message, cost) = match &result {
-                Ok(e) => ("ok".to_string(), None, e.cost),
-                Err(e) => (e.status.clone(), Some(e.message.clone()), None),
-            };
-            self.write_log(&RequestLog {
-                source: s.id.clone(),
-                attempt,
-                editor: self.inputs.editor.describe(),
-                prompt: request.prompt.clone(),
-                seed,
-                status,
-                message,
-                seconds: t0.elapsed().as_secs_f64(),
-                cost,
-                started,
-            })?;
-            match result {
-                Ok(edited) => {
-                    record.cost = edited.cost.map(|c| c + record.cost.unwrap_or(0.0));
-                    record.truth = edited.truth;
-                    let (verdict, image) =
-                        self.inputs.verifier.judge(&original, s.label.is_unsafe(), &edited.image, edited.mask.as_ref(), self.max_pixels);
-                    let name = file_stem(&s.id);
-                    // The original of every edit that decodes: the unverified pair set uses it.
-                    let o = format!("images/{name}-o.png");
-                    if image.is_some() {
-                        write_atomic(&self.out.join(&o), &png(&original)?)?;
-                    }
-                    if verdict.reasons.is_empty() {
-                        let image = image.expect("a kept edit decoded");
-                        let c = format!("images/{name}-c.png");
-                        write_atomic(&self.out.join(&c), &png(&image)?)?;
-                        record.status = Status::Kept;
-                        record.images = vec![o, c];
-                    } else {
-                        let r = format!("rejected/{name}-edit.bin");
-                        write_atomic(&self.out.join(&r), &edited.image)?;
-                        record.status = Status::Rejected;
-                        record.reasons = verdict.reasons.clone();
-                        record.images = vec![r];
-                    }
-                    record.verdict = Some(verdict);
-                    return Ok(Some(record));
+        let editor = self.inputs.editor.describe();
+        let attempted = with_retries(
+            self.retry,
+            self.budget,
+            || self.inputs.editor.edit(&request),
+            |a| {
+                let (status, message, cost) = match a.result {
+                    Ok(e) => ("ok".to_string(), None, e.cost),
+                    Err(e) => (e.status.clone(), Some(e.message.clone()), None),
+                };
+                let entry = RequestLog {
+                    source: s.id.clone(),
+                    attempt: a.number,
+                    editor: editor.clone(),
+                    prompt: request.prompt.clone(),
+                    seed,
+                    status,
+                    message,
+                    seconds: a.seconds,
+                    cost,
+                    started: a.started,
+                };
+                self.log.write(&entry)
+            },
+        )?;
+        let Some(attempted) = attempted else { return Ok(None) };
+        record.attempts = attempted.attempts;
+        match attempted.result {
+            Ok(edited) => {
+                record.cost = edited.cost;
+                record.truth = edited.truth;
+                let (verdict, image) =
+                    self.inputs.verifier.judge(&original, s.label.is_unsafe(), &edited.image, edited.mask.as_ref(), self.max_pixels);
+                let name = file_stem(&s.id);
+                // The original of every edit that decodes: the unverified pair set uses it.
+                let o = format!("images/{name}-o.png");
+                if image.is_some() {
+                    write_atomic(&self.out.join(&o), &png(&original)?)?;
                 }
-                Err(EditError { retryable, retry_after, status, message }) => {
-                    record.reasons = vec![format!("{status}: {message}")];
-                    if !retryable || attempt == self.cfg.attempts {
-                        return Ok(Some(record));
-                    }
-                    let pause = retry_after.unwrap_or(wait).min(Duration::from_secs_f64(self.cfg.max_backoff_s));
-                    std::thread::sleep(pause);
-                    wait = (wait * 2).min(Duration::from_secs_f64(self.cfg.max_backoff_s));
+                if verdict.reasons.is_empty() {
+                    let image = image.expect("a kept edit decoded");
+                    let c = format!("images/{name}-c.png");
+                    write_atomic(&self.out.join(&c), &png(&image)?)?;
+                    record.status = Status::Kept;
+                    record.images = vec![o, c];
+                } else {
+                    let r = format!("rejected/{name}-edit.bin");
+                    write_atomic(&self.out.join(&r), &edited.image)?;
+                    record.status = Status::Rejected;
+                    record.reasons = verdict.reasons.clone();
+                    record.images = vec![r];
                 }
+                record.verdict = Some(verdict);
             }
+            Err(RequestError { status, message, .. }) => record.reasons = vec![format!("{status}: {message}")],
         }
         Ok(Some(record))
     }
-
-    fn write_log(&self, entry: &RequestLog) -> Result<()> {
-        let mut line = serde_json::to_vec(entry)?;
-        line.push(b'\n');
-        let mut f = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(&line).map_err(|e| Error::io("requests.jsonl", e))
-    }
-}
-
-/// Cuts the request log after its last whole line: a run killed while it
-/// appended leaves part of a line, which the next line would make invalid.
-fn drop_cut_line(log: &Path) -> Result<()> {
-    let Ok(bytes) = std::fs::read(log) else { return Ok(()) };
-    if bytes.is_empty() || bytes.ends_with(b"\n") {
-        return Ok(());
-    }
-    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let f = std::fs::OpenOptions::new().write(true).open(log).map_err(|e| Error::io(log, e))?;
-    f.set_len(keep as u64).map_err(|e| Error::io(log, e))
 }
 
 fn summarise(

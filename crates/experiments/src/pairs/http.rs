@@ -4,81 +4,42 @@
 //! Requests go to the base URL only (redirects are not followed) and the key
 //! travels in the `Authorization` header alone.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 
-use super::editor::{EditError, EditRequest, Edited, Editor};
-use crate::error::{Error, Result};
+use super::editor::{EditRequest, Edited, Editor};
+use crate::error::Result;
+use crate::remote::RequestError;
+use crate::remote::http::{Endpoint, EndpointOptions};
 use crate::secret::Secret;
 
 /// How an HTTP editor talks to its server.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HttpOptions {
-    pub timeout: Duration,
+    pub endpoint: EndpointOptions,
     /// Ask for `response_format = "b64_json"`.
     pub response_format: bool,
     /// Send the source image's `size`.
     pub size: bool,
-    /// Allow plain `http://` to another machine.
-    pub allow_insecure_http: bool,
-    /// The largest answer read, in bytes: a longer one is refused as it
-    /// streams, so a faulty or hostile server cannot exhaust memory.
-    pub max_body: u64,
 }
 
 #[derive(Debug)]
 pub struct HttpEditor {
-    url: reqwest::Url,
+    endpoint: Endpoint,
     model: Option<String>,
-    key: Option<Secret>,
     opts: HttpOptions,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl HttpEditor {
-    /// Opens an editor at `base_url`. Plain `http://` is refused except on a
-    /// loopback address or with `allow_insecure_http`, and a URL holding
-    /// credentials is refused.
+    /// Opens an editor at `base_url` (see [`Endpoint::new`] for what is refused).
     pub fn new(base_url: &str, model: Option<String>, key: Option<Secret>, opts: HttpOptions) -> Result<Self> {
-        let bad = |m: String| Error::Config(format!("editor base_url {base_url:?}: {m}"));
-        let base = reqwest::Url::parse(base_url.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("expected an http or https URL".into()));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(Error::Config(format!(
-                "editor base_url {}: credentials in the URL are refused (they would reach logs and reports); give the key through key_env",
-                without_credentials(&base)
-            )));
-        }
-        let url = reqwest::Url::parse(&format!("{}/images/edits", base.as_str().trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?;
-        let loopback = is_loopback(&base);
-        if base.scheme() == "http" && !loopback && !opts.allow_insecure_http {
-            return Err(bad(
-                "plain http would send the API key and the images in clear text; use https, or set allow_insecure_http = true in the editor file"
-                    .into(),
-            ));
-        }
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(opts.timeout);
-        if loopback {
-            builder = builder.no_proxy();
-        }
-        let client = builder.build().map_err(|e| bad(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Config(format!("starting the HTTP editor's runtime: {e}")))?;
-        Ok(HttpEditor { url, model, key, opts, client, runtime })
+        Ok(HttpEditor { endpoint: Endpoint::new("editor", base_url, "images/edits", key, opts.endpoint)?, model, opts })
     }
 
-    async fn send(&self, r: &EditRequest) -> std::result::Result<Edited, EditError> {
+    fn send(&self, r: &EditRequest) -> std::result::Result<Edited, RequestError> {
         let part = reqwest::multipart::Part::bytes(r.png.clone())
             .file_name("image.png")
             .mime_str("image/png")
-            .map_err(|e| EditError::fatal("request", e.to_string()))?;
+            .map_err(|e| RequestError::fatal("request", e.to_string()))?;
         let mut form = reqwest::multipart::Form::new().part("image", part).text("prompt", r.prompt.clone()).text("n", "1");
         if let Some(m) = &self.model {
             form = form.text("model", m.clone());
@@ -89,85 +50,33 @@ impl HttpEditor {
         if self.opts.size {
             form = form.text("size", format!("{}x{}", r.width, r.height));
         }
-        let mut req = self.client.post(self.url.clone()).multipart(form);
-        if let Some(k) = &self.key {
-            req = req.bearer_auth(k.expose());
-        }
-        let mut resp = req.send().await.map_err(transport)?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
-        let max = self.opts.max_body;
-        let too_large =
-            |what: String| EditError::fatal("response too large", format!("{what}, more than the limit of {max} bytes (max_response_bytes)"));
-        if let Some(n) = resp.content_length().filter(|&n| n > max) {
-            return Err(too_large(format!("the answer announces {n} bytes")));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            if (body.len() + chunk.len()) as u64 > max {
-                return Err(too_large(format!("the answer ran past {} bytes", body.len() + chunk.len())));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if !status.is_success() {
-            let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-            let retryable = status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error();
-            return Err(EditError { status: format!("http {}", status.as_u16()), message: text, retryable, retry_after });
-        }
+        let body = self.endpoint.post(|req| req.multipart(form))?;
         parse_answer(&body)
     }
 }
 
 /// The edited image in a successful answer's body (`data[0].b64_json`) and
 /// its cost where the service reports one (`cost` or `usage.cost`).
-pub fn parse_answer(body: &[u8]) -> std::result::Result<Edited, EditError> {
-    let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| EditError::retryable("malformed response", format!("not JSON: {e}")))?;
-    let b64 = json["data"][0]["b64_json"].as_str().ok_or_else(|| EditError::retryable("malformed response", "no data[0].b64_json in the answer"))?;
+pub fn parse_answer(body: &[u8]) -> std::result::Result<Edited, RequestError> {
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| RequestError::retryable("malformed response", format!("not JSON: {e}")))?;
+    let b64 =
+        json["data"][0]["b64_json"].as_str().ok_or_else(|| RequestError::retryable("malformed response", "no data[0].b64_json in the answer"))?;
     let image = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|e| EditError::retryable("malformed response", format!("data[0].b64_json is not base64: {e}")))?;
+        .map_err(|e| RequestError::retryable("malformed response", format!("data[0].b64_json is not base64: {e}")))?;
     let cost = json["cost"].as_f64().or_else(|| json["usage"]["cost"].as_f64());
     Ok(Edited { image, mask: None, cost, truth: None })
 }
 
-fn transport(e: reqwest::Error) -> EditError {
-    let status = if e.is_timeout() { "timeout" } else { "connection" };
-    // The error names the URL, never the key.
-    EditError::retryable(status, e.without_url().to_string())
-}
-
 impl Editor for HttpEditor {
     fn describe(&self) -> String {
-        format!("http {}{}", self.url, self.model.as_ref().map(|m| format!(" (model {m})")).unwrap_or_default())
+        format!("http {}{}", self.endpoint.url(), self.model.as_ref().map(|m| format!(" (model {m})")).unwrap_or_default())
     }
 
-    fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, EditError> {
-        self.runtime.block_on(self.send(request))
+    fn edit(&self, request: &EditRequest) -> std::result::Result<Edited, RequestError> {
+        self.send(request)
     }
-}
-
-/// Whether a URL's host is this machine (127.0.0.0/8, ::1 or localhost).
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// The URL with any user name and password removed, for messages.
-fn without_credentials(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
 }
 
 #[cfg(test)]
@@ -175,7 +84,8 @@ mod tests {
     use super::*;
 
     fn options(allow_insecure_http: bool, max_body: u64) -> HttpOptions {
-        HttpOptions { timeout: Duration::from_secs(10), response_format: true, size: false, allow_insecure_http, max_body }
+        let endpoint = EndpointOptions { timeout: std::time::Duration::from_secs(10), allow_insecure_http, max_body };
+        HttpOptions { endpoint, response_format: true, size: false }
     }
 
     fn open(url: &str, insecure: bool) -> Result<HttpEditor> {

@@ -10,6 +10,6 @@ pub mod generate;
 pub mod http;
 pub mod verify;
 
-pub use editor::{EditError, EditRequest, Edited, Editor, EditorConfig};
+pub use editor::{EditRequest, Edited, Editor, EditorConfig};
 pub use generate::{GenerateConfig, GenerateOptions, GenerateReport, Inputs, Record, Status, generate};
 pub use verify::{Verdict, Verifier, VerifyConfig};
