@@ -12,6 +12,8 @@
 #   docs/demo-text-shifted-auroc.png and docs/demo-text/;
 # - generated pairs and imperfect editors (experiments/generated-pairs.sh):
 #   docs/generated-pairs/, checked by tests/figures.rs;
+# - a simulated judge beside trained guards (experiments/judge.sh, needs
+#   python3): docs/judge/, checked by tests/figures.rs;
 # - with --benchmarks, each benchmark's whole output, with its peer's, in
 #   docs/benchmarks/*.txt (PAIRGUARD_PYTHON names a Python with torch,
 #   open_clip_torch, numpy, scikit-learn and safetensors).
@@ -43,6 +45,9 @@ cp results/demo-text/plots/shifted_auroc.png docs/demo-text-shifted-auroc.png
 
 echo "generated pairs" >&2
 bash experiments/generated-pairs.sh
+
+echo "a judge beside trained guards" >&2
+bash experiments/judge.sh
 
 if [ "${1:-}" = "--benchmarks" ]; then
   mkdir -p docs/benchmarks

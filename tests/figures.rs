@@ -192,3 +192,28 @@ fn the_readme_quotes_the_benchmark_outputs() {
     let sweep = ratio(&probe, "sweep-shaped speed-up")[0].trim_end_matches('x').parse::<f64>().unwrap();
     says(&format!("probes {one:.1}x (one fit), {grid:.1}x (8 weight decays) and {sweep:.1}x (a sweep's 320 fits)"));
 }
+
+#[test]
+fn the_readme_quotes_the_judge_files() {
+    // docs/judge/, written by experiments/judge.sh.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let compare = std::fs::read_to_string(repo().join("docs/judge/compare.md")).unwrap();
+    for guard in ["simulated judge", "probe-on-coarse-images", "probe-on-image-pairs"] {
+        let cell = |metric: &str| {
+            let section = &compare[compare.find(&format!("## {metric}\n")).unwrap()..];
+            cells(line(section, &format!("| {guard} |")))[1].to_string()
+        };
+        let row = format!("| {guard} | {} | {} | {} |", cell("f1"), cell("accuracy"), cell("auroc"));
+        assert!(readme.lines().any(|l| l == row), "the README should have the row\n{row}");
+    }
+    let sweep = std::fs::read_to_string(repo().join("docs/judge/sweep.md")).unwrap();
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (strategy, words) in [("ratio-0.5", "AUROC at"), ("ratio-0.5-unpaired", "unpaired control at"), ("coarse", "coarse data alone at")] {
+        let c = cells(line(&sweep, &format!("| simulated judge | 0.937 | {strategy} |")));
+        let (lo, hi) = c[4].trim_matches(['[', ']']).split_once(", ").unwrap();
+        let seeds = if c[5] == "10/10" { "all 10 seeds".to_string() } else { c[5].replace('/', " of ") + " seeds" };
+        let said = format!("{words} {} ", c[3]);
+        let rest = format!("{lo} to {hi}, {seeds})");
+        assert!(flat.contains(&said) && flat.contains(&rest), "the README should say {said}... {rest}");
+    }
+}

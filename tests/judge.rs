@@ -185,7 +185,7 @@ fn an_http_judge_survives_an_unreliable_server_caches_its_answers_and_never_leak
     assert_eq!(report["images"].as_u64(), Some(n));
     assert_eq!((report["answered"].as_u64(), report["unparsable"].as_u64(), report["failed"].as_u64()), (Some(n - 1), Some(1), Some(0)), "{report}");
     assert_eq!(report["requests"].as_u64(), Some(n + 5), "{report}");
-    assert_eq!(report["scores"], "logprobs");
+    assert_eq!(report["scores"], "probabilities");
     assert!(report["complete"].as_bool().unwrap());
 
     // Every image is scored, or recorded as unparsable with its text; the

@@ -111,8 +111,9 @@ pub struct JudgeReport {
     pub pending: usize,
     /// Answered images judged unsafe.
     pub unsafe_verdicts: usize,
-    /// Where `scores.jsonl`'s scores come from: "logprobs" (every answer
-    /// had them), or "verdicts" (0 or 1).
+    /// Where `scores.jsonl`'s scores come from: "probabilities" (every
+    /// answer came with P(unsafe): its verdict token's log-probabilities, or
+    /// a command's `p_unsafe`), or "verdicts" (0 or 1).
     pub scores: String,
     /// Requests this run sent, and answers it took from the cache.
     pub requests: usize,
@@ -352,7 +353,7 @@ fn summarise(
     let answered: Vec<&JudgeRecord> = records.iter().flatten().filter(|r| r.status == JudgeStatus::Answered).collect();
     let with_p = answered.iter().all(|r| r.p_unsafe.is_some()) && !answered.is_empty();
     let log = std::fs::read_to_string(out.join("requests.jsonl")).unwrap_or_default();
-    let cost = log.lines().filter_map(|l| serde_json::from_str::<RequestLine>(l).ok()).filter_map(|r| r.cost).sum();
+    let cost = log.lines().filter_map(|l| serde_json::from_str::<RequestLine>(l).ok()).filter_map(|r| r.cost).fold(0.0, |a, c| a + c);
     let pending = records.iter().filter(|r| r.is_none()).count();
     let failed = count(JudgeStatus::Failed);
     JudgeReport {
@@ -366,7 +367,7 @@ fn summarise(
         failed,
         pending,
         unsafe_verdicts: answered.iter().filter(|r| r.verdict.as_ref().is_some_and(|v| v.unsafe_)).count(),
-        scores: if with_p { "logprobs" } else { "verdicts" }.into(),
+        scores: if with_p { "probabilities" } else { "verdicts" }.into(),
         requests,
         cache_hits,
         cost,
@@ -380,7 +381,7 @@ fn scores(records: &[Option<JudgeRecord>], report: &JudgeReport) -> String {
     let mut s = String::new();
     for r in records.iter().flatten().filter(|r| r.status == JudgeStatus::Answered) {
         let verdict = if r.verdict.as_ref().is_some_and(|v| v.unsafe_) { "unsafe" } else { "safe" };
-        let line = match r.p_unsafe.filter(|_| report.scores == "logprobs") {
+        let line = match r.p_unsafe.filter(|_| report.scores == "probabilities") {
             Some(p) => serde_json::json!({"id": r.id, "score": p, "verdict": verdict}),
             None => serde_json::json!({"id": r.id, "verdict": verdict}),
         };
@@ -399,10 +400,10 @@ fn render(r: &JudgeReport) -> String {
         "- answered {} ({} unsafe), unparsable {}, failed {}, not yet asked {}",
         r.answered, r.unsafe_verdicts, r.unparsable, r.failed, r.pending
     );
-    let source = if r.scores == "logprobs" {
-        "P(unsafe) from the verdict token's log-probabilities"
+    let source = if r.scores == "probabilities" {
+        "P(unsafe) as the judge gave it (its verdict token's log-probabilities, or the command's p_unsafe)"
     } else {
-        "the verdicts alone (0 or 1): not every answer came with log-probabilities"
+        "the verdicts alone (0 or 1): not every answer came with P(unsafe)"
     };
     let _ = writeln!(s, "- scores.jsonl: {source}");
     let _ = writeln!(s, "- {} requests this run, {} answers from the cache; reported cost of all runs {}", r.requests, r.cache_hits, r.cost);

@@ -17,8 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::editor::{EditRequest, Edited, Editor};
-use crate::remote::RequestError;
 use crate::error::{Error, Result};
+use crate::remote::RequestError;
 
 /// How often the built-in editor falls short of an oracle. Each edit draws
 /// at most one defect, from its request's seed, with these probabilities
