@@ -32,24 +32,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
-use pairguard_model::{BankJob, Device, FeatureNorm, NormKind, TrainConfig, bank_logits, fit_bank, metrics};
-
-/// The objective both sides minimise, in f64: class-balanced mean log-loss
-/// plus `lambda / 2 * ||w||^2`.
-fn objective(x: &[f32], y: &[f32], d: usize, w: &[f64], b: f64, lambda: f64) -> f64 {
-    let n = y.len() as f64;
-    let pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
-    let loss: f64 = x
-        .chunks_exact(d)
-        .zip(y)
-        .map(|(row, &t)| {
-            let z = row.iter().zip(w).map(|(a, b)| f64::from(*a) * b).sum::<f64>() + b;
-            let cw = if t > 0.5 { n / (2.0 * pos) } else { n / (2.0 * (n - pos)) };
-            cw * (z.max(0.0) - z * f64::from(t) + (-z.abs()).exp().ln_1p())
-        })
-        .sum();
-    loss / n + lambda / 2.0 * w.iter().map(|v| v * v).sum::<f64>()
-}
+use pairguard_model::{BankJob, Device, FeatureNorm, NormKind, TrainConfig, bank_logits, fit_bank, metrics, probe_objective};
 
 fn main() -> anyhow::Result<()> {
     pairguard_alloc::keep_freed_pages();
@@ -197,8 +180,8 @@ fn main() -> anyhow::Result<()> {
                 assert_eq!(d2, d, "scikit-learn's coefficients");
                 let head = &fit.heads[0];
                 let ours_w: Vec<f64> = head.w1.iter().map(|&v| f64::from(v)).collect();
-                let ours_obj = objective(&xtr, &ytr, d, &ours_w, f64::from(head.b1[0]), lambda);
-                let theirs_obj = objective(&xtr, &ytr, d, &coef, b2, lambda);
+                let ours_obj = probe_objective(&xtr, &ytr, d, &ours_w, f64::from(head.b1[0]), lambda);
+                let theirs_obj = probe_objective(&xtr, &ytr, d, &coef, b2, lambda);
                 let worst = ours_w.iter().zip(&coef).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
                 let scale = coef.iter().map(|v| v.abs()).fold(0.0, f64::max);
                 println!(

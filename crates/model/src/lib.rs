@@ -19,6 +19,7 @@ pub mod head;
 pub mod metrics;
 pub mod normalize;
 mod objective;
+pub use objective::probe_objective;
 pub mod onnx;
 pub mod prompts;
 pub mod published;

@@ -13,6 +13,27 @@
 use gemmkit::{MatMut, MatRef, Parallelism, gemm};
 use rayon::prelude::*;
 
+/// The objective of one linear probe on the host, in f64, for checking a
+/// fit against another implementation's (scikit-learn's
+/// `LogisticRegression` with `class_weight="balanced"` and
+/// `C = 1 / (lambda n)` minimises the same): the class-balanced mean
+/// log-loss of `x w + b` on rows `x` (`[n, d]`) with 0/1 targets `y`, plus
+/// `lambda / 2 * ||w||^2`.
+pub fn probe_objective(x: &[f32], y: &[f32], d: usize, w: &[f64], b: f64, lambda: f64) -> f64 {
+    let n = y.len() as f64;
+    let pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
+    let loss: f64 = x
+        .chunks_exact(d)
+        .zip(y)
+        .map(|(row, &t)| {
+            let z = row.iter().zip(w).map(|(a, b)| f64::from(*a) * b).sum::<f64>() + b;
+            let cw = if t > 0.5 { n / (2.0 * pos) } else { n / (2.0 * (n - pos)) };
+            cw * (z.max(0.0) - z * f64::from(t) + (-z.abs()).exp().ln_1p())
+        })
+        .sum();
+    loss / n + lambda / 2.0 * w.iter().map(|v| v * v).sum::<f64>()
+}
+
 /// Rows per rayon task: 256 x 512 features are 512 KB, inside L2.
 const ROWS: usize = 256;
 

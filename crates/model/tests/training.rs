@@ -6,6 +6,7 @@ use pairguard_data::Sample;
 use pairguard_data::synthetic::{Benchmark, SyntheticConfig};
 use pairguard_model::{
     BankJob, Device, FeatureNorm, GuardConfig, GuardModel, HeadKind, LabeledSet, NormKind, Optimizer, TrainConfig, bank_logits, fit_bank,
+    probe_objective,
 };
 
 fn set(part: &pairguard_data::synthetic::Part, cats: &[String], dim: usize) -> LabeledSet {
@@ -93,22 +94,6 @@ fn a_bank_trains_each_head_as_if_alone() {
     }
 }
 
-/// The class-balanced mean BCE plus `lambda / 2 * ||w||^2`, in f64.
-fn objective(x: &[f32], y: &[f32], d: usize, w: &[f64], b: f64, lambda: f64) -> f64 {
-    let n = y.len() as f64;
-    let pos = y.iter().filter(|&&v| v > 0.5).count() as f64;
-    let loss: f64 = x
-        .chunks_exact(d)
-        .zip(y)
-        .map(|(row, &t)| {
-            let z: f64 = row.iter().zip(w).map(|(a, b)| f64::from(*a) * b).sum::<f64>() + b;
-            let cw = if t > 0.5 { n / (2.0 * pos) } else { n / (2.0 * (n - pos)) };
-            cw * (z.max(0.0) - z * f64::from(t) + (-z.abs()).exp().ln_1p())
-        })
-        .sum();
-    loss / n + lambda / 2.0 * w.iter().map(|v| v * v).sum::<f64>()
-}
-
 #[test]
 fn an_lbfgs_bank_matches_scikit_learn_fits() {
     // Two heads of different rows and penalties in one bank, against
@@ -146,7 +131,7 @@ fn an_lbfgs_bank_matches_scikit_learn_fits() {
         let got_b = f64::from(head.b1[0]);
         let worst = got_w.iter().zip(&want_w).chain([(&got_b, &want_b)]).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let scale = want_w.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        let ours = objective(&x[lo * d..hi * d], &y[lo..hi], d, &got_w, got_b, lambda);
+        let ours = probe_objective(&x[lo * d..hi * d], &y[lo..hi], d, &got_w, got_b, lambda);
         let theirs = f64s(&format!("{name}_objective"))[0];
         eprintln!(
             "head {name}: largest coefficient difference {worst:.2e} (largest coefficient {scale:.3}); objective {ours:.12} against {theirs:.12}"

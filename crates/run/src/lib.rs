@@ -30,6 +30,6 @@ pub use error::{Error, Result};
 pub use fs::{Listing, remove_partials_of, sha256_bytes, sha256_file, write_atomic};
 pub use lock::{FolderLock, lock};
 pub use outcome::{Failure, Outcome};
-pub use pool::WorkPool;
+pub use pool::{WorkPool, run_workers};
 pub use progress::{Progress, Silent};
 pub use shard::{Assignment, Ledger, Marker, Shard};

@@ -8,11 +8,10 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pairguard_data::{Dataset, Sample, images};
-use pairguard_run::{Assignment, Listing, Progress, WorkPool, claim, lock, sha256_bytes, sha256_file, write_atomic};
+use pairguard_run::{Assignment, Listing, Progress, claim, lock, run_workers, sha256_bytes, sha256_file, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use super::answer::{Verdict, parse};
@@ -190,40 +189,18 @@ pub fn judge(inputs: &JudgeInputs, settings: &JudgeSettings, opts: &JudgeOptions
     let log = AppendLog::open(&out.join("requests.jsonl"))?;
     let budget = Budget::new(opts.budget);
     let hits = AtomicUsize::new(0);
-    let pool = WorkPool::new(todo.len());
     let ctx =
         Asking { inputs, settings, retry: &retry, log: &log, budget: &budget, hits: &hits, cache: &opts.cache, max_pixels: ds.descriptor.max_pixels };
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..opts.concurrency.min(todo.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(i) = pool.take() {
-                    let sample = todo[i];
-                    let written = ctx.run(sample).and_then(|r| match r {
-                        Some(record) => {
-                            write_atomic(&record_path(&sample.id), &serde_json::to_vec_pretty(&record)?)?;
-                            progress.advance(1);
-                            Ok(true)
-                        }
-                        None => Ok(false),
-                    });
-                    match written {
-                        Ok(true) => {}
-                        // The budget is spent: the rest waits for the next run.
-                        Ok(false) => break,
-                        Err(e) => {
-                            first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                            break;
-                        }
-                    }
-                }
-            });
-        }
+    let done = run_workers::<Error>(todo.len(), opts.concurrency, |i| {
+        let sample = todo[i];
+        // None: the budget is spent, and the rest waits for the next run.
+        let Some(record) = ctx.run(sample)? else { return Ok(false) };
+        write_atomic(&record_path(&sample.id), &serde_json::to_vec_pretty(&record)?)?;
+        progress.advance(1);
+        Ok(true)
     });
     progress.finish();
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+    done?;
 
     let mut records = Vec::new();
     for s in &with_image {

@@ -12,12 +12,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use image::RgbImage;
 use pairguard_data::seed::derive_seed;
 use pairguard_data::{Dataset, Direction, Policy, Sample, images};
-use pairguard_run::{Assignment, Listing, Progress, WorkPool, claim, lock, sha256_file, write_atomic};
+use pairguard_run::{Assignment, Listing, Progress, claim, lock, run_workers, sha256_file, write_atomic};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -327,40 +326,17 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     progress.start(todo.len() as u64, "sources");
     let log = AppendLog::open(&out.join("requests.jsonl"))?;
     let budget = Budget::new(opts.budget);
-    let pool = WorkPool::new(todo.len());
-    let max_pixels = ds.descriptor.max_pixels;
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..opts.concurrency.min(todo.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(i) = pool.take() {
-                    let source = todo[i];
-                    let ctx = Attempt { inputs, retry: &retry, cfg, out, log: &log, budget: &budget, max_pixels };
-                    match ctx.run(source) {
-                        Ok(Some(record)) => {
-                            let written =
-                                serde_json::to_vec_pretty(&record).map_err(Error::from).and_then(|b| Ok(write_atomic(&record_path(&source.id), &b)?));
-                            if let Err(e) = written {
-                                first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                                break;
-                            }
-                            progress.advance(1);
-                        }
-                        // The budget is spent: the rest waits for the next run.
-                        Ok(None) => break,
-                        Err(e) => {
-                            first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                            break;
-                        }
-                    }
-                }
-            });
-        }
+    let ctx = Attempt { inputs, retry: &retry, cfg, out, log: &log, budget: &budget, max_pixels: ds.descriptor.max_pixels };
+    let done = run_workers::<Error>(todo.len(), opts.concurrency, |i| {
+        let source = todo[i];
+        // None: the budget is spent, and the rest waits for the next run.
+        let Some(record) = ctx.run(source)? else { return Ok(false) };
+        write_atomic(&record_path(&source.id), &serde_json::to_vec_pretty(&record)?)?;
+        progress.advance(1);
+        Ok(true)
     });
     progress.finish();
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+    done?;
 
     let mut records = Vec::new();
     for s in &drawn {
