@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::answer::{Verdict, parse};
 use super::{Judge, JudgeRequest, Prompt, Reply};
 use crate::error::{Error, Result};
-use crate::names::file_stem;
+use crate::remote::records::Records;
 use crate::remote::retry::{AppendLog, Budget, RetryPolicy, with_retries};
 
 /// Settings that change results (they are part of a run's identity).
@@ -167,21 +167,11 @@ pub fn judge(inputs: &JudgeInputs, settings: &JudgeSettings, opts: &JudgeOptions
     };
     let _lock = lock(out, Assignment::Whole)?;
     claim(out, &identity, "verdicts of other data, another judge, prompt or settings", Identity::eq)?;
-    let records_dir = out.join("records");
-    std::fs::create_dir_all(&records_dir).map_err(|e| Error::io(&records_dir, e))?;
     std::fs::create_dir_all(&opts.cache).map_err(|e| Error::io(&opts.cache, e))?;
-
-    let record_path = |id: &str| records_dir.join(format!("{}.json", file_stem(id)));
-    let read_record = |id: &str| -> Result<Option<JudgeRecord>> {
-        let p = record_path(id);
-        match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::File { path: p, message: e.to_string() }),
-            Err(_) => Ok(None),
-        }
-    };
+    let records = Records::open(out.join("records"))?;
     let mut todo = Vec::new();
     for s in &with_image {
-        if read_record(&s.id)?.is_none_or(|r| r.status == JudgeStatus::Failed) {
+        if records.read::<JudgeRecord>(&s.id)?.is_none_or(|r| r.status == JudgeStatus::Failed) {
             todo.push(*s);
         }
     }
@@ -195,19 +185,19 @@ pub fn judge(inputs: &JudgeInputs, settings: &JudgeSettings, opts: &JudgeOptions
         let sample = todo[i];
         // None: the budget is spent, and the rest waits for the next run.
         let Some(record) = ctx.run(sample)? else { return Ok(false) };
-        write_atomic(&record_path(&sample.id), &serde_json::to_vec_pretty(&record)?)?;
+        records.write(&sample.id, &record)?;
         progress.advance(1);
         Ok(true)
     });
     progress.finish();
     done?;
 
-    let mut records = Vec::new();
+    let mut judged = Vec::new();
     for s in &with_image {
-        records.push(read_record(&s.id)?);
+        judged.push(records.read::<JudgeRecord>(&s.id)?);
     }
-    let report = summarise(inputs, settings, &records, ds.samples.len() - with_image.len(), budget.sent(), hits.load(Ordering::SeqCst), out);
-    write_atomic(&out.join("scores.jsonl"), scores(&records, &report).as_bytes())?;
+    let report = summarise(inputs, settings, &judged, ds.samples.len() - with_image.len(), budget.sent(), hits.load(Ordering::SeqCst), out);
+    write_atomic(&out.join("scores.jsonl"), scores(&judged, &report).as_bytes())?;
     write_atomic(&out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
     write_atomic(&out.join("report.md"), render(&report).as_bytes())?;
     Ok(report)
@@ -270,10 +260,7 @@ impl Asking<'_> {
                     self.budget,
                     || self.inputs.judge.ask(&request),
                     |a| {
-                        let (status, message, cost) = match a.result {
-                            Ok(r) => ("ok".to_string(), None, r.cost),
-                            Err(e) => (e.status.clone(), Some(e.message.clone()), None),
-                        };
+                        let (status, message, cost) = a.outcome(|r| r.cost);
                         let line = RequestLine {
                             sample: s.id.clone(),
                             attempt: a.number,

@@ -28,6 +28,7 @@ use super::verify::{Check, Verdict, Verifier, VerifyConfig};
 use crate::error::{Error, Result};
 use crate::names::file_stem;
 use crate::remote::RequestError;
+use crate::remote::records::Records;
 use crate::remote::retry::{AppendLog, Budget, RetryPolicy, with_retries};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,21 +306,13 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
     };
     let _lock = lock(out, Assignment::Whole)?;
     claim(out, &identity, "pairs made from other data, policy, editor, verifier or settings", Identity::eq)?;
-    for d in ["records", "images", "rejected"] {
+    for d in ["images", "rejected"] {
         std::fs::create_dir_all(out.join(d)).map_err(|e| Error::io(out.join(d), e))?;
     }
-
-    let record_path = |id: &str| out.join("records").join(format!("{}.json", file_stem(id)));
-    let read_record = |id: &str| -> Result<Option<Record>> {
-        let p = record_path(id);
-        match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::File { path: p, message: e.to_string() }),
-            Err(_) => Ok(None),
-        }
-    };
+    let records = Records::open(out.join("records"))?;
     let mut todo = Vec::new();
     for s in &drawn {
-        if read_record(&s.id)?.is_none_or(|r| r.status == Status::Failed) {
+        if records.read::<Record>(&s.id)?.is_none_or(|r| r.status == Status::Failed) {
             todo.push(*s);
         }
     }
@@ -331,19 +324,19 @@ pub fn generate(inputs: &Inputs, cfg: &GenerateConfig, opts: &GenerateOptions, o
         let source = todo[i];
         // None: the budget is spent, and the rest waits for the next run.
         let Some(record) = ctx.run(source)? else { return Ok(false) };
-        write_atomic(&record_path(&source.id), &serde_json::to_vec_pretty(&record)?)?;
+        records.write(&source.id, &record)?;
         progress.advance(1);
         Ok(true)
     });
     progress.finish();
     done?;
 
-    let mut records = Vec::new();
+    let mut drawn_records = Vec::new();
     for s in &drawn {
-        records.push((s, read_record(&s.id)?));
+        drawn_records.push((s, records.read::<Record>(&s.id)?));
     }
-    let report = summarise(inputs, cfg, &records, candidates.len(), ds.samples.len() - candidates.len(), budget.sent(), out)?;
-    write_pair_sets(ds, &records, out)?;
+    let report = summarise(inputs, cfg, &drawn_records, candidates.len(), ds.samples.len() - candidates.len(), budget.sent(), out)?;
+    write_pair_sets(ds, &drawn_records, out)?;
     write_atomic(&out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
     write_atomic(&out.join("report.md"), render(&report).as_bytes())?;
     Ok(report)
@@ -406,10 +399,7 @@ impl Attempt<'_> {
             self.budget,
             || self.inputs.editor.edit(&request),
             |a| {
-                let (status, message, cost) = match a.result {
-                    Ok(e) => ("ok".to_string(), None, e.cost),
-                    Err(e) => (e.status.clone(), Some(e.message.clone()), None),
-                };
+                let (status, message, cost) = a.outcome(|r| r.cost);
                 let entry = RequestLog {
                     source: s.id.clone(),
                     attempt: a.number,

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod process;
+pub mod records;
 pub mod retry;
 
 use std::time::Duration;

@@ -75,6 +75,18 @@ pub struct Attempt<'a, T> {
     pub started: f64,
 }
 
+impl<T> Attempt<'_, T> {
+    /// The attempt as a request log states it: "ok" or the failure's
+    /// status, the failure's message, and the cost `cost` reads from a
+    /// success.
+    pub fn outcome(&self, cost: impl Fn(&T) -> Option<f64>) -> (String, Option<String>, Option<f64>) {
+        match self.result {
+            Ok(r) => ("ok".into(), None, cost(r)),
+            Err(e) => (e.status.clone(), Some(e.message.clone()), None),
+        }
+    }
+}
+
 /// How a request ended: its last attempt's result and how many were made.
 #[derive(Debug)]
 pub struct Attempted<T> {
