@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use answer::Verdict;
 pub use config::JudgeConfig;
 pub use prompt::Prompt;
-pub use run::{JudgeInputs, JudgeOptions, JudgeRecord, JudgeReport, JudgeSettings, JudgeStatus, judge};
+pub use run::{JudgeInputs, JudgeOptions, JudgeRecord, JudgeReport, JudgeSettings, JudgeStatus, ScoreSource, judge};
 
 use crate::remote::RequestError;
 

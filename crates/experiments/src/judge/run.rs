@@ -110,16 +110,34 @@ pub struct JudgeReport {
     pub pending: usize,
     /// Answered images judged unsafe.
     pub unsafe_verdicts: usize,
-    /// Where `scores.jsonl`'s scores come from: "probabilities" (every
-    /// answer came with P(unsafe): its verdict token's log-probabilities, or
-    /// a command's `p_unsafe`), or "verdicts" (0 or 1).
-    pub scores: String,
+    /// Where `scores.jsonl`'s scores come from.
+    pub scores: ScoreSource,
     /// Requests this run sent, and answers it took from the cache.
     pub requests: usize,
     pub cache_hits: usize,
     /// Reported cost of every request of every run.
     pub cost: f64,
     pub complete: bool,
+}
+
+/// Where a judge's scores come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreSource {
+    /// Every answer came with P(unsafe): its verdict token's
+    /// log-probabilities, or a command's `p_unsafe`.
+    Probabilities,
+    /// The verdicts alone, scored 0 or 1.
+    Verdicts,
+}
+
+impl std::fmt::Display for ScoreSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScoreSource::Probabilities => "probabilities",
+            ScoreSource::Verdicts => "verdicts",
+        })
+    }
 }
 
 /// What the run works with.
@@ -331,7 +349,7 @@ fn summarise(
         failed,
         pending,
         unsafe_verdicts: answered.iter().filter(|r| r.verdict.as_ref().is_some_and(|v| v.unsafe_)).count(),
-        scores: if with_p { "probabilities" } else { "verdicts" }.into(),
+        scores: if with_p { ScoreSource::Probabilities } else { ScoreSource::Verdicts },
         requests,
         cache_hits,
         cost,
@@ -345,7 +363,7 @@ fn scores(records: &[Option<JudgeRecord>], report: &JudgeReport) -> String {
     let mut s = String::new();
     for r in records.iter().flatten().filter(|r| r.status == JudgeStatus::Answered) {
         let verdict = if r.verdict.as_ref().is_some_and(|v| v.unsafe_) { "unsafe" } else { "safe" };
-        let line = match r.p_unsafe.filter(|_| report.scores == "probabilities") {
+        let line = match r.p_unsafe.filter(|_| report.scores == ScoreSource::Probabilities) {
             Some(p) => serde_json::json!({"id": r.id, "score": p, "verdict": verdict}),
             None => serde_json::json!({"id": r.id, "verdict": verdict}),
         };
@@ -364,7 +382,7 @@ fn render(r: &JudgeReport) -> String {
         "- answered {} ({} unsafe), unparsable {}, failed {}, not yet asked {}",
         r.answered, r.unsafe_verdicts, r.unparsable, r.failed, r.pending
     );
-    let source = if r.scores == "probabilities" {
+    let source = if r.scores == ScoreSource::Probabilities {
         "P(unsafe) as the judge gave it (its verdict token's log-probabilities, or the command's p_unsafe)"
     } else {
         "the verdicts alone (0 or 1): not every answer came with P(unsafe)"

@@ -76,6 +76,8 @@ pub enum Check {
     OutsideMask,
     Cosine,
     LabelFlip,
+    /// A reason no check here writes (a record of another version).
+    Other,
 }
 
 impl Check {
@@ -91,7 +93,7 @@ impl Check {
             ("label not flipped", Check::LabelFlip),
             ("verifier", Check::LabelFlip),
         ];
-        PREFIXES.iter().find(|(p, _)| reason.starts_with(p)).map_or(Check::LabelFlip, |&(_, c)| c)
+        PREFIXES.iter().find(|(p, _)| reason.starts_with(p)).map_or(Check::Other, |&(_, c)| c)
     }
 
     pub fn name(self) -> &'static str {
@@ -102,6 +104,7 @@ impl Check {
             Check::OutsideMask => "nothing outside the mask",
             Check::Cosine => "encoder cosine",
             Check::LabelFlip => "label flipped (verifier)",
+            Check::Other => "other",
         }
     }
 }
