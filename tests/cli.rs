@@ -178,7 +178,7 @@ fn descriptor_embed_train_eval_predict_export_from_a_fresh_folder() {
     assert!(e.contains("--pipeline"), "{e}");
     let e =
         fails(&["export-onnx", "--model", "../g.safetensors", "--pipeline", "--encoder", "../enc", "--precision", "bf16", "--out", "x.onnx"], &e2);
-    assert!(e.contains("f32 or f16"), "{e}");
+    assert!(e.contains("f32, f16 or int8"), "{e}");
     assert!(!e2.join("x.onnx").exists(), "nothing written on a refusal");
     // A truncated JPEG is refused by validate and reported by embed, by id.
     let photo = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([((x * 7) ^ (y * 3)) as u8, (x * y) as u8, 90]));
@@ -599,12 +599,12 @@ fn reduced_precision_is_recorded_and_never_mixed() {
     let enc = fixture_encoder();
     let enc = enc.to_str().unwrap();
     let e = fails(&["embed", "bench/images.toml", "--model", enc, "--precision", "fp8"], d);
-    assert!(e.contains("expected one of f32, bf16, f16"), "{e}");
+    assert!(e.contains("expected one of f32, bf16, f16, int8"), "{e}");
     // The same images in f32 (the descriptor's store) and, through a copy of
-    // the descriptor naming its own store, in bf16 and f16.
+    // the descriptor naming its own store, in bf16, f16 and int8.
     ok(&["embed", "bench/images.toml", "--model", enc, "--device", "cpu"], d);
     let text = std::fs::read_to_string(d.join("bench/images.toml")).unwrap();
-    for p in ["bf16", "f16"] {
+    for p in ["bf16", "f16", "int8"] {
         let named = text.replacen("name = \"synthetic-images\"", &format!("name = \"{p}\"\nembeddings = \"{p}.safetensors\""), 1);
         std::fs::write(d.join(format!("bench/{p}.toml")), named).unwrap();
         let store = ok(&["embed", &format!("bench/{p}.toml"), "--model", enc, "--device", "cpu", "--precision", p], d);
@@ -624,6 +624,20 @@ fn reduced_precision_is_recorded_and_never_mixed() {
     // Attacks need gradients: a bf16 guard's encoder is loaded in bf16 and refused.
     let e = fails(&["robustness", "--model", "b.safetensors", "--data", "bench/bf16.toml", "--out", "rob", "--samples", "4", "--device", "cpu"], d);
     assert!(e.contains("gradients") && e.contains("bf16"), "{e}");
+    // An int8 guard: trained, used, refused beside f32 data, and exported
+    // whole in int8 from the encoder its card names.
+    ok(&["train", "--train", "bench/int8.toml", "--validation-fraction", "0.3", "--device", "cpu", "--out", "i.safetensors"], d);
+    assert_eq!(card(&d.join("i.json"))["encoder"]["precision"], "int8");
+    let e = fails(&["eval", "--model", "i.safetensors", "--data", "bench/images.toml", "--device", "cpu"], d);
+    assert!(e.contains("precision int8") && e.contains("precision f32"), "{e}");
+    let lines = ok(&["predict", "--model", "i.safetensors", "--data", "bench/int8.toml", "--device", "cpu"], d);
+    assert_eq!(lines.lines().count(), 40);
+    let e = fails(&["embed", "bench/int8.toml", "--model", enc, "--device", "wgpu", "--precision", "int8"], d);
+    assert!(e.contains("int8 runs on the CPU backend") || e.contains("no wgpu adapter"), "{e}");
+    ok(&["export-onnx", "--model", "i.safetensors", "--pipeline", "--encoder", enc, "--precision", "int8", "--out", "i.onnx"], d);
+    ok(&["export-onnx", "--model", "i.safetensors", "--pipeline", "--encoder", enc, "--out", "i32.onnx"], d);
+    let (int8, f32) = (std::fs::metadata(d.join("i.onnx")).unwrap().len(), std::fs::metadata(d.join("i32.onnx")).unwrap().len());
+    assert!(int8 * 2 < f32, "int8 weights take a quarter of the f32 ones: {int8} vs {f32} bytes");
 }
 
 /// The checkpoint is `--encoder` (`--model` still works on `embed`), a

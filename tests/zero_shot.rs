@@ -207,6 +207,48 @@ fn published_heads_import_as_guards() {
     let e =
         fails(&["import", "q16", "--prompts", fixtures.join("q16.npy").to_str().unwrap(), "--data", "demo/coarse.toml", "--out", "x.safetensors"], d);
     assert!(e.contains("[2, 16]"), "{e}");
+
+    // The LAION detector (input width 32, as the checker's tower gives),
+    // from a copy beside the data, named relative to the working folder.
+    std::fs::copy(fixtures.join("laion-nsfw-l14.safetensors"), d.join("demo/laion.safetensors")).unwrap();
+    let said = ok(&["import", "laion-nsfw", "--weights", "demo/laion.safetensors", "--data", "demo/images.toml", "--out", "laion.safetensors"], d);
+    assert!(said.contains("relu-4"), "{said}");
+    let c = card(&d.join("laion.json"));
+    assert_eq!((c["head"]["kind"].as_str(), c["normalization"].as_str()), (Some("relu"), Some("standardize")));
+    let lines = ok(&["predict", "--model", "laion.safetensors", "--data", "demo/images.toml"], d);
+    assert_eq!(lines.lines().filter(|l| l.starts_with('{')).count(), 6);
+    ok(&["export-onnx", "--model", "laion.safetensors", "--out", "laion.onnx"], d);
+    let e = fails(&["import", "laion-nsfw", "--weights", "demo/laion.safetensors", "--data", "demo/coarse.toml", "--out", "x.safetensors"], d);
+    assert!(e.contains("normalises 16 dimensions") && e.contains("laion.safetensors"), "{e}");
+    let pth = fixtures.join("laion-nsfw-l14.pth");
+    let e = fails(&["import", "laion-nsfw", "--weights", pth.to_str().unwrap(), "--data", "demo/images.toml", "--out", "x.safetensors"], d);
+    assert!(e.contains("pickle"), "{e}");
+
+    // Unsafe Diffusion's heads read embeddings that are not unit length:
+    // refused on the normalised store, imported on a raw one (a copy of the
+    // descriptor naming its own store), from the folder given absolute.
+    let heads = fixtures.join("unsafe-diffusion");
+    let heads = heads.to_str().unwrap();
+    let e = fails(&["import", "unsafe-diffusion", "--weights", heads, "--data", "demo/images.toml", "--out", "x.safetensors"], d);
+    assert!(e.contains("--no-normalize"), "{e}");
+    let text = std::fs::read_to_string(d.join("demo/images.toml")).unwrap();
+    let raw = text.replacen("name = \"synthetic-images\"", "name = \"raw\"\nembeddings = \"raw.safetensors\"", 1);
+    assert_ne!(raw, text, "the descriptor's name line was found");
+    std::fs::write(d.join("demo/raw.toml"), raw).unwrap();
+    ok(&["embed", "demo/raw.toml", "--model", checker, "--no-normalize"], d);
+    let said = ok(&["import", "unsafe-diffusion", "--weights", heads, "--data", "demo/raw.toml", "--out", "ud.safetensors"], d);
+    assert!(said.contains("sexual, violent, disturbing, hateful, political"), "{said}");
+    let lines = ok(&["predict", "--model", "ud.safetensors", "--data", "demo/raw.toml"], d);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(first["categories"].as_object().unwrap().len(), 5, "{first}");
+    let top = first["categories"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
+    assert!((first["score"].as_f64().unwrap() - top).abs() < 1e-6, "unsafe is the highest category: {first}");
+    ok(&["export-onnx", "--model", "ud.safetensors", "--out", "ud.onnx"], d);
+    let missing = d.join("two-heads");
+    std::fs::create_dir(&missing).unwrap();
+    std::fs::copy(fixtures.join("unsafe-diffusion/sexual.safetensors"), missing.join("sexual.safetensors")).unwrap();
+    let e = fails(&["import", "unsafe-diffusion", "--weights", "two-heads", "--data", "demo/raw.toml", "--out", "x.safetensors"], d);
+    assert!(e.contains("violent.safetensors"), "{e}");
 }
 
 /// The README's table of guards on the default benchmark, from the commands

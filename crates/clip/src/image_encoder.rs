@@ -10,9 +10,9 @@ use pairguard_data::hub::{self, HubOptions, RepoKind};
 use pairguard_data::{EncoderId, Precision};
 use pairguard_run::sha256_file;
 
-use crate::bf16::{Bf16Compute, HostWeights, Pixels};
 use crate::config::VisionConfig;
 use crate::error::{Error, Result};
+use crate::host::{HostCompute, HostWeights, Pixels, Products};
 use crate::load::{Layout, load_weights};
 use crate::preprocess::Preprocessor;
 use crate::vision::ClipVisionModelWithProjection;
@@ -46,7 +46,7 @@ pub struct ImageEncoder {
     pub id: EncoderId,
     pub layout: Layout,
     pub device: Device,
-    /// The tower's weights for the bf16 CPU path (see [`crate::bf16`]).
+    /// The tower's weights for the bf16 and int8 CPU paths (see [`crate::host`]).
     host: Option<HostWeights>,
 }
 
@@ -100,7 +100,7 @@ impl ImageEncoder {
     }
 
     /// The encoder computing in `precision`, which its identity records.
-    /// bf16 is the CPU's (flex) own bf16 arithmetic and has no wgpu path;
+    /// bf16 and int8 are the CPU's (flex) own arithmetic and have no wgpu path;
     /// f16 stores weights and activations as burn f16 tensors on any device
     /// (on the CPU its products widen to f32, so it is for GPUs).
     pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
@@ -112,9 +112,10 @@ impl ImageEncoder {
         }
         match precision {
             Precision::F32 => {}
-            Precision::Bf16 if self.device == Device::flex() => self.host = Some(HostWeights::of(&self.model, &self.config)),
-            Precision::Bf16 => {
-                return Err(Error::Device("bf16 runs on the CPU backend (--device cpu); on a GPU use --precision f16".into()));
+            Precision::Bf16 if self.device == Device::flex() => self.host = Some(HostWeights::of(&self.model, &self.config, Products::Bf16)),
+            Precision::Int8 if self.device == Device::flex() => self.host = Some(HostWeights::of(&self.model, &self.config, Products::Int8)),
+            Precision::Bf16 | Precision::Int8 => {
+                return Err(Error::Device(format!("{precision} runs on the CPU backend (--device cpu); on a GPU use --precision f16")));
             }
             Precision::F16 => self.model = self.model.map(&mut CastFloats(DType::F16)),
         }
@@ -125,7 +126,7 @@ impl ImageEncoder {
     /// Embeddings `[b, dim]` (row-major) for preprocessed pixels `[b, 3, s, s]`.
     pub fn embed_pixels(&self, pixels: Vec<f32>, batch: usize) -> Vec<f32> {
         if let Some(weights) = &self.host {
-            let mut y = self.model.run(&mut Bf16Compute { weights }, Pixels { values: &pixels, batch });
+            let mut y = self.model.run(&mut HostCompute { weights }, Pixels { values: &pixels, batch });
             if self.id.normalized {
                 l2_rows_host(&mut y, self.id.dim);
             }
@@ -139,7 +140,7 @@ impl ImageEncoder {
     /// Embeddings `[b, dim]` for CLIP-normalised pixels `[b, 3, s, s]`, as
     /// the store records them (unit length when the identity says so). On
     /// autodiff tensors gradients flow to the pixels; the weights stay
-    /// constants. The bf16 CPU path computes on the host without a graph:
+    /// constants. The bf16 and int8 CPU paths compute on the host without a graph:
     /// it answers here without gradients.
     pub fn embed(&self, pixels: Tensor<4>) -> Tensor<2> {
         if self.host.is_some() {
@@ -156,7 +157,7 @@ impl ImageEncoder {
     }
 
     /// Whether [`Self::embed`] computes gradients to the pixels on autodiff
-    /// tensors (all precisions but the bf16 CPU path).
+    /// tensors (all precisions but the CPU's bf16 and int8).
     pub fn differentiable(&self) -> bool {
         self.host.is_none()
     }

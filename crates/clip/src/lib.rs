@@ -1,8 +1,8 @@
 //! CLIP, frozen, as a library: configurations with presets ([`config`]),
 //! the vision and text towers in burn ([`vision`], [`text`]), weight
 //! loading from Hugging Face and open_clip checkpoints ([`load`]), CLIP's
-//! preprocessing ([`preprocess`]) and tokenizer ([`tokenizer`]), a bf16 path
-//! for the CPU ([`bf16`]), and the two encoders that tie a tower to its
+//! preprocessing ([`preprocess`]) and tokenizer ([`tokenizer`]), a bf16 and int8 path
+//! for the CPU ([`host`]), and the two encoders that tie a tower to its
 //! weights and identity: [`ImageEncoder`] (pixels to image embeddings) and
 //! [`TextEncoder`] (texts to text embeddings).
 //!
@@ -11,10 +11,10 @@
 //! environment (Hub options come from the caller).
 
 pub mod activation;
-pub mod bf16;
 pub mod block;
 pub mod config;
 pub mod error;
+pub mod host;
 pub mod image_encoder;
 pub mod load;
 pub mod preprocess;

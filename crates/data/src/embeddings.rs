@@ -31,6 +31,10 @@ pub enum Precision {
     Bf16,
     /// IEEE half precision, for GPUs.
     F16,
+    /// int8 products with i32 accumulation (weights per output column,
+    /// inputs per token); on CPUs with AVX-512 VNNI or AVX-VNNI these are
+    /// the CPU's own int8 dot products.
+    Int8,
 }
 
 /// What produced a set of embeddings. The model name and revision say where

@@ -27,7 +27,7 @@ fn setup(dir: &Path) -> (Dataset, ImageEncoder, GuardModel, PathBuf) {
     let encoder = ImageEncoder::load(&fixture_encoder(), None, true, &Device::flex()).unwrap();
     let d = encoder.config.projection_dim;
     let w: Vec<f32> = (0..d).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.4).collect();
-    let head = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: w, b1: vec![0.1], w2: None, b2: None };
+    let head = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: w, b1: vec![0.1], w2: None, b2: None, middle: Vec::new() };
     let norm = FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) };
     let guard = GuardModel::fixed(head, norm, encoder.id.clone(), 0.5).unwrap();
     let path = dir.join("guard.safetensors");

@@ -50,7 +50,7 @@ fn encoder(device: &Device) -> ImageEncoder {
 fn guard(encoder: &ImageEncoder) -> GuardModel {
     let d = encoder.config.projection_dim;
     let w: Vec<f32> = (0..d).map(|i| ((i * 7919 % 101) as f32 / 101.0 - 0.5) * 4.0).collect();
-    let head = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: w, b1: vec![0.0], w2: None, b2: None };
+    let head = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: w, b1: vec![0.0], w2: None, b2: None, middle: Vec::new() };
     GuardModel::fixed(head, FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) }, encoder.id.clone(), 0.5).expect("shapes match")
 }
 

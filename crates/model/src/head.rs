@@ -9,7 +9,7 @@
 use crate::normalize::NormKind;
 use crate::train::Optimizer;
 use burn::module::{Module, Param};
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::{gelu, relu};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -46,6 +46,13 @@ pub enum HeadKind {
     /// `scale` x the highest concept score, so "unsafe" at probability 0.5
     /// is the checker's verdict. Not trained.
     Concepts { concepts: usize, special: usize, adjustment: f64, scale: f64 },
+    /// A published feed-forward head (the LAION CLIP-based NSFW detector,
+    /// Unsafe Diffusion's multi-headed classifier): `layers` dense layers
+    /// with ReLU between them, the first `hidden` wide; the widths after it
+    /// are read from the weights. The last layer gives the logits; with
+    /// `any`, one per category, and "unsafe" is the highest of them (an
+    /// image is unsafe when any category's head flags it). Not trained.
+    Relu { hidden: usize, layers: usize, any: bool },
 }
 
 impl std::str::FromStr for HeadKind {
@@ -75,6 +82,7 @@ impl HeadKind {
             HeadKind::Mlp { hidden, .. } => format!("mlp-{hidden}"),
             HeadKind::Prompt { .. } => "prompt".into(),
             HeadKind::Concepts { .. } => "concepts".into(),
+            HeadKind::Relu { layers, .. } => format!("relu-{layers}"),
         }
     }
 
@@ -82,7 +90,7 @@ impl HeadKind {
     /// heads, AdamW for the MLP adapter, whose dropout L-BFGS cannot take.
     pub fn default_optimizer(&self) -> Optimizer {
         match self {
-            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => Optimizer::lbfgs(),
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } | HeadKind::Relu { .. } => Optimizer::lbfgs(),
             HeadKind::Mlp { .. } => Optimizer::adamw(),
         }
     }
@@ -93,11 +101,28 @@ impl HeadKind {
         matches!(self, HeadKind::Prompt { .. } | HeadKind::Concepts { .. })
     }
 
-    /// The MLP adapter's hidden width, for the heads that have a second layer.
+    /// The first hidden width, for the heads that have more than one layer.
     pub fn hidden(&self) -> Option<usize> {
         match *self {
-            HeadKind::Mlp { hidden, .. } => Some(hidden),
+            HeadKind::Mlp { hidden, .. } | HeadKind::Relu { hidden, .. } => Some(hidden),
             HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => None,
+        }
+    }
+
+    /// The dense layers between the first and the last.
+    pub fn middle_layers(&self) -> usize {
+        match *self {
+            HeadKind::Relu { layers, .. } => layers.saturating_sub(2),
+            _ => 0,
+        }
+    }
+
+    /// Outputs of the last layer: all the head's outputs, less the "unsafe"
+    /// a head of `any` takes as their highest.
+    pub fn last_layer_outputs(&self, outputs: usize) -> usize {
+        match *self {
+            HeadKind::Relu { any: true, .. } => outputs - 1,
+            _ => outputs,
         }
     }
 
@@ -105,7 +130,7 @@ impl HeadKind {
     pub fn dropout(&self) -> f64 {
         match *self {
             HeadKind::Mlp { dropout, .. } => dropout,
-            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => 0.0,
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } | HeadKind::Relu { .. } => 0.0,
         }
     }
 
@@ -123,6 +148,7 @@ impl HeadKind {
                 }
             }
             HeadKind::Concepts { .. } => return Err(("head", "a concept filter is a published fixed head; it is imported, not trained".into())),
+            HeadKind::Relu { .. } => return Err(("head", "a ReLU network is a published fixed head; it is imported, not trained".into())),
             HeadKind::Prompt { categories, scale } => {
                 // Categories 0: not yet known (they come with the policy's start).
                 if !(scale > 0.0 && scale.is_finite()) {
@@ -148,6 +174,10 @@ impl HeadKind {
             {
                 Err("a concept filter has concepts, one output, a positive scale and a finite adjustment".into())
             }
+            HeadKind::Relu { hidden, layers, any } if hidden == 0 || layers < 2 || outputs < 1 + usize::from(any) => Err(format!(
+                "a ReLU network has at least 2 layers, a positive `hidden` and {} outputs, got {layers} layers, hidden {hidden}, {outputs} outputs",
+                if any { "at least 2 (\"unsafe\" is the highest category's)" } else { "at least 1" }
+            )),
             HeadKind::Prompt { categories, scale } if !(scale > 0.0 && scale.is_finite() && [1, 1 + categories].contains(&outputs)) => {
                 Err(format!("a prompt head of {categories} categories has 1 or {} outputs and a positive scale", 1 + categories))
             }
@@ -160,7 +190,7 @@ impl HeadKind {
     pub fn with_mlp_shape(self, hidden: Option<usize>, dropout: Option<f64>) -> Option<Self> {
         match self {
             HeadKind::Mlp { hidden: h, dropout: p } => Some(HeadKind::Mlp { hidden: hidden.unwrap_or(h), dropout: dropout.unwrap_or(p) }),
-            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => None,
+            HeadKind::Linear | HeadKind::Prompt { .. } | HeadKind::Concepts { .. } | HeadKind::Relu { .. } => None,
         }
     }
 
@@ -178,7 +208,7 @@ impl HeadKind {
     pub fn width(&self, outputs: usize) -> usize {
         match *self {
             HeadKind::Linear => outputs,
-            HeadKind::Mlp { hidden, .. } => hidden,
+            HeadKind::Mlp { hidden, .. } | HeadKind::Relu { hidden, .. } => hidden,
             HeadKind::Prompt { categories, .. } => 2 * categories,
             HeadKind::Concepts { concepts, special, .. } => concepts + special,
         }
@@ -201,9 +231,22 @@ pub struct HeadWeights {
     /// `[D, O]` (linear) or `[D, hidden]` (MLP).
     pub w1: Vec<f32>,
     pub b1: Vec<f32>,
-    /// `[hidden, O]` and `[O]` for the MLP.
+    /// The last layer of the heads with more than one: `[hidden, O]` and
+    /// `[O]` for the MLP.
     pub w2: Option<Vec<f32>>,
     pub b2: Option<Vec<f32>>,
+    /// The layers between the first and the last (a ReLU network's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middle: Vec<Dense>,
+}
+
+/// A dense layer: `w` `[inputs, outputs]` row-major and `b` `[outputs]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dense {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
 }
 
 impl HeadWeights {
@@ -246,6 +289,20 @@ impl HeadWeights {
                 })
                 .collect();
         }
+        if let HeadKind::Relu { hidden, any, .. } = self.kind {
+            let relu = |v: Vec<f32>| v.into_iter().map(|z| z.max(0.0)).collect::<Vec<f32>>();
+            let (w2, b2) = (self.w2.as_deref().expect("a ReLU network has a last layer"), self.b2.as_deref().expect("and its bias"));
+            let last = self.kind.last_layer_outputs(self.outputs);
+            return x
+                .chunks(d)
+                .flat_map(|row| {
+                    let a = self.middle.iter().fold(relu(matvec(row, &self.w1, &self.b1, hidden)), |a, l| relu(matvec(&a, &l.w, &l.b, l.outputs)));
+                    let z = matvec(&a, w2, b2, last);
+                    let top = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    if any { std::iter::once(top).chain(z).collect() } else { z }
+                })
+                .collect();
+        }
         x.chunks(d)
             .flat_map(|row| match (self.hidden(), &self.w2, &self.b2) {
                 (Some(h), Some(w2), Some(b2)) => {
@@ -285,6 +342,9 @@ pub struct HeadBank {
     pub b1: Param<Tensor<3>>,
     pub w2: Option<Param<Tensor<3>>>,
     pub b2: Option<Param<Tensor<3>>>,
+    /// A ReLU network's layers between the first and the last.
+    pub middle_w: Vec<Param<Tensor<3>>>,
+    pub middle_b: Vec<Param<Tensor<3>>>,
     /// How the outputs are read off the first layer's columns.
     #[module(skip)]
     pub readout: Readout,
@@ -301,6 +361,10 @@ pub enum Readout {
     Prompt { categories: usize, scale: f64, outputs: usize },
     /// See [`HeadKind::Concepts`].
     Concepts { concepts: usize, special: usize, adjustment: f64, scale: f64 },
+    /// ReLU between the layers instead of GELU; with `any`, "unsafe" is
+    /// prepended as the highest of the last layer's outputs (see
+    /// [`HeadKind::Relu`]).
+    Relu { any: bool },
 }
 
 impl Readout {
@@ -308,6 +372,7 @@ impl Readout {
         match kind {
             HeadKind::Prompt { categories, scale } => Readout::Prompt { categories, scale, outputs },
             HeadKind::Concepts { concepts, special, adjustment, scale } => Readout::Concepts { concepts, special, adjustment, scale },
+            HeadKind::Relu { any, .. } => Readout::Relu { any },
             HeadKind::Linear | HeadKind::Mlp { .. } => Readout::Direct,
         }
     }
@@ -330,6 +395,7 @@ impl HeadBank {
     /// Prompt heads get N(0, 1/D) columns here; training starts them from
     /// text embeddings instead (`BankJob::start`).
     pub fn init(kind: HeadKind, heads: usize, d: usize, outputs: usize, seed: u64, device: &Device) -> Self {
+        let last = kind.last_layer_outputs(outputs);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut normal = |n: usize, fan_in: usize| -> Vec<f32> {
             let dist = Normal::new(0.0, 1.0 / (fan_in as f64).sqrt()).expect("valid std");
@@ -341,6 +407,8 @@ impl HeadBank {
                 b1: Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device)),
                 w2: None,
                 b2: None,
+                middle_w: Vec::new(),
+                middle_b: Vec::new(),
                 readout: Readout::Direct,
             },
             HeadKind::Prompt { .. } | HeadKind::Concepts { .. } => {
@@ -350,15 +418,21 @@ impl HeadBank {
                     b1: Param::from_tensor(tensor3(vec![0.0; heads * w], [heads, 1, w], device)),
                     w2: None,
                     b2: None,
+                    middle_w: Vec::new(),
+                    middle_b: Vec::new(),
                     readout: Readout::of(kind, outputs),
                 }
             }
-            HeadKind::Mlp { hidden, .. } => HeadBank {
+            // A network of unknown middle widths: the first and last layers
+            // only, ReLU between them.
+            HeadKind::Mlp { hidden, .. } | HeadKind::Relu { hidden, .. } => HeadBank {
                 w1: Param::from_tensor(tensor3(normal(heads * d * hidden, d), [heads, d, hidden], device)),
                 b1: Param::from_tensor(tensor3(vec![0.0; heads * hidden], [heads, 1, hidden], device)),
-                w2: Some(Param::from_tensor(tensor3(normal(heads * hidden * outputs, hidden), [heads, hidden, outputs], device))),
-                b2: Some(Param::from_tensor(tensor3(vec![0.0; heads * outputs], [heads, 1, outputs], device))),
-                readout: Readout::Direct,
+                w2: Some(Param::from_tensor(tensor3(normal(heads * hidden * last, hidden), [heads, hidden, last], device))),
+                b2: Some(Param::from_tensor(tensor3(vec![0.0; heads * last], [heads, 1, last], device))),
+                middle_w: Vec::new(),
+                middle_b: Vec::new(),
+                readout: Readout::of(kind, outputs),
             },
         }
     }
@@ -370,11 +444,22 @@ impl HeadBank {
         let cat = |f: &dyn Fn(&HeadWeights) -> Vec<f32>| heads.iter().flat_map(|w| f(w)).collect::<Vec<f32>>();
         let (d, o) = (first.input_dim, first.outputs);
         let width = first.kind.width(o);
+        let last_in = first.middle.last().map_or(width, |l| l.outputs);
+        let last_out = first.kind.last_layer_outputs(o);
         HeadBank {
             w1: Param::from_tensor(tensor3(cat(&|w| w.w1.clone()), [h, d, width], device)),
             b1: Param::from_tensor(tensor3(cat(&|w| w.b1.clone()), [h, 1, width], device)),
-            w2: first.w2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.w2.clone().unwrap()), [h, width, o], device))),
-            b2: first.b2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.b2.clone().unwrap()), [h, 1, o], device))),
+            w2: first.w2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.w2.clone().unwrap()), [h, last_in, last_out], device))),
+            b2: first.b2.as_ref().map(|_| Param::from_tensor(tensor3(cat(&|w| w.b2.clone().unwrap()), [h, 1, last_out], device))),
+            middle_w: (0..first.middle.len())
+                .map(|i| {
+                    let l = &first.middle[i];
+                    Param::from_tensor(tensor3(cat(&|w| w.middle[i].w.clone()), [h, l.inputs, l.outputs], device))
+                })
+                .collect(),
+            middle_b: (0..first.middle.len())
+                .map(|i| Param::from_tensor(tensor3(cat(&|w| w.middle[i].b.clone()), [h, 1, first.middle[i].outputs], device)))
+                .collect(),
             readout: Readout::of(first.kind, o),
         }
     }
@@ -411,7 +496,7 @@ impl HeadBank {
                 }
                 return z.mul_scalar(scale);
             }
-            Readout::Direct => {}
+            Readout::Direct | Readout::Relu { .. } => {}
         }
         let (w1, b1) = match affine {
             Some(a) => {
@@ -425,8 +510,13 @@ impl HeadBank {
         // matmul reads the features once instead of once per head.
         let w_flat = w1.permute([1, 0, 2]).reshape([d, h * width]);
         let z = x.matmul(w_flat).reshape([n, h, width]).swap_dims(0, 1) + b1;
-        match (&self.w2, &self.b2) {
-            (Some(w2), Some(b2)) => {
+        match (&self.w2, &self.b2, self.readout) {
+            (Some(w2), Some(b2), Readout::Relu { any }) => {
+                let a = self.middle_w.iter().zip(&self.middle_b).fold(relu(z), |a, (w, b)| relu(a.matmul(w.val()) + b.val()));
+                let z = a.matmul(w2.val()) + b2.val();
+                if any { Tensor::cat(vec![z.clone().max_dim(2), z], 2) } else { z }
+            }
+            (Some(w2), Some(b2), _) => {
                 let mut a = gelu(z);
                 if let Some(keep) = dropout_keep {
                     a = a * keep;
@@ -448,8 +538,9 @@ impl HeadBank {
         let outputs = match (&self.b2, self.readout) {
             (_, Readout::Prompt { outputs, .. }) => outputs,
             (_, Readout::Concepts { .. }) => 1,
+            (Some(b), Readout::Relu { any }) => b.val().dims()[2] + usize::from(any),
             (Some(b), Readout::Direct) => b.val().dims()[2],
-            (None, Readout::Direct) => width,
+            (None, Readout::Direct | Readout::Relu { .. }) => width,
         };
         HeadWeights {
             kind,
@@ -459,6 +550,15 @@ impl HeadBank {
             b1: take(self.b1.val()),
             w2: self.w2.as_ref().map(|w| take(w.val())),
             b2: self.b2.as_ref().map(|b| take(b.val())),
+            middle: self
+                .middle_w
+                .iter()
+                .zip(&self.middle_b)
+                .map(|(w, b)| {
+                    let [_, inputs, outputs] = w.val().dims();
+                    Dense { inputs, outputs, w: take(w.val()), b: take(b.val()) }
+                })
+                .collect(),
         }
     }
 

@@ -102,6 +102,7 @@ impl PolicyPrompts {
             b1: vec![0.0; 2 * k],
             w2: None,
             b2: None,
+            middle: Vec::new(),
         })
     }
 
@@ -121,7 +122,7 @@ impl PolicyPrompts {
                 std::iter::once(s * mean).chain((0..outputs - 1).map(move |c| s * (col(i, c) - col(i, k + c))))
             })
             .collect();
-        Ok(HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs, w1, b1: vec![0.0; outputs], w2: None, b2: None })
+        Ok(HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs, w1, b1: vec![0.0; outputs], w2: None, b2: None, middle: Vec::new() })
     }
 
     /// The prompts as labelled samples (text as training data): each unsafe

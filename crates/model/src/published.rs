@@ -1,5 +1,6 @@
-//! Published fixed heads as guards: the Stable Diffusion safety checker and
-//! Q16's learned prompts. Each becomes a model file like a trained guard's
+//! Published fixed heads as guards: the Stable Diffusion safety checker,
+//! Q16's learned prompts, the LAION CLIP-based NSFW detector and Unsafe
+//! Diffusion's multi-headed classifier. Each becomes a model file like a trained guard's
 //! (uncalibrated: temperature 1, threshold 0.5, which is the published
 //! decision). Pickles are refused: loading one can run code.
 
@@ -11,7 +12,7 @@ use safetensors::tensor::Dtype;
 
 use crate::error::{Error, Result};
 use crate::guard::GuardModel;
-use crate::head::{CLIP_SCALE, HeadKind, HeadWeights};
+use crate::head::{CLIP_SCALE, Dense, HeadKind, HeadWeights};
 use crate::normalize::{FeatureNorm, NormKind};
 use pairguard_clip::ImageEncoder;
 
@@ -82,6 +83,7 @@ pub fn sd_safety_checker(weights: &Path, config: Option<&Path>, device: &Device)
         b1: concept_thr.into_iter().chain(special_thr).collect(),
         w2: None,
         b2: None,
+        middle: Vec::new(),
     };
     let norm = FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) };
     let guard = GuardModel::fixed(head, norm, encoder.id.clone(), 0.5)?;
@@ -175,8 +177,164 @@ pub fn q16(path: &Path, encoder: &EncoderId) -> Result<GuardModel> {
         b1: vec![0.0; 2],
         w2: None,
         b2: None,
+        middle: Vec::new(),
     };
     GuardModel::fixed(head, FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) }, encoder.clone(), 0.5)
+}
+
+/// A safetensors file's tensors, read whole, after the pickle check.
+fn open_safetensors(path: &Path) -> Result<Vec<u8>> {
+    refuse_pickle(path)?;
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// A torch `nn.Linear`'s `weight` `[out, in]` and `bias` `[out]` under
+/// `prefix`, as a dense layer `[in, out]`; `inputs` is what the layer
+/// before it gives.
+fn torch_linear(st: &safetensors::SafeTensors, prefix: &str, inputs: usize, path: &Path) -> Result<Dense> {
+    let bad = |m: String| Error::ModelFile { path: path.to_path_buf(), message: m };
+    let (w, ws) = floats(st, &format!("{prefix}.weight"), path)?;
+    let (b, bs) = floats(st, &format!("{prefix}.bias"), path)?;
+    if ws.len() != 2 || ws[1] != inputs || ws[0] == 0 || bs != [ws[0]] {
+        return Err(bad(format!("{prefix}.weight {ws:?} and {prefix}.bias {bs:?}: expected [out, {inputs}] and [out]")));
+    }
+    let rows: Vec<&[f32]> = w.chunks(inputs).collect();
+    Ok(Dense { inputs, outputs: ws[0], w: columns(&rows, inputs), b })
+}
+
+/// A head of dense layers with ReLU between them.
+fn relu_head(layers: Vec<Dense>, outputs: usize, any: bool) -> HeadWeights {
+    let mut layers = layers.into_iter();
+    let first = layers.next().expect("at least two layers");
+    let mut rest: Vec<Dense> = layers.collect();
+    let last = rest.pop().expect("at least two layers");
+    HeadWeights {
+        kind: HeadKind::Relu { hidden: first.outputs, layers: rest.len() + 2, any },
+        input_dim: first.inputs,
+        outputs,
+        w1: first.w,
+        b1: first.b,
+        w2: Some(last.w),
+        b2: Some(last.b),
+        middle: rest,
+    }
+}
+
+/// The LAION CLIP-based NSFW detector (LAION-AI/CLIP-based-NSFW-Detector)
+/// from its PyTorch port converted to safetensors: `norm.mean` and
+/// `norm.variance` (Keras' Normalization layer), then `linear_1` ...
+/// `linear_k` with ReLU between them and a sigmoid after the last (one
+/// output): 4 layers for ViT-L/14, 3 for ViT-B/32. It reads unit-length CLIP
+/// image embeddings, standardised as the port does, `(x - mean) /
+/// (sqrt(variance) + 1e-10)`: the guard's `standardize` normalisation.
+pub fn laion_nsfw(path: &Path, encoder: &EncoderId) -> Result<GuardModel> {
+    let bytes = open_safetensors(path)?;
+    let bad = |m: String| Error::ModelFile { path: path.to_path_buf(), message: m };
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let d = encoder.dim;
+    let (mean, ms) = floats(&st, "norm.mean", path)?;
+    let (variance, vs) = floats(&st, "norm.variance", path)?;
+    // Keras keeps the statistics as [1, d].
+    if ms.iter().product::<usize>() != d || vs.iter().product::<usize>() != d || ms.last() != Some(&d) || vs.last() != Some(&d) {
+        return Err(bad(format!("norm.mean {ms:?} and norm.variance {vs:?}; the detector for these embeddings normalises {d} dimensions")));
+    }
+    if let Some(j) = variance.iter().position(|&v| v < 0.0) {
+        return Err(bad(format!("norm.variance is {} at dimension {j}; a variance is not negative", variance[j])));
+    }
+    let mut layers = Vec::new();
+    let mut inputs = d;
+    while st.names().iter().any(|n| *n == format!("linear_{}.weight", layers.len() + 1)) {
+        let layer = torch_linear(&st, &format!("linear_{}", layers.len() + 1), inputs, path)?;
+        inputs = layer.outputs;
+        layers.push(layer);
+    }
+    if layers.len() < 2 || inputs != 1 {
+        return Err(bad(format!(
+            "{} linear layers (linear_1 ...) ending in {inputs} outputs; the detector has at least 2, ending in 1",
+            layers.len()
+        )));
+    }
+    let norm = FeatureNorm { kind: NormKind::Standardize, mean, std: variance.iter().map(|v| v.sqrt() + 1e-10).collect() };
+    GuardModel::fixed(relu_head(layers, 1, false), norm, encoder.clone(), 0.5)
+}
+
+/// The categories of Unsafe Diffusion's multi-headed classifier, one head
+/// (`<category>.pt`, converted to `<category>.safetensors`) each.
+pub const UNSAFE_DIFFUSION_HEADS: [&str; 5] = ["sexual", "violent", "disturbing", "hateful", "political"];
+
+/// BatchNorm1d's epsilon, as torch defaults it.
+const BATCH_NORM_EPS: f32 = 1e-5;
+
+/// Unsafe Diffusion's multi-headed classifier (Qu et al., 2023): per
+/// category a projection head `Linear(d, h) -> ReLU -> Dropout ->
+/// BatchNorm1d(h) -> Linear(h, 1) -> sigmoid` on open_clip's
+/// `encode_image` output, which is not unit length. Read from `dir`, one
+/// `<category>.safetensors` per head (keys `0.*`, `3.*`, `4.*` of the
+/// `nn.Sequential`). In eval mode the batch norm is an affine map, folded
+/// into the last layer; the five heads become one network whose hidden
+/// layer is theirs side by side and whose last is block-diagonal. Outputs:
+/// "unsafe" (the highest category: flagged by any head), then one per
+/// category.
+pub fn unsafe_diffusion(dir: &Path, encoder: &EncoderId) -> Result<GuardModel> {
+    if encoder.normalized {
+        return Err(Error::ModelFile {
+            path: dir.to_path_buf(),
+            message: format!(
+                "Unsafe Diffusion's heads read open_clip's encode_image output as it is, not at unit length; these embeddings of {} are normalised: embed with --no-normalize",
+                encoder.model
+            ),
+        });
+    }
+    let d = encoder.dim;
+    let mut firsts = Vec::new();
+    let mut lasts = Vec::new();
+    for name in UNSAFE_DIFFUSION_HEADS {
+        let path = dir.join(format!("{name}.safetensors"));
+        let bytes = open_safetensors(&path)?;
+        let bad = |m: String| Error::ModelFile { path: path.clone(), message: m };
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let first = torch_linear(&st, "0", d, &path)?;
+        let h = first.outputs;
+        let get = |k: &str| -> Result<Vec<f32>> {
+            let (v, shape) = floats(&st, &format!("3.{k}"), &path)?;
+            if shape != [h] {
+                return Err(bad(format!("3.{k} has shape {shape:?}; the batch norm after a layer of {h} has [{h}]")));
+            }
+            Ok(v)
+        };
+        let (gamma, beta, mean, var) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
+        if let Some(j) = var.iter().position(|&v| v < 0.0) {
+            return Err(bad(format!("3.running_var is {} at {j}; a variance is not negative", var[j])));
+        }
+        let last = torch_linear(&st, "4", h, &path)?;
+        if last.outputs != 1 {
+            return Err(bad(format!("4.weight gives {} outputs; a head gives 1", last.outputs)));
+        }
+        // w . (gamma (a - mean) / sqrt(var + eps) + beta) + b
+        let scale: Vec<f32> = (0..h).map(|j| gamma[j] / (var[j] + BATCH_NORM_EPS).sqrt()).collect();
+        let w: Vec<f32> = (0..h).map(|j| last.w[j] * scale[j]).collect();
+        let b = last.b[0] + (0..h).map(|j| last.w[j] * (beta[j] - mean[j] * scale[j])).sum::<f32>();
+        firsts.push(first);
+        lasts.push((w, b));
+    }
+    let k = UNSAFE_DIFFUSION_HEADS.len();
+    let widths: Vec<usize> = firsts.iter().map(|f| f.outputs).collect();
+    let hidden: usize = widths.iter().sum();
+    // Rows of the side-by-side first layer: each input row joins the heads' rows.
+    let w1: Vec<f32> = (0..d).flat_map(|i| firsts.iter().flat_map(move |f| f.w[i * f.outputs..(i + 1) * f.outputs].iter().copied())).collect();
+    let b1: Vec<f32> = firsts.iter().flat_map(|f| f.b.iter().copied()).collect();
+    let mut w2 = vec![0.0f32; hidden * k];
+    let mut row = 0;
+    for (c, (w, _)) in lasts.iter().enumerate() {
+        for (j, v) in w.iter().enumerate() {
+            w2[(row + j) * k + c] = *v;
+        }
+        row += w.len();
+    }
+    let first = Dense { inputs: d, outputs: hidden, w: w1, b: b1 };
+    let last = Dense { inputs: hidden, outputs: k, w: w2, b: lasts.iter().map(|(_, b)| *b).collect() };
+    let categories: Vec<String> = UNSAFE_DIFFUSION_HEADS.iter().map(|s| s.to_string()).collect();
+    GuardModel::untrained(relu_head(vec![first, last], 1 + k, true), FeatureNorm::identity(d), encoder.clone(), categories, 0.5)
 }
 
 #[cfg(test)]

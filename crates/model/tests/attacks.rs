@@ -49,7 +49,7 @@ fn setup(fx: &Fixture, device: &Device) -> (ImageEncoder, GuardModel) {
         ImageEncoder::load(&fixtures().join("../../../clip/tests/fixtures/clip/hf-quickgelu/model.safetensors"), None, false, device).unwrap();
     let (w, _) = fx.f32("w");
     let (b, _) = fx.f32("b");
-    let head = HeadWeights { kind: HeadKind::Linear, input_dim: w.len(), outputs: 1, w1: w.clone(), b1: b, w2: None, b2: None };
+    let head = HeadWeights { kind: HeadKind::Linear, input_dim: w.len(), outputs: 1, w1: w.clone(), b1: b, w2: None, b2: None, middle: Vec::new() };
     let norm = FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(w.len()) };
     let guard = GuardModel::fixed(head, norm, encoder.id.clone(), 0.5).unwrap();
     (encoder, guard)

@@ -96,7 +96,7 @@ fn check_deployable(ort: &Ort, m: &GuardModel, what: &str) {
     assert_eq!(serde_json::from_str::<serde_json::Value>(&meta("head")).unwrap(), serde_json::to_value(m.card.head).unwrap(), "{what}");
     assert_eq!(meta("verdict"), "verdict = probabilities[:, 0] >= threshold", "{what}");
     assert_eq!(meta("preprocess"), m.card.encoder.preprocess, "{what}");
-    assert!(["f32", "f16"].contains(&meta("graph_precision").as_str()), "{what}: {}", meta("graph_precision"));
+    assert!(["f32", "f16", "int8"].contains(&meta("graph_precision").as_str()), "{what}: {}", meta("graph_precision"));
 }
 
 fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {
@@ -178,7 +178,10 @@ fn exported_published_heads_match_burn() {
     let n = t.shape()[0];
     let x = encoder.embed_pixels(t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), n);
     let d = encoder.config.projection_dim;
-    for (name, m) in [("safety checker", &checker), ("q16", &q16)] {
+    let laion = pairguard_model::published::laion_nsfw(&dir.join("laion-nsfw-l14.safetensors"), &encoder.id).unwrap();
+    let raw = pairguard_data::EncoderId { normalized: false, ..encoder.id.clone() };
+    let unsafe_diffusion = pairguard_model::published::unsafe_diffusion(&dir.join("unsafe-diffusion"), &raw).unwrap();
+    for (name, m) in [("safety checker", &checker), ("q16", &q16), ("laion nsfw", &laion), ("unsafe diffusion", &unsafe_diffusion)] {
         let bytes = export_head(m);
         let want = burn_probs(m, &x);
         close(&run_tract(&bytes, x.clone(), &[n, d]), &want, 1e-5, &format!("{name} in tract"));
@@ -266,7 +269,65 @@ fn exported_pipeline_matches_encoder_plus_head() {
         assert_eq!(got.metadata["pairguard.graph_precision"], "f16");
     }
     let e = export_pipeline(&enc, &m, Precision::Bf16).unwrap_err().to_string();
-    assert!(e.contains("f32 or f16"), "{e}");
+    assert!(e.contains("f32, f16 or int8"), "{e}");
+    // The int8 graph against pairguard's int8 path and f32, on a head that
+    // reads the embedding as it is: a linear head on unit embeddings along
+    // the difference of two photographs, scaled so that the logits span
+    // [-2, 2]. The graph computes what the int8 path computes but for the
+    // bf16 rounding between that path's products (and in attention), which
+    // moves each row's range and so its quantisation grid: the two are as
+    // far apart as each is from f32 (about 0.05 here), and both are held
+    // within 0.1 of the other and of f32.
+    let enc8 = ImageEncoder::load(&w, None, true, &dev).unwrap().with_precision(Precision::Int8).unwrap();
+    let emb8 = enc8.embed_pixels(pixels.clone(), n);
+    let dir: Vec<f32> = (0..dim).map(|j| emb[j] - emb[dim + j]).collect();
+    let raw: Vec<f32> = emb.chunks(dim).map(|e| e.iter().zip(&dir).map(|(a, b)| a * b).sum::<f32>()).collect();
+    let centre = (raw[0] + raw[1]) / 2.0;
+    let scale = 2.0 / raw.iter().map(|r| (r - centre).abs()).fold(0.0f32, f32::max);
+    let head = pairguard_model::HeadWeights {
+        kind: pairguard_model::HeadKind::Linear,
+        input_dim: dim,
+        outputs: 1,
+        w1: dir.iter().map(|v| v * scale).collect(),
+        b1: vec![-centre * scale],
+        w2: None,
+        b2: None,
+        middle: Vec::new(),
+    };
+    let unit = pairguard_model::FeatureNorm { kind: pairguard_model::NormKind::L2, ..pairguard_model::FeatureNorm::identity(dim) };
+    let m8 = GuardModel::fixed(head.clone(), unit.clone(), enc8.id.clone(), 0.5).unwrap();
+    let m32 = GuardModel::fixed(head, unit, enc.id.clone(), 0.5).unwrap();
+    let z = |m: &GuardModel, e: &[f32]| -> Vec<f64> { m.logits(e, &dev).unwrap().iter().map(|&v| f64::from(v)).collect() };
+    let (native_z, f32_z) = (z(&m8, &emb8), z(&m32, &emb));
+    assert!(f32_z.iter().any(|v| v.abs() > 1.5) && f32_z.iter().all(|v| v.abs() <= 2.0 + 1e-4), "{f32_z:?}");
+    let int8 = export_pipeline(&enc8, &m8, Precision::Int8).unwrap();
+    let f32_graph = export_pipeline(&enc, &m32, Precision::F32).unwrap();
+    assert!(int8.len() * 2 < f32_graph.len(), "{} bytes in int8 against {} in f32", int8.len(), f32_graph.len());
+    let logits = |p: &[f32]| -> Vec<f32> { p.iter().map(|&p| (f64::from(p) / (1.0 - f64::from(p))).ln() as f32).collect() };
+    let worst = |a: &[f32], b: &[f64]| a.iter().zip(b).map(|(a, b)| (f64::from(*a) - b).abs()).fold(0.0, f64::max);
+    let tract_z = logits(&run_tract(&int8, pixels.clone(), &[n, 3, s, s]));
+    let native_vs_f32 = worst(&native_z.iter().map(|&v| v as f32).collect::<Vec<_>>(), &f32_z);
+    eprintln!(
+        "int8 pipeline in tract: largest logit difference {:.2e} to pairguard's int8 path, {:.2e} to f32; the int8 path's own to f32 {native_vs_f32:.2e}",
+        worst(&tract_z, &native_z),
+        worst(&tract_z, &f32_z)
+    );
+    assert!(native_vs_f32 <= 0.1, "the int8 path's logits {native_z:?} against f32 {f32_z:?}");
+    close(&tract_z, &native_z, 0.1, "int8 pipeline in tract against the int8 path, logits");
+    close(&tract_z, &f32_z, 0.1, "int8 pipeline in tract against f32, logits");
+    if let Some(got) = run_onnxruntime(&int8, &pixels, &[n, 3, s, s]) {
+        let got_z = logits(&got.probabilities);
+        eprintln!(
+            "int8 pipeline in onnxruntime: largest logit difference {:.2e} to pairguard's int8 path, {:.2e} to f32",
+            worst(&got_z, &native_z),
+            worst(&got_z, &f32_z)
+        );
+        close(&got_z, &native_z, 0.1, "int8 pipeline in onnxruntime against the int8 path, logits");
+        close(&got_z, &f32_z, 0.1, "int8 pipeline in onnxruntime against f32, logits");
+        close(&got_z, &tract_z.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), 1e-4, "int8 pipeline in onnxruntime against tract, logits");
+        check_deployable(&got, &m8, "int8 pipeline");
+        assert_eq!(got.metadata["pairguard.graph_precision"], "int8");
+    }
     // A model trained on another encoder's embeddings is refused.
     let other_weights = pairguard_data::EncoderId { weights_sha256: "0".repeat(64), ..enc.id.clone() };
     let other = train(TrainConfig { optimizer: Optimizer::Lbfgs { iterations: 5 }, ..TrainConfig::default() }, &set, other_weights);

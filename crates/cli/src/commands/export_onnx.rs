@@ -20,8 +20,11 @@ pub struct Args {
     /// must be the one the guard was trained on (checked).
     #[arg(long)]
     pipeline: bool,
-    /// The encoder's arithmetic in a --pipeline graph: f32, or f16 (float16
-    /// weights and products, half the file; LayerNorm and the head stay f32).
+    /// The encoder's arithmetic in a --pipeline graph: f32; f16 (float16
+    /// weights and products, half the file; LayerNorm and the head stay
+    /// f32); or int8 (int8 weights per column and inputs per token,
+    /// `MatMulInteger` with int32 accumulation, as `embed --precision int8`
+    /// computes; a quarter of the file).
     #[arg(long, default_value = "f32", value_parser = precision, requires = "pipeline")]
     precision: Precision,
     /// The encoder for --pipeline.

@@ -33,6 +33,31 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The LAION CLIP-based NSFW detector (an MLP on unit-length CLIP
+    /// embeddings; ViT-L/14 or ViT-B/32) from its PyTorch head converted to
+    /// safetensors (the README gives the one-line conversion).
+    LaionNsfw {
+        #[arg(long)]
+        weights: PathBuf,
+        /// A dataset embedded with the CLIP model the detector was trained on.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Unsafe Diffusion's multi-headed classifier: a folder holding
+    /// sexual, violent, disturbing, hateful and political `.safetensors`
+    /// (converted from its `.pt` heads; the README gives the command).
+    UnsafeDiffusion {
+        #[arg(long)]
+        weights: PathBuf,
+        /// A dataset embedded, without normalisation (`embed --no-normalize`),
+        /// with the CLIP model the heads were trained on.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn exec(c: Command) -> anyhow::Result<()> {
@@ -49,12 +74,34 @@ pub fn exec(c: Command) -> anyhow::Result<()> {
             );
         }
         Command::Q16 { prompts, data, out } => {
-            let ds = load(&data, false, true)?;
-            let encoder = pairguard_model::features::store_of(&ds)?.encoder.clone();
+            let encoder = encoder_of(&data)?;
             let guard = pairguard_model::published::q16(&prompts, &encoder)?;
             guard.save(&out)?;
             eprintln!("imported Q16 prompts for {} embeddings -> {}", encoder.model, out.display());
         }
+        Command::LaionNsfw { weights, data, out } => {
+            let encoder = encoder_of(&data)?;
+            let guard = pairguard_model::published::laion_nsfw(&weights, &encoder)?;
+            guard.save(&out)?;
+            eprintln!("imported the LAION NSFW detector ({}) for {} embeddings -> {}", guard.card.head.name(), encoder.model, out.display());
+        }
+        Command::UnsafeDiffusion { weights, data, out } => {
+            let encoder = encoder_of(&data)?;
+            let guard = pairguard_model::published::unsafe_diffusion(&weights, &encoder)?;
+            guard.save(&out)?;
+            eprintln!(
+                "imported Unsafe Diffusion's heads ({}) for {} embeddings -> {}",
+                guard.card.outputs[1..].join(", "),
+                encoder.model,
+                out.display()
+            );
+        }
     }
     Ok(())
+}
+
+/// The encoder whose embeddings a dataset holds.
+fn encoder_of(data: &std::path::Path) -> anyhow::Result<pairguard_data::EncoderId> {
+    let ds = load(data, false, true)?;
+    Ok(pairguard_model::features::store_of(&ds)?.encoder.clone())
 }

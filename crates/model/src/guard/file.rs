@@ -11,7 +11,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::{CARD_FORMAT, GuardModel, ModelCard};
 use crate::error::{Error, Result};
-use crate::head::HeadWeights;
+use crate::head::{Dense, HeadWeights};
 use crate::normalize::FeatureNorm;
 
 pub(super) fn bytes(v: &[f32]) -> Vec<u8> {
@@ -34,9 +34,15 @@ impl GuardModel {
             ("norm.mean", bytes(&self.norm.mean), vec![self.norm.dim()]),
             ("norm.std", bytes(&self.norm.std), vec![self.norm.dim()]),
         ];
+        let names: Vec<[String; 2]> = (0..h.middle.len()).map(|i| [format!("head.middle.{i}.w"), format!("head.middle.{i}.b")]).collect();
+        for (l, [w, b]) in h.middle.iter().zip(&names) {
+            tensors.push((w, bytes(&l.w), vec![l.inputs, l.outputs]));
+            tensors.push((b, bytes(&l.b), vec![l.outputs]));
+        }
         if let (Some(w2), Some(b2)) = (&h.w2, &h.b2) {
-            tensors.push(("head.w2", bytes(w2), vec![width, h.outputs]));
-            tensors.push(("head.b2", bytes(b2), vec![h.outputs]));
+            let last = h.kind.last_layer_outputs(h.outputs);
+            tensors.push(("head.w2", bytes(w2), vec![h.middle.last().map_or(width, |l| l.outputs), last]));
+            tensors.push(("head.b2", bytes(b2), vec![last]));
         }
         let views: Vec<(&str, TensorView)> = tensors
             .iter()
@@ -102,15 +108,31 @@ impl GuardModel {
             }
             Ok(v)
         };
-        let mlp = card.head.hidden().is_some();
+        // A ReLU network's middle widths are its weights' own: each layer
+        // must take what the one before it gives.
+        let mut middle = Vec::new();
+        let mut inputs = width;
+        for i in 0..card.head.middle_layers() {
+            let name = format!("head.middle.{i}.w");
+            let outputs = match st.tensor(&name).map(|t| t.shape().to_vec()) {
+                Ok(shape) if shape.len() == 2 && shape[1] > 0 => shape[1],
+                Ok(shape) => return Err(weights_error(format!("tensor {name:?} has shape {shape:?}, expected [{inputs}, width]"))),
+                Err(_) => return Err(weights_error(format!("missing tensor {name:?} (the card names {} layers)", card.head.middle_layers() + 2))),
+            };
+            middle.push(Dense { inputs, outputs, w: get(&name, &[inputs, outputs])?, b: get(&format!("head.middle.{i}.b"), &[outputs])? });
+            inputs = outputs;
+        }
+        let last = card.head.last_layer_outputs(o);
+        let deep = card.head.hidden().is_some();
         let head = HeadWeights {
             kind: card.head,
             input_dim: d,
             outputs: o,
             w1: get("head.w1", &[d, width])?,
             b1: get("head.b1", &[width])?,
-            w2: if mlp { Some(get("head.w2", &[width, o])?) } else { None },
-            b2: if mlp { Some(get("head.b2", &[o])?) } else { None },
+            w2: if deep { Some(get("head.w2", &[inputs, last])?) } else { None },
+            b2: if deep { Some(get("head.b2", &[last])?) } else { None },
+            middle,
         };
         let norm = FeatureNorm { kind: card.normalization, mean: get("norm.mean", &[d])?, std: get("norm.std", &[d])? };
         // Standardisation divides by these: a zero would turn every score into NaN.

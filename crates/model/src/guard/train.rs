@@ -314,6 +314,7 @@ mod tests {
             b1: vec![0.3, -0.1],
             w2: None,
             b2: None,
+            middle: Vec::new(),
         };
         let norm = FeatureNorm::fit(NormKind::Standardize, &x, d);
         let mut unit = x.clone();

@@ -99,6 +99,7 @@ mod tests {
             b1: vec![0.05],
             w2: None,
             b2: None,
+            middle: Vec::new(),
         };
         let mut guard = GuardModel::fixed(head, norm, encoder(d), 0.4).unwrap();
         guard.card.temperature = 1.7;
@@ -154,6 +155,7 @@ mod tests {
             b1: vec![0.0; hidden],
             w2: Some(w2),
             b2: Some(vec![0.02]),
+            middle: Vec::new(),
         };
         let guard = GuardModel::fixed(head, FeatureNorm { kind: NormKind::L2, ..FeatureNorm::identity(d) }, encoder(d), 0.5).unwrap();
         let device = Device::flex();

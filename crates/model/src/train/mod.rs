@@ -539,6 +539,7 @@ mod tests {
                 b1: b1[h * o..(h + 1) * o].to_vec(),
                 w2: None,
                 b2: None,
+                middle: Vec::new(),
             })
             .collect();
         let bank = HeadBank::from_weights(&start.iter().collect::<Vec<_>>(), &ad);
@@ -566,7 +567,8 @@ mod tests {
         let (n, d) = (20, 3);
         let x: Vec<f32> = (0..n * d).map(|i| (i % 7) as f32).collect();
         let y: Vec<f32> = (0..n).map(|i| f32::from(i % 2 == 0)).collect();
-        let start = HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: vec![0.0; d], b1: vec![0.0], w2: None, b2: None };
+        let start =
+            HeadWeights { kind: HeadKind::Linear, input_dim: d, outputs: 1, w1: vec![0.0; d], b1: vec![0.0], w2: None, b2: None, middle: Vec::new() };
         let job = BankJob {
             x: &x,
             dim: d,

@@ -21,10 +21,13 @@
 //! and precision would move the verdict.
 //!
 //! LayerNorm and GELU are written as primitive ops so any runtime that
-//! speaks opset 17 runs them.
+//! speaks opset 17 runs them. The protobuf types ([`pb`]) are generated
+//! from the ONNX specification (see `tools/onnx-proto`).
 
 use prost::Message;
-use tract_onnx::pb;
+
+#[allow(clippy::all, missing_debug_implementations)]
+mod pb;
 
 use burn::nn::{LayerNorm, Linear};
 
@@ -33,6 +36,7 @@ use crate::guard::GuardModel;
 use crate::head::{HeadKind, prompt_columns};
 use crate::normalize::NormKind;
 use pairguard_clip::config::Activation;
+use pairguard_clip::host::QuantizedColumns;
 use pairguard_clip::vision::{ClipVisionEmbeddings, VisionOps};
 use pairguard_clip::{ImageEncoder, VisionConfig};
 use pairguard_data::Precision;
@@ -49,14 +53,21 @@ struct Graph {
     /// Whether the values being emitted are float16 (weights and constants
     /// are stored as such).
     half: bool,
+    /// Whether the encoder's products are int8 (see [`Graph::product`]).
+    int8: bool,
 }
 
 fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
+    pb::AttributeProto { name: Some(name.into()), r#type: Some(pb::attribute_proto::AttributeType::Int as i32), i: Some(v), ..Default::default() }
 }
 
 fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
+    pb::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(pb::attribute_proto::AttributeType::Ints as i32),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
@@ -72,10 +83,10 @@ fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
         })
         .collect();
     pb::ValueInfoProto {
-        name: name.into(),
+        name: Some(name.into()),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
+                elem_type: Some(pb::tensor_proto::DataType::Float as i32),
                 shape: Some(pb::TensorShapeProto { dim }),
             })),
             ..Default::default()
@@ -86,7 +97,7 @@ fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
 
 impl Graph {
     fn new(name: &str) -> Self {
-        Graph { g: pb::GraphProto { name: name.into(), ..Default::default() }, counter: 0, half: false }
+        Graph { g: pb::GraphProto { name: Some(name.into()), ..Default::default() }, counter: 0, half: false, int8: false }
     }
 
     /// Converts `x` to float16 (`half`) or float32 and emits in that type from here.
@@ -110,10 +121,23 @@ impl Graph {
             (pb::tensor_proto::DataType::Float, data.iter().flat_map(|v| v.to_le_bytes()).collect())
         };
         self.g.initializer.push(pb::TensorProto {
-            name: name.clone(),
+            name: Some(name.clone()),
             dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: data_type as i32,
-            raw_data,
+            data_type: Some(data_type as i32),
+            raw_data: Some(raw_data),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// An integer initializer of `data_type` (its values little-endian in `bytes`).
+    fn init_int(&mut self, name: &str, dims: &[usize], data_type: pb::tensor_proto::DataType, bytes: Vec<u8>) -> String {
+        let name = self.fresh(name);
+        self.g.initializer.push(pb::TensorProto {
+            name: Some(name.clone()),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: Some(data_type as i32),
+            raw_data: Some(bytes),
             ..Default::default()
         });
         name
@@ -122,10 +146,10 @@ impl Graph {
     fn init_i64(&mut self, name: &str, data: &[i64]) -> String {
         let name = self.fresh(name);
         self.g.initializer.push(pb::TensorProto {
-            name: name.clone(),
+            name: Some(name.clone()),
             dims: vec![data.len() as i64],
-            data_type: pb::tensor_proto::DataType::Int64 as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            data_type: Some(pb::tensor_proto::DataType::Int64 as i32),
+            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
             ..Default::default()
         });
         name
@@ -138,8 +162,8 @@ impl Graph {
     fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> String {
         let out = self.fresh(&op.to_ascii_lowercase());
         self.g.node.push(pb::NodeProto {
-            op_type: op.into(),
-            name: out.clone(),
+            op_type: Some(op.into()),
+            name: Some(out.clone()),
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![out.clone()],
             attribute: attrs,
@@ -156,6 +180,70 @@ impl Graph {
     fn linear(&mut self, x: &str, w: &[f32], b: Option<&[f32]>, din: usize, dout: usize, name: &str) -> String {
         let wn = self.init_f32(&format!("{name}.weight"), &[din, dout], w);
         let y = self.bin("MatMul", x, &wn);
+        match b {
+            Some(b) => {
+                let bn = self.init_f32(&format!("{name}.bias"), &[dout], b);
+                self.bin("Add", &y, &bn)
+            }
+            None => y,
+        }
+    }
+
+    /// An encoder product `x [.., din] . w [din, dout] + b`: in int8 as
+    /// the CPU's int8 path computes it when the graph is int8 (see
+    /// [`Self::linear_int8`]), else as [`Self::linear`].
+    fn product(&mut self, x: &str, w: &[f32], b: Option<&[f32]>, din: usize, dout: usize, name: &str) -> String {
+        if self.int8 { self.linear_int8(x, w, b, din, dout, name) } else { self.linear(x, w, b, din, dout, name) }
+    }
+
+    /// `x . w + b` with int8 operands and int32 accumulation, quantised as
+    /// `pairguard_clip::host` quantises them: the weights per column
+    /// ([`QuantizedColumns`]), each row of `x` over its own range widened to
+    /// include 0 (uint8 here, `q + 128`, which `MatMulInteger` takes with
+    /// int8 weights); the accumulator is corrected for the rows' zero points
+    /// with the columns' sums in int32, then scaled to float32.
+    fn linear_int8(&mut self, x: &str, w: &[f32], b: Option<&[f32]>, din: usize, dout: usize, name: &str) -> String {
+        use pb::tensor_proto::DataType;
+        let q = QuantizedColumns::of(w, dout);
+        let wq = self.init_int(&format!("{name}.weight_int8"), &[din, dout], DataType::Int8, q.values.iter().map(|&v| v as u8).collect());
+        let sums =
+            self.init_int(&format!("{name}.weight_column_sums"), &[dout], DataType::Int32, q.sums.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let scales = self.init_f32(&format!("{name}.weight_scales"), &[dout], &q.scales);
+        let reduce = |g: &mut Graph, op: &str| g.op(op, &[x], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)]);
+        let zero = self.scalar("zero", 0.0);
+        let hi = reduce(self, "ReduceMax");
+        let hi = self.bin("Max", &hi, &zero);
+        let lo = reduce(self, "ReduceMin");
+        let lo = self.bin("Min", &lo, &zero);
+        let range = self.bin("Sub", &hi, &lo);
+        let levels = self.scalar("levels", 255.0);
+        let step = self.bin("Div", &range, &levels);
+        // A row of zeros: any scale; 1, as the CPU path takes.
+        let flat = self.bin("Equal", &range, &zero);
+        let one = self.scalar("one", 1.0);
+        let scale = self.op("Where", &[&flat, &one, &step], vec![]);
+        let (min, max) = (self.scalar("int8_min", -128.0), self.scalar("int8_max", 127.0));
+        let offset = self.bin("Div", &lo, &scale);
+        let offset = self.bin("Sub", &min, &offset);
+        let zp = self.op("Round", &[&offset], vec![]);
+        let zp = self.op("Clip", &[&zp, &min, &max], vec![]);
+        let inv = self.op("Reciprocal", &[&scale], vec![]);
+        let v = self.bin("Mul", x, &inv);
+        let v = self.op("Round", &[&v], vec![]);
+        let v = self.bin("Add", &v, &zp);
+        let v = self.op("Clip", &[&v, &min, &max], vec![]);
+        let shift = self.scalar("uint8_shift", 128.0);
+        let v = self.bin("Add", &v, &shift);
+        let xq = self.op("Cast", &[&v], vec![attr_int("to", DataType::Uint8 as i64)]);
+        let acc = self.bin("MatMulInteger", &xq, &wq);
+        // acc - (zp + 128) * sums, exactly, in int32.
+        let zp = self.bin("Add", &zp, &shift);
+        let zp = self.op("Cast", &[&zp], vec![attr_int("to", DataType::Int32 as i64)]);
+        let correction = self.bin("Mul", &zp, &sums);
+        let acc = self.bin("Sub", &acc, &correction);
+        let acc = self.op("Cast", &[&acc], vec![attr_int("to", DataType::Float as i64)]);
+        let y = self.bin("Mul", &acc, &scale);
+        let y = self.bin("Mul", &y, &scales);
         match b {
             Some(b) => {
                 let bn = self.init_f32(&format!("{name}.bias"), &[dout], b);
@@ -227,17 +315,17 @@ impl Graph {
         self.g.output.push(value_info("probabilities", &[None, Some(m.head.outputs as i64)]));
         let mut verdict = value_info("verdict", &[None]);
         if let Some(pb::type_proto::Value::TensorType(t)) = verdict.r#type.as_mut().and_then(|t| t.value.as_mut()) {
-            t.elem_type = pb::tensor_proto::DataType::Bool as i32;
+            t.elem_type = Some(pb::tensor_proto::DataType::Bool as i32);
         }
         self.g.output.push(verdict);
         let model = pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
-            producer_name: "pairguard".into(),
-            producer_version: env!("CARGO_PKG_VERSION").into(),
-            doc_string: doc.into(),
+            ir_version: Some(8),
+            opset_import: vec![pb::OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+            producer_name: Some("pairguard".into()),
+            producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+            doc_string: Some(doc.into()),
             graph: Some(self.g),
-            metadata_props: meta.into_iter().map(|(key, value)| pb::StringStringEntryProto { key, value }).collect(),
+            metadata_props: meta.into_iter().map(|(key, value)| pb::StringStringEntryProto { key: Some(key), value: Some(value) }).collect(),
             ..Default::default()
         };
         model.encode_to_vec()
@@ -299,6 +387,23 @@ fn head_graph(g: &mut Graph, x: &str, m: &GuardModel) -> String {
             let a = g.gelu(&z);
             let w2 = h.w2.as_ref().expect("MLP has w2");
             g.linear(&a, w2, h.b2.as_deref(), hidden, o, "head.fc2")
+        }
+        HeadKind::Relu { hidden, any, .. } => {
+            let z = g.linear(&x, &h.w1, Some(&h.b1), d, hidden, "head.layer0");
+            let mut a = g.op("Relu", &[&z], vec![]);
+            for (i, l) in h.middle.iter().enumerate() {
+                let z = g.linear(&a, &l.w, Some(&l.b), l.inputs, l.outputs, &format!("head.layer{}", i + 1));
+                a = g.op("Relu", &[&z], vec![]);
+            }
+            let last = h.kind.last_layer_outputs(o);
+            let (w2, inputs) = (h.w2.as_ref().expect("a ReLU network has a last layer"), h.middle.last().map_or(hidden, |l| l.outputs));
+            let z = g.linear(&a, w2, h.b2.as_deref(), inputs, last, &format!("head.layer{}", h.middle.len() + 1));
+            if any {
+                let top = g.op("ReduceMax", &[&z], vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)]);
+                g.op("Concat", &[&top, &z], vec![attr_int("axis", 1)])
+            } else {
+                z
+            }
         }
         HeadKind::Prompt { categories: k, scale } => {
             // Class logits with the columns' norms and the scale folded in.
@@ -396,7 +501,7 @@ impl VisionOps for Emit<'_> {
         let shape2 = g.init_i64("shape", &[-1, (n * n) as i64, (3 * p * p) as i64]);
         let x = g.op("Reshape", &[&x, &shape2], vec![]);
         let kernel = host(e.patch_embedding.weight.val().reshape([h, 3 * p * p]).transpose());
-        let x = g.linear(&x, &kernel, None, 3 * p * p, h, "embeddings.patch_embedding");
+        let x = g.product(&x, &kernel, None, 3 * p * p, h, "embeddings.patch_embedding");
         // The class token, broadcast to the batch: Expand([1,1,H], [B,1,H]).
         let cls = g.init_f32("embeddings.class_embedding", &[1, 1, h], &host(e.class_embedding.val()));
         let pshape = g.op("Shape", &[&pixels], vec![]);
@@ -425,7 +530,7 @@ impl VisionOps for Emit<'_> {
         let name = self.name("linear");
         let [din, dout] = l.weight.val().dims();
         let bias = l.bias.as_ref().map(|b| host(b.val()));
-        self.g.linear(&x, &host(l.weight.val()), bias.as_deref(), din, dout, &name)
+        self.g.product(&x, &host(l.weight.val()), bias.as_deref(), din, dout, &name)
     }
 
     fn activation(&mut self, x: String, a: Activation) -> String {
@@ -485,16 +590,18 @@ impl VisionOps for Emit<'_> {
 
 /// The encoder and the head: CLIP-normalised pixels in, probabilities out.
 /// The encoder's graph comes from its own forward pass, with the loaded
-/// module's parameters, in `precision` (f32 or f16).
+/// module's parameters, in `precision`: f32, f16, or int8 (the products as
+/// `MatMulInteger`, quantised as the CPU's int8 path quantises them).
 pub fn export_pipeline(enc: &ImageEncoder, m: &GuardModel, precision: Precision) -> Result<Vec<u8>> {
     m.check_encoder(&enc.id)?;
     let half = match precision {
-        Precision::F32 => false,
+        Precision::F32 | Precision::Int8 => false,
         Precision::F16 => true,
-        Precision::Bf16 => return Err(crate::error::Error::Device("ONNX graphs are exported in f32 or f16, not bf16".into())),
+        Precision::Bf16 => return Err(crate::error::Error::Device("ONNX graphs are exported in f32, f16 or int8, not bf16".into())),
     };
     let s = enc.config.image_size;
     let mut g = Graph::new("pairguard_pipeline");
+    g.int8 = precision == Precision::Int8;
     let pixels = if half { g.cast("pixel_values", true) } else { "pixel_values".to_string() };
     let mut e = enc.model.run(&mut Emit { g: &mut g, cfg: &enc.config, counter: 0 }, pixels);
     if half {

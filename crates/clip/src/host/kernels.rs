@@ -1,5 +1,6 @@
-//! The bf16 tower's work between its products, on host slices: LayerNorm,
-//! residual adds, conversions and attention. Each kernel runs compiled for
+//! The host tower's work between its products, on host slices: LayerNorm,
+//! residual adds, conversions, attention, and the int8 products'
+//! quantisation of their inputs and scaling of their outputs. Each kernel runs compiled for
 //! the widest SIMD the CPU has (AVX-512, or AVX2 with FMA), chosen at run
 //! time through `pulp`: the workspace is built for baseline x86-64, whose
 //! SSE2 leaves these loops a half to a quarter as wide as the CPU's units.
@@ -96,6 +97,70 @@ fn lanes_max(values: &[f32]) -> f32 {
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
             *a = a.max(v);
+        }
+    }
+    acc.into_iter().fold(tail, f32::max)
+}
+
+/// How a row of a product's input was quantised: `x ~ scale * (q - zero)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RowQuant {
+    pub scale: f32,
+    pub zero: i32,
+}
+
+/// Quantises each row of `a` (as many rows as `rows` has entries) to int8
+/// over its own range, widened to include 0 so that 0 stays exact:
+/// `q = clamp(round(x / scale) + zero, -128, 127)`, rounding half to even.
+pub fn quantize_rows(a: &[bf16], q: &mut [i8], rows: &mut [RowQuant]) {
+    simd(
+        #[inline(always)]
+        || {
+            let k = a.len() / rows.len();
+            let mut wide = vec![0.0f32; k];
+            for ((a, q), r) in a.chunks_exact(k).zip(q.chunks_exact_mut(k)).zip(rows.iter_mut()) {
+                wide.iter_mut().zip(a).for_each(|(w, &v)| *w = widen(v));
+                let hi = lanes_max(&wide).max(0.0);
+                let lo = -lanes_max_of(&wide, |v| -v).max(0.0);
+                let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+                let zero = (-128.0 - lo / scale).round_ties_even().clamp(-128.0, 127.0);
+                let inv = 1.0 / scale;
+                q.iter_mut().zip(&wide).for_each(|(q, &v)| *q = ((v * inv).round_ties_even() + zero).clamp(-128.0, 127.0) as i8);
+                *r = RowQuant { scale, zero: zero as i32 };
+            }
+        },
+    )
+}
+
+/// One row of an int8 product back in f32, rounded once to bf16:
+/// `out = scale * col_scale * (acc - zero * col_sum) + bias`.
+pub fn dequantize(acc: &[i32], row: RowQuant, col_sums: &[i32], col_scales: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+    simd(
+        #[inline(always)]
+        || {
+            let value = |acc: i32, sum: i32, scale: f32| ((acc - row.zero * sum) as f32) * (row.scale * scale);
+            match bias {
+                Some(b) => out
+                    .iter_mut()
+                    .zip(acc)
+                    .zip(col_sums.iter().zip(col_scales))
+                    .zip(b)
+                    .for_each(|(((o, &a), (&s, &c)), &b)| *o = round(value(a, s, c) + b)),
+                None => out.iter_mut().zip(acc).zip(col_sums.iter().zip(col_scales)).for_each(|((o, &a), (&s, &c))| *o = round(value(a, s, c))),
+            }
+        },
+    )
+}
+
+/// The largest `f(v)`, in 16 lanes as [`lanes_max`].
+#[inline(always)]
+fn lanes_max_of(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder().iter().map(|&v| f(v)).fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = a.max(f(v));
         }
     }
     acc.into_iter().fold(tail, f32::max)

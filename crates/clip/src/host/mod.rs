@@ -1,21 +1,33 @@
-//! The vision tower in bfloat16 on the CPU: every product (patch embedding,
-//! projections, MLP) multiplies bf16 operands with f32 accumulation through
-//! `gemmkit`, whose kernel on CPUs with AVX-512 BF16 is the `vdpbf16ps` dot
-//! product (two multiply-adds per f32 lane per instruction); other CPUs
-//! widen to f32 in the same kernel. Measured on a 2-core Zen 4 at ViT-B/32's
-//! shapes: about 370 GFLOP/s against 140-190 for the f32 products, which is
-//! where this machine's bf16 units top out (torch's bf16 GEMM: 350-365).
+//! The vision tower on the CPU in reduced precision, on host memory: every
+//! product (patch embedding, projections, MLP) either multiplies bf16
+//! operands with f32 accumulation ([`Products::Bf16`]) or int8 operands
+//! with i32 accumulation ([`Products::Int8`]), through `gemmkit`, which
+//! picks its kernel at run time: `vdpbf16ps` on CPUs with AVX-512 BF16 and
+//! `vpdpbusd` on AVX-512 VNNI or AVX-VNNI, widening kernels elsewhere.
 //!
-//! What flows between the products is bf16, as in a torch bf16 model (the
-//! LayerNorms' outputs, the projections' outputs with their bias, the MLP's
-//! activation), so each is written once in the form the next product reads.
-//! The residual stream stays f32, and LayerNorm and attention compute in
-//! f32: torch rounds those too, and keeping them costs nothing measurable.
-//! The activation is a table over all 65,536 bf16 inputs. The work between
-//! the products is in [`kernels`].
+//! bf16 on a 2-core Zen 4 at ViT-B/32's shapes runs about 370 GFLOP/s
+//! against 140-190 for the f32 products; on Intel cores before AMX
+//! `vdpbf16ps` issues on one port where f32 FMAs issue on two, and bf16
+//! gains nothing. int8 is the reduced precision that pays on both: its dot
+//! product does four multiply-adds per 32-bit lane.
 //!
-//! This path computes on host memory and records no autodiff graph: it is
-//! for embedding, not for attacks that need gradients through the encoder.
+//! int8 quantises each weight matrix once, per output column (symmetric,
+//! scale `max |w| / 127`), and each product's input at run time, per token
+//! (asymmetric: the row's range onto -128..=127, so GELU's one-sided
+//! outputs keep all 256 levels); the i32 accumulator is corrected for the
+//! input's zero point with the weights' column sums, scaled back to f32,
+//! and the bias added before the one rounding of the output.
+//!
+//! What flows between the products is bf16 in both, as in a torch bf16
+//! model (the LayerNorms' outputs, the projections' outputs with their
+//! bias, the MLP's activation), so each is written once in the form the
+//! next product reads. The residual stream stays f32, and LayerNorm and
+//! attention compute in f32 (attention's own products in bf16). The
+//! activation is a table over all 65,536 bf16 inputs. The work between the
+//! products is in [`kernels`].
+//!
+//! This path records no autodiff graph: it is for embedding, not for
+//! attacks that need gradients through the encoder.
 
 pub mod kernels;
 
@@ -24,7 +36,7 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use gemmkit::{Bias, MatMut, MatRef, Parallelism, gemm_fused};
+use gemmkit::{Bias, MatMut, MatRef, Parallelism, gemm_fused, gemm_i8};
 use half::bf16;
 use rayon::prelude::*;
 
@@ -39,9 +51,46 @@ const ROWS: usize = 64;
 /// Values per rayon task in the element-wise passes.
 const CHUNK: usize = 1 << 15;
 
+/// The arithmetic of the host path's products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    /// bf16 operands, f32 accumulation.
+    Bf16,
+    /// int8 weights per output column, int8 inputs per token, i32 accumulation.
+    Int8,
+}
+
+/// Which of the host path's products run on the CPU's own dot products
+/// (else `gemmkit` widens them to f32 or i32 arithmetic, correct but
+/// without the gain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DotProducts {
+    /// AVX-512 BF16 (`vdpbf16ps`).
+    pub bf16: bool,
+    /// AVX-512 VNNI or AVX-VNNI (`vpdpbusd`).
+    pub int8: bool,
+}
+
+impl DotProducts {
+    /// What this CPU has.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            DotProducts {
+                bf16: std::arch::is_x86_feature_detected!("avx512bf16"),
+                int8: std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            DotProducts { bf16: false, int8: false }
+        }
+    }
+}
+
 /// The tower's parameters on the host, by parameter id: the products'
-/// matrices in bf16 only (row-major `[in, out]`, as burn's `Linear` holds
-/// them), the rest in f32; and the activation as a table.
+/// matrices in bf16 or int8 only (row-major `[in, out]`, as burn's `Linear`
+/// holds them), the rest in f32; and the activation as a table.
 pub struct HostWeights {
     matrices: HashMap<ParamId, Matrix>,
     vectors: HashMap<ParamId, Vector>,
@@ -51,13 +100,68 @@ pub struct HostWeights {
     activation: Vec<bf16>,
     /// While visiting: whether each enclosing module is a `Linear`.
     path: Vec<bool>,
+    products: Products,
 }
 
 #[derive(Debug)]
 struct Matrix {
-    values: Vec<bf16>,
+    values: Stored,
     rows: usize,
     cols: usize,
+}
+
+/// A weight matrix `[rows, cols]` in int8 per column, as the int8 products
+/// (and the int8 ONNX export) use it: `w ~ values * scales[col]`, symmetric
+/// (scale `max |w| / 127`, rounding half to even), with each column's sum of
+/// `values` for the inputs' zero-point correction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedColumns {
+    pub values: Vec<i8>,
+    pub scales: Vec<f32>,
+    pub sums: Vec<i32>,
+}
+
+impl QuantizedColumns {
+    /// Quantises row-major `values` of `cols` columns.
+    pub fn of(values: &[f32], cols: usize) -> Self {
+        let mut scales = vec![0.0f32; cols];
+        for row in values.chunks_exact(cols) {
+            scales.iter_mut().zip(row).for_each(|(s, v)| *s = s.max(v.abs()));
+        }
+        // A zero column quantises to zeros with any scale.
+        scales.iter_mut().for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
+        let q: Vec<i8> = values.iter().enumerate().map(|(i, v)| (v / scales[i % cols]).round_ties_even().clamp(-127.0, 127.0) as i8).collect();
+        let mut sums = vec![0i32; cols];
+        for row in q.chunks_exact(cols) {
+            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += i32::from(v));
+        }
+        QuantizedColumns { values: q, scales, sums }
+    }
+}
+
+#[derive(Debug)]
+enum Stored {
+    Bf16(Vec<bf16>),
+    /// `w ~ values * scales[col]`, with each column's sum of `values`.
+    Int8 {
+        values: Vec<i8>,
+        scales: Vec<f32>,
+        sums: Vec<i32>,
+    },
+}
+
+impl Matrix {
+    /// `[rows, cols]` row-major f32 values in the products' arithmetic.
+    fn new(values: &[f32], rows: usize, cols: usize, products: Products) -> Self {
+        let values = match products {
+            Products::Bf16 => Stored::Bf16(values.iter().map(|&v| bf16::from_f32(v)).collect()),
+            Products::Int8 => {
+                let q = QuantizedColumns::of(values, cols);
+                Stored::Int8 { values: q.values, scales: q.scales, sums: q.sums }
+            }
+        };
+        Matrix { values, rows, cols }
+    }
 }
 
 /// A vector in f32 and in bf16 (a bias as the products' epilogue adds it).
@@ -68,8 +172,9 @@ struct Vector {
 }
 
 impl HostWeights {
-    /// Copies a tower's parameters to the host, once per encoder.
-    pub fn of(model: &ClipVisionModelWithProjection, config: &VisionConfig) -> Self {
+    /// Copies a tower's parameters to the host, once per encoder, its
+    /// matrices in the arithmetic of `products`.
+    pub fn of(model: &ClipVisionModelWithProjection, config: &VisionConfig, products: Products) -> Self {
         let mut activation: Vec<f32> = (0..=u16::MAX).map(|b| bf16::from_bits(b).to_f32()).collect();
         match config.hidden_act {
             Activation::QuickGelu => quick_gelu_in_place(&mut activation),
@@ -81,6 +186,7 @@ impl HostWeights {
             eps: config.layer_norm_eps as f32,
             activation: activation.into_iter().map(bf16::from_f32).collect(),
             path: Vec::new(),
+            products,
         };
         model.visit(&mut w);
         // The patch embedding's kernel `[hidden, 3, p, p]` as the `[3 p p, hidden]`
@@ -88,8 +194,8 @@ impl HostWeights {
         let k = &model.vision_model.embeddings.patch_embedding.weight;
         let [h, c, p, q] = k.dims();
         let kernel = w.vectors.remove(&k.id).expect("visited").f32;
-        let values = (0..c * p * q).flat_map(|i| (0..h).map(move |o| (i, o))).map(|(i, o)| bf16::from_f32(kernel[o * c * p * q + i])).collect();
-        w.matrices.insert(k.id, Matrix { values, rows: c * p * q, cols: h });
+        let values: Vec<f32> = (0..c * p * q).flat_map(|i| (0..h).map(move |o| (i, o))).map(|(i, o)| kernel[o * c * p * q + i]).collect();
+        w.matrices.insert(k.id, Matrix::new(&values, c * p * q, h, products));
         w
     }
 
@@ -101,15 +207,25 @@ impl HostWeights {
         &self.vectors.get(&p.id).expect("a parameter of the tower these weights were copied from").f32
     }
 
-    fn bias(&self, p: &Param<Tensor<1>>) -> &[bf16] {
-        &self.vectors.get(&p.id).expect("a parameter of the tower these weights were copied from").bf16
+    fn bias(&self, p: &Param<Tensor<1>>) -> &Vector {
+        self.vectors.get(&p.id).expect("a parameter of the tower these weights were copied from")
+    }
+
+    /// The arithmetic of the products.
+    pub fn products(&self) -> Products {
+        self.products
     }
 }
 
 impl std::fmt::Debug for HostWeights {
     /// Counts, not the tens of millions of values.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostWeights").field("matrices", &self.matrices.len()).field("vectors", &self.vectors.len()).field("eps", &self.eps).finish()
+        f.debug_struct("HostWeights")
+            .field("products", &self.products)
+            .field("matrices", &self.matrices.len())
+            .field("vectors", &self.vectors.len())
+            .field("eps", &self.eps)
+            .finish()
     }
 }
 
@@ -122,16 +238,15 @@ impl ModuleVisitor for HostWeights {
         self.path.pop();
     }
 
-    /// A `Linear`'s weight is kept as a bf16 matrix only (it is read by
-    /// products alone); everything else in f32, and 1-D parameters in bf16
-    /// too (biases enter the products' epilogue).
+    /// A `Linear`'s weight is kept as a bf16 or int8 matrix only (it is
+    /// read by products alone); everything else in f32, and 1-D parameters
+    /// in bf16 too (biases enter the bf16 products' epilogue).
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let t = param.val();
         let dims = t.dims();
         let values = t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 after convert");
         if D == 2 && self.path.last() == Some(&true) {
-            let m = Matrix { values: values.iter().map(|&v| bf16::from_f32(v)).collect(), rows: dims[0], cols: dims[1] };
-            self.matrices.insert(param.id, m);
+            self.matrices.insert(param.id, Matrix::new(&values, dims[0], dims[1], self.products));
             return;
         }
         let bf16 = if D == 1 { values.iter().map(|&v| bf16::from_f32(v)).collect() } else { Vec::new() };
@@ -191,24 +306,48 @@ impl Values {
     }
 }
 
-/// [`VisionOps`] in bf16 on the host; see the module documentation.
+/// [`VisionOps`] in reduced precision on the host; see the module documentation.
 #[derive(Debug)]
-pub struct Bf16Compute<'a> {
+pub struct HostCompute<'a> {
     pub weights: &'a HostWeights,
 }
 
-/// `a [m, k] . w [k, n] + bias`: bf16 operands, f32 accumulation, the bias
-/// added to the accumulator before the one rounding to bf16.
-fn product(a: &[bf16], m: usize, w: &Matrix, bias: Option<&[bf16]>) -> Vec<bf16> {
+/// Rows per int8 product: bounds its i32 accumulator (8 MiB at 2,048
+/// columns) and keeps a block's quantised rows in cache.
+const INT8_ROWS: usize = 1024;
+
+/// `a [m, k] . w [k, n] + bias` in the matrix's arithmetic, rounded once to bf16.
+fn product(a: &[bf16], m: usize, w: &Matrix, bias: Option<&Vector>) -> Vec<bf16> {
     let (k, n) = (w.rows, w.cols);
     debug_assert_eq!(a.len(), m * k);
     let mut c = vec![bf16::ZERO; m * n];
-    let (a, b, out) = (MatRef::from_row_major(a, m, k), MatRef::from_row_major(&w.values, k, n), MatMut::from_row_major(&mut c, m, n));
-    gemm_fused(bf16::ONE, a, b, bf16::ZERO, out, bias.map(Bias::PerCol), None, Parallelism::Rayon(0));
+    match &w.values {
+        Stored::Bf16(values) => {
+            // The bias is added to the accumulator before the rounding.
+            let (a, b, out) = (MatRef::from_row_major(a, m, k), MatRef::from_row_major(values, k, n), MatMut::from_row_major(&mut c, m, n));
+            gemm_fused(bf16::ONE, a, b, bf16::ZERO, out, bias.map(|b| Bias::PerCol(&b.bf16[..])), None, Parallelism::Rayon(0));
+        }
+        Stored::Int8 { values, scales, sums } => {
+            let mut q = vec![0i8; INT8_ROWS.min(m) * k];
+            let mut acc = vec![0i32; INT8_ROWS.min(m) * n];
+            let b = MatRef::from_row_major(values, k, n);
+            for (a, c) in a.chunks(INT8_ROWS * k).zip(c.chunks_mut(INT8_ROWS * n)) {
+                let rows = a.len() / k;
+                let (q, acc) = (&mut q[..rows * k], &mut acc[..rows * n]);
+                let mut inputs = vec![kernels::RowQuant::default(); rows];
+                q.par_chunks_mut(ROWS * k).zip(a.par_chunks(ROWS * k)).zip(inputs.par_chunks_mut(ROWS)).for_each(|((q, a), r)| {
+                    kernels::quantize_rows(a, q, r);
+                });
+                gemm_i8(1, MatRef::from_row_major(q, rows, k), b, 0, MatMut::from_row_major(acc, rows, n), Parallelism::Rayon(0));
+                let bias = bias.map(|b| &b.f32[..]);
+                c.par_chunks_mut(n).zip(acc.par_chunks(n)).zip(&inputs).for_each(|((c, acc), r)| kernels::dequantize(acc, *r, sums, scales, bias, c));
+            }
+        }
+    }
     c
 }
 
-impl<'a> VisionOps for Bf16Compute<'a> {
+impl<'a> VisionOps for HostCompute<'a> {
     type Pixels = Pixels<'a>;
     type Tokens = Tokens;
     type Embeddings = Vec<f32>;
@@ -327,24 +466,28 @@ mod tests {
         a.chunks_exact(d).zip(b.chunks_exact(d)).map(|(x, y)| dot(x, y) / (dot(x, x) * dot(y, y)).sqrt()).collect()
     }
 
+    /// Each operation within a cosine of burn's f32: 0.999 for bf16, 0.995
+    /// for int8 (the encoder's target for int8 embeddings).
     #[test]
     fn each_operation_matches_burn() {
-        each_operation_matches_burn_on(VisionConfig::new(64, 256, 2, 4, 32, 8, 16));
-        each_operation_matches_burn_on(VisionConfig::vit_b_32());
+        for (products, bound) in [(Products::Bf16, 0.999), (Products::Int8, 0.995)] {
+            each_operation_matches_burn_on(VisionConfig::new(64, 256, 2, 4, 32, 8, 16), products, bound);
+            each_operation_matches_burn_on(VisionConfig::vit_b_32(), products, bound);
+        }
     }
 
-    fn each_operation_matches_burn_on(cfg: VisionConfig) {
+    fn each_operation_matches_burn_on(cfg: VisionConfig, products: Products, bound: f64) {
         let heads = cfg.num_attention_heads;
         let device = Device::flex();
         device.seed(3);
         let model = cfg.init(&device);
-        let weights = HostWeights::of(&model, &cfg);
+        let weights = HostWeights::of(&model, &cfg, products);
         let (b, s) = (3, cfg.image_size);
         let px: Vec<f32> = (0..b * 3 * s * s).map(|i| ((i * 7919 % 1013) as f32 / 506.0) - 1.0).collect();
         let x: Tensor<4> = Tensor::from_data(TensorData::new(px.clone(), [b, 3, s, s]), &device);
         let vm = &model.vision_model;
         let mut f = Compute::default();
-        let mut h = Bf16Compute { weights: &weights };
+        let mut h = HostCompute { weights: &weights };
         let want = f.embed(x, &vm.embeddings);
         let got = h.embed(Pixels { values: &px, batch: b }, &vm.embeddings);
         let host = |t: Tensor<3>| t.into_data().try_into_vec::<f32>().unwrap();
@@ -352,7 +495,7 @@ mod tests {
         let check = |name: &str, want: Tensor<3>, got: &Tokens| {
             let c = cosines(&host(want), &got.values.clone().into_f32(), w);
             let worst = c.iter().copied().fold(1.0, f64::min);
-            assert!(worst > 0.999, "{name}: worst cosine {worst}");
+            assert!(worst > bound, "{products:?} {name}: worst cosine {worst}");
         };
         check("embed", want.clone(), &got);
         let want = f.layer_norm(want, &vm.pre_layrnorm);
@@ -374,6 +517,48 @@ mod tests {
         let want = model.forward(x).into_data().try_into_vec::<f32>().unwrap();
         let got = model.run(&mut h, Pixels { values: &px, batch: b });
         let c = cosines(&want, &got, cfg.projection_dim);
-        assert!(c.iter().all(|&c| c > 0.999), "{c:?}");
+        assert!(c.iter().all(|&c| c > bound), "{products:?}: {c:?}");
+    }
+
+    /// The int8 product is the exact product of what its operands quantise
+    /// to, `scale * (q - zero)` and `col_scale * q`, up to the f32 scaling
+    /// and the one rounding to bf16: the integer arithmetic and the zero-point
+    /// correction lose nothing. Rows span more than one block.
+    #[test]
+    fn the_int8_product_is_exact_on_its_quantised_operands() {
+        let (m, k, n) = (INT8_ROWS + 37, 48, 20);
+        let val = |i: usize, spread: f32| (((i * 7919 + 13) % 1009) as f32 / 1009.0 - 0.3) * spread;
+        let a: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32(val(i, if i / k % 3 == 0 { 0.01 } else { 4.0 }))).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| val(i * 31 + 5, 1.0 + (i % n) as f32)).collect();
+        let bias: Vec<f32> = (0..n).map(|j| val(j * 17, 2.0)).collect();
+        let matrix = Matrix::new(&w, k, n, Products::Int8);
+        let vector = Vector { bf16: bias.iter().map(|&b| bf16::from_f32(b)).collect(), f32: bias.clone() };
+        let got = product(&a, m, &matrix, Some(&vector));
+        let Stored::Int8 { values, scales, .. } = &matrix.values else { unreachable!() };
+        let mut q = vec![0i8; m * k];
+        let mut rows = vec![kernels::RowQuant::default(); m];
+        kernels::quantize_rows(&a, &mut q, &mut rows);
+        for i in 0..m {
+            let r = rows[i];
+            assert!(q[i * k..(i + 1) * k].iter().any(|&v| v == -128 || v == 127), "row {i} uses its whole range");
+            for j in 0..n {
+                let exact: f64 = (0..k)
+                    .map(|t| f64::from(r.scale) * f64::from(i32::from(q[i * k + t]) - r.zero) * f64::from(scales[j]) * f64::from(values[t * n + j]))
+                    .sum::<f64>()
+                    + f64::from(bias[j]);
+                let g = f64::from(got[i * n + j].to_f32());
+                assert!((g - exact).abs() <= exact.abs() * 2f64.powi(-8) + 1e-5, "({i}, {j}): {g} vs {exact}");
+            }
+            // Each input within half a step of what it stands for.
+            for t in 0..k {
+                let x = a[i * k + t].to_f32();
+                let back = r.scale * (i32::from(q[i * k + t]) - r.zero) as f32;
+                assert!((x - back).abs() <= 0.5001 * r.scale, "row {i}: {x} quantised to {back} (step {})", r.scale);
+            }
+        }
+        // And each weight within half a step of its column's scale.
+        for (t, (&w, &q)) in w.iter().zip(values).enumerate() {
+            assert!((w - scales[t % n] * f32::from(q)).abs() <= 0.5001 * scales[t % n], "weight {t}");
+        }
     }
 }
