@@ -3,7 +3,7 @@
 # the code, into docs/ (and their full results into results/):
 #
 #   bash experiments/reproduce.sh              # the experiments (a few minutes)
-#   bash experiments/reproduce.sh --benchmarks # and the speed benchmarks (about 15 minutes, needs the peers' Python)
+#   bash experiments/reproduce.sh --benchmarks # and the speed benchmarks (about 25 minutes, needs the peers' Python)
 #
 # - the demo (experiments/demo.toml): docs/demo-shifted-auroc.png and
 #   docs/demo-shifted-robust-accuracy.png; the README's figures from it are
@@ -14,6 +14,8 @@
 #   docs/generated-pairs/, checked by tests/figures.rs;
 # - a simulated judge beside trained guards (experiments/judge.sh, needs
 #   python3): docs/judge/, checked by tests/figures.rs;
+# - a guard on f32, bf16 and int8 embeddings (experiments/precision.sh):
+#   docs/precision.md, checked by tests/figures.rs;
 # - with --benchmarks, each benchmark's whole output, with its peer's, in
 #   docs/benchmarks/*.txt (PAIRGUARD_PYTHON names a Python with torch,
 #   open_clip_torch, numpy, scikit-learn and safetensors).
@@ -49,12 +51,16 @@ bash experiments/generated-pairs.sh
 echo "a judge beside trained guards" >&2
 bash experiments/judge.sh
 
+echo "a guard in each precision" >&2
+bash experiments/precision.sh
+
 if [ "${1:-}" = "--benchmarks" ]; then
   mkdir -p docs/benchmarks
   examples="$CARGO_TARGET_DIR/debug/examples"
   export PAIRGUARD_PYTHON="${PAIRGUARD_PYTHON:-python3}"
-  for bench in "bench_probe --rounds 5" "bench_encoder 32 3 --rounds 5" "bench_encoder_ops" "bench_attack 16 --rounds 3"; do
+  for bench in "bench_probe --rounds 5" "bench_encoder 32 3 --rounds 5" "bench_encoder 8 1 --model vit-l-14 --rounds 3" "bench_encoder_ops" "bench_attack 16 --rounds 3"; do
     name=${bench%% *}
+    case "$bench" in *vit-l-14*) name=bench_encoder_vit-l-14 ;; esac
     echo "$name" >&2
     # shellcheck disable=SC2086 # the arguments are split on purpose
     "$examples/"$bench > "docs/benchmarks/$name.txt"

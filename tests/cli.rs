@@ -920,3 +920,21 @@ fn a_sweep_draws_a_score_file_as_a_baseline() {
     let e = fails(&["sweep", "short.toml", "--out", "short", "--device", "cpu"], d);
     assert!(e.contains("baseline \"judge\"") && e.contains("short.jsonl: no score for 1 of the dataset's"), "{e}");
 }
+
+/// `devices` names the CPU and says whether it has the dot products the
+/// bf16 and int8 paths use, as /proc/cpuinfo's flags say.
+#[test]
+fn devices_names_the_cpu_and_its_dot_products() {
+    let dir = tempfile::tempdir().unwrap();
+    let said = ok(&["devices"], dir.path());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let answer = |b: bool| if b { "yes" } else { "no" };
+    assert!(said.lines().any(|l| l.starts_with("cpu: ")), "{said}");
+    let line = |prefix: &str| said.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in\n{said}")).to_string();
+    assert!(line("cpu bf16 dot products").contains(&format!(": {}", answer(has("avx512_bf16")))), "{said}");
+    let int8 = has("avx512_vnni") || has("avx_vnni");
+    assert!(line("cpu int8 dot products").contains(&format!(": {}", answer(int8))), "{said}");
+    assert!(said.contains("auto picks: "), "{said}");
+}
