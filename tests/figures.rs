@@ -17,15 +17,7 @@ fn repo() -> &'static Path {
 #[test]
 fn the_generated_pairs_script_writes_the_committed_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let (results, docs) = (dir.path().join("results"), dir.path().join("docs"));
-    let out = std::process::Command::new("bash")
-        .arg(repo().join("experiments/generated-pairs.sh"))
-        .env("PAIRGUARD", env!("CARGO_BIN_EXE_pairguard"))
-        .env("PAIRGUARD_RESULTS", &results)
-        .env("PAIRGUARD_DOCS", &docs)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "experiments/generated-pairs.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let docs = run_script("generated-pairs.sh", dir.path());
     let made = tree(&docs.join("generated-pairs"), &[]);
     let committed = tree(&repo().join("docs/generated-pairs"), &[]);
     let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
@@ -33,6 +25,21 @@ fn the_generated_pairs_script_writes_the_committed_figures() {
     for ((name, a), (_, b)) in made.iter().zip(&committed) {
         assert!(a == b, "docs/generated-pairs/{name} is not what experiments/generated-pairs.sh writes now");
     }
+}
+
+/// Runs `experiments/<script>` with this build's binary, its results and
+/// docs under `dir`; the docs folder it wrote.
+fn run_script(script: &str, dir: &Path) -> std::path::PathBuf {
+    let (results, docs) = (dir.join("results"), dir.join("docs"));
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("experiments").join(script))
+        .env("PAIRGUARD", env!("CARGO_BIN_EXE_pairguard"))
+        .env("PAIRGUARD_RESULTS", &results)
+        .env("PAIRGUARD_DOCS", &docs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "experiments/{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    docs
 }
 
 /// The first line of `file` starting with `prefix`.
@@ -224,15 +231,7 @@ fn the_readme_quotes_the_judge_files() {
 #[test]
 fn the_precision_script_writes_the_committed_table() {
     let dir = tempfile::tempdir().unwrap();
-    let (results, docs) = (dir.path().join("results"), dir.path().join("docs"));
-    let out = std::process::Command::new("bash")
-        .arg(repo().join("experiments/precision.sh"))
-        .env("PAIRGUARD", env!("CARGO_BIN_EXE_pairguard"))
-        .env("PAIRGUARD_RESULTS", &results)
-        .env("PAIRGUARD_DOCS", &docs)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "experiments/precision.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let docs = run_script("precision.sh", dir.path());
     let made = std::fs::read_to_string(docs.join("precision.md")).unwrap();
     assert_eq!(made, std::fs::read_to_string(repo().join("docs/precision.md")).unwrap(), "docs/precision.md is not what the script writes now");
     let auroc = |p: &str| -> f64 { cells(line(&made, &format!("| {p} |")))[1].parse().unwrap() };

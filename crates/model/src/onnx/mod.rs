@@ -144,15 +144,7 @@ impl Graph {
     }
 
     fn init_i64(&mut self, name: &str, data: &[i64]) -> String {
-        let name = self.fresh(name);
-        self.g.initializer.push(pb::TensorProto {
-            name: Some(name.clone()),
-            dims: vec![data.len() as i64],
-            data_type: Some(pb::tensor_proto::DataType::Int64 as i32),
-            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ..Default::default()
-        });
-        name
+        self.init_int(name, &[data.len()], pb::tensor_proto::DataType::Int64, data.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
     fn scalar(&mut self, name: &str, v: f32) -> String {
