@@ -8,8 +8,10 @@
 //! bf16 on a 2-core Zen 4 at ViT-B/32's shapes runs about 370 GFLOP/s
 //! against 140-190 for the f32 products; on Intel cores before AMX
 //! `vdpbf16ps` issues on one port where f32 FMAs issue on two, and bf16
-//! gains nothing. int8 is the reduced precision that pays on both: its dot
-//! product does four multiply-adds per 32-bit lane.
+//! gains nothing. int8's dot product does four multiply-adds per 32-bit
+//! lane, bf16's two: it is the precision that could pay on both vendors,
+//! but with gemmkit's int8 kernel its products run no faster than bf16's
+//! on Zen 4 (docs/benchmarks.md).
 //!
 //! int8 quantises each weight matrix once, per output column (symmetric,
 //! scale `max |w| / 127`), and each product's input at run time, per token
