@@ -20,8 +20,7 @@ mod peer;
 
 use std::time::Instant;
 
-use pairguard_clip::{ImageEncoder, Layout, VisionConfig};
-use pairguard_data::EncoderId;
+use pairguard_clip::{ImageEncoder, VisionConfig};
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
 use pairguard_model::robust::attack::{self, Attack};
@@ -34,17 +33,7 @@ fn encoder(device: &Device) -> ImageEncoder {
     let config = VisionConfig::vit_b_32();
     device.seed(0);
     let model = config.init(device);
-    let id = EncoderId {
-        model: "random ViT-B/32".into(),
-        revision: None,
-        weights_sha256: "random".into(),
-        architecture: serde_json::to_string(&config).expect("config serialises"),
-        preprocess: "clip".into(),
-        dim: config.projection_dim,
-        normalized: true,
-        precision: Default::default(),
-    };
-    ImageEncoder::from_model(config, model, id, Layout::HuggingFace, device)
+    peer::random_encoder("random ViT-B/32", config, model, device)
 }
 
 fn guard(encoder: &ImageEncoder) -> GuardModel {
@@ -76,7 +65,7 @@ fn main() {
     pairguard_alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let setup = peer::Setup::from_args(&args);
-    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).and_then(|r| r.parse::<usize>().ok()).unwrap_or(3).max(1);
+    let rounds = peer::option::<usize>(&args, "--rounds").unwrap_or(3).max(1);
     let batch = args.first().and_then(|a| a.parse().ok()).unwrap_or(8);
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
     println!("attacks on CLIP ViT-B/32 (random weights, fp32) + linear guard, eps {EPS}, batch {batch}, {rounds} rounds");

@@ -120,31 +120,19 @@ fn worst_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
     a.chunks_exact(dim).zip(b.chunks_exact(dim)).map(|(x, y)| dot(x, y) / (dot(x, x) * dot(y, y)).sqrt()).fold(1.0, f64::min)
 }
 
-/// The value after `--flag`, parsed.
-fn option<T: std::str::FromStr>(args: &[String], flag: &str) -> Option<T> {
-    let i = args.iter().position(|a| a == flag)?;
-    let v = args.get(i + 1).unwrap_or_else(|| panic!("{flag} takes a value"));
-    Some(v.parse().unwrap_or_else(|_| panic!("{flag}: cannot read {v:?}")))
-}
-
 fn main() {
     pairguard_alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let setup = peer::Setup::from_args(&args);
-    let rounds = option::<usize>(&args, "--rounds").unwrap_or(3);
+    let rounds = peer::option::<usize>(&args, "--rounds").unwrap_or(3);
     assert!(rounds > 0, "--rounds takes a positive number");
-    let model_name = option::<String>(&args, "--model").unwrap_or_else(|| "vit-b-32".into());
+    let model_name = peer::option::<String>(&args, "--model").unwrap_or_else(|| "vit-b-32".into());
     let (config, open_clip_name) = match model_name.as_str() {
         "vit-b-32" => (VisionConfig::vit_b_32(), "ViT-B-32"),
         "vit-l-14" => (VisionConfig::vit_l_14(), "ViT-L-14"),
         other => panic!("--model is vit-b-32 or vit-l-14, not {other:?}"),
     };
-    let nums: Vec<usize> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i == 0 || !["--rounds", "--threads", "--model"].contains(&args[i - 1].as_str()))
-        .filter_map(|(_, a)| a.parse().ok())
-        .collect();
+    let nums = peer::positional(&args, &["--rounds", "--threads", "--model"]);
     let batch = nums.first().copied().unwrap_or(32);
     let batches = nums.get(1).copied().unwrap_or(3);
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -24,8 +24,8 @@ mod peer;
 
 use std::time::Instant;
 
-use pairguard_clip::{ClipVisionModelWithProjection, ImageEncoder, Layout, VisionConfig};
-use pairguard_data::{EncoderId, Precision};
+use pairguard_clip::{ClipVisionModelWithProjection, ImageEncoder, VisionConfig};
+use pairguard_data::Precision;
 use pairguard_model::head::{HeadKind, HeadWeights};
 use pairguard_model::normalize::{FeatureNorm, NormKind};
 use pairguard_model::onnx::export_pipeline;
@@ -33,20 +33,9 @@ use pairguard_model::{Device, GuardModel};
 
 /// The encoder of `model` (one set of weights for every precision) in `precision`.
 fn encoder(model: &ClipVisionModelWithProjection, precision: Precision) -> ImageEncoder {
-    let config = VisionConfig::vit_b_32();
-    let device = Device::flex();
-    let model = model.clone();
-    let id = EncoderId {
-        model: "random ViT-B/32".into(),
-        revision: None,
-        weights_sha256: "random".into(),
-        architecture: serde_json::to_string(&config).expect("config serialises"),
-        preprocess: "clip".into(),
-        dim: config.projection_dim,
-        normalized: true,
-        precision: Default::default(),
-    };
-    ImageEncoder::from_model(config, model, id, Layout::HuggingFace, &device).with_precision(precision).expect("a CPU precision")
+    peer::random_encoder("random ViT-B/32", VisionConfig::vit_b_32(), model.clone(), &Device::flex())
+        .with_precision(precision)
+        .expect("a CPU precision")
 }
 
 /// A linear guard on unit embeddings for `encoder`'s identity, its logits
@@ -86,13 +75,8 @@ fn main() {
     pairguard_alloc::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let setup = peer::Setup::from_args(&args);
-    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).map_or(3, |r| r.parse().expect("--rounds R"));
-    let nums: Vec<usize> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i == 0 || !["--rounds", "--threads"].contains(&args[i - 1].as_str()))
-        .filter_map(|(_, a)| a.parse().ok())
-        .collect();
+    let rounds = peer::option::<usize>(&args, "--rounds").unwrap_or(3).max(1);
+    let nums = peer::positional(&args, &["--rounds", "--threads"]);
     let batch = nums.first().copied().unwrap_or(32);
     let batches = nums.get(1).copied().unwrap_or(2);
     let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());

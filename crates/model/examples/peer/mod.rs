@@ -98,3 +98,37 @@ pub fn spread(v: &[f64], digits: usize) -> String {
     let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     format!("{:.digits$} [{lo:.digits$}, {hi:.digits$}]", median(v.to_vec()))
 }
+
+/// The value after `--flag`, parsed; None when the flag is absent.
+pub fn option<T: std::str::FromStr>(args: &[String], flag: &str) -> Option<T> {
+    let i = args.iter().position(|a| a == flag)?;
+    let v = args.get(i + 1).unwrap_or_else(|| panic!("{flag} takes a value"));
+    Some(v.parse().unwrap_or_else(|_| panic!("{flag}: cannot read {v:?}")))
+}
+
+/// The numbers among the arguments that are not the value of one of
+/// `flags` (a benchmark's positional batch sizes and counts).
+pub fn positional(args: &[String], flags: &[&str]) -> Vec<usize> {
+    args.iter().enumerate().filter(|(i, _)| *i == 0 || !flags.contains(&args[i - 1].as_str())).filter_map(|(_, a)| a.parse().ok()).collect()
+}
+
+/// An encoder of `model` (a tower with random weights) under a stated
+/// identity: unit-length embeddings, CLIP's preprocessing, f32.
+pub fn random_encoder(
+    name: &str,
+    config: pairguard_clip::VisionConfig,
+    model: pairguard_clip::ClipVisionModelWithProjection,
+    device: &burn::tensor::Device,
+) -> pairguard_clip::ImageEncoder {
+    let id = pairguard_data::EncoderId {
+        model: name.into(),
+        revision: None,
+        weights_sha256: "random".into(),
+        architecture: serde_json::to_string(&config).expect("config serialises"),
+        preprocess: "clip".into(),
+        dim: config.projection_dim,
+        normalized: true,
+        precision: Default::default(),
+    };
+    pairguard_clip::ImageEncoder::from_model(config, model, id, pairguard_clip::Layout::HuggingFace, device)
+}

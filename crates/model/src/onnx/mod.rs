@@ -112,26 +112,19 @@ impl Graph {
         format!("{hint}_{}", self.counter)
     }
 
+    /// A float initializer, float16 in a half graph.
     fn init_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
         assert_eq!(dims.iter().product::<usize>(), data.len(), "initializer {name}");
-        let name = self.fresh(name);
         let (data_type, raw_data) = if self.half {
             (pb::tensor_proto::DataType::Float16, data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect())
         } else {
             (pb::tensor_proto::DataType::Float, data.iter().flat_map(|v| v.to_le_bytes()).collect())
         };
-        self.g.initializer.push(pb::TensorProto {
-            name: Some(name.clone()),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: Some(data_type as i32),
-            raw_data: Some(raw_data),
-            ..Default::default()
-        });
-        name
+        self.init_raw(name, dims, data_type, raw_data)
     }
 
-    /// An integer initializer of `data_type` (its values little-endian in `bytes`).
-    fn init_int(&mut self, name: &str, dims: &[usize], data_type: pb::tensor_proto::DataType, bytes: Vec<u8>) -> String {
+    /// An initializer of `data_type`, its values little-endian in `bytes`.
+    fn init_raw(&mut self, name: &str, dims: &[usize], data_type: pb::tensor_proto::DataType, bytes: Vec<u8>) -> String {
         let name = self.fresh(name);
         self.g.initializer.push(pb::TensorProto {
             name: Some(name.clone()),
@@ -144,7 +137,7 @@ impl Graph {
     }
 
     fn init_i64(&mut self, name: &str, data: &[i64]) -> String {
-        self.init_int(name, &[data.len()], pb::tensor_proto::DataType::Int64, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        self.init_raw(name, &[data.len()], pb::tensor_proto::DataType::Int64, data.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
     fn scalar(&mut self, name: &str, v: f32) -> String {
@@ -197,9 +190,9 @@ impl Graph {
     fn linear_int8(&mut self, x: &str, w: &[f32], b: Option<&[f32]>, din: usize, dout: usize, name: &str) -> String {
         use pb::tensor_proto::DataType;
         let q = QuantizedColumns::of(w, dout);
-        let wq = self.init_int(&format!("{name}.weight_int8"), &[din, dout], DataType::Int8, q.values.iter().map(|&v| v as u8).collect());
+        let wq = self.init_raw(&format!("{name}.weight_int8"), &[din, dout], DataType::Int8, q.values.iter().map(|&v| v as u8).collect());
         let sums =
-            self.init_int(&format!("{name}.weight_column_sums"), &[dout], DataType::Int32, q.sums.iter().flat_map(|v| v.to_le_bytes()).collect());
+            self.init_raw(&format!("{name}.weight_column_sums"), &[dout], DataType::Int32, q.sums.iter().flat_map(|v| v.to_le_bytes()).collect());
         let scales = self.init_f32(&format!("{name}.weight_scales"), &[dout], &q.scales);
         let reduce = |g: &mut Graph, op: &str| g.op(op, &[x], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)]);
         let zero = self.scalar("zero", 0.0);
