@@ -198,7 +198,7 @@ pub fn precision(s: &str) -> Result<Precision, String> {
 /// resolves from the cache only; `HF_TOKEN` authorises gated repositories.
 pub fn hub_options() -> HubOptions {
     let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-    HubOptions { offline, cache_dir: None, token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()) }
+    HubOptions { offline, cache_dir: None, token: std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()), endpoint: None }
 }
 
 /// Loads a dataset, with its embedding store when `embeddings` is set; rows

@@ -200,7 +200,7 @@ fn hub_loading_works_offline_from_a_hub_laid_out_cache() {
     for f in ["config.json", "model.safetensors"] {
         std::fs::copy(fixtures().join("hf-quickgelu").join(f), snap.join(f)).unwrap();
     }
-    let opts = HubOptions { offline: true, cache_dir: Some(cache.path().to_path_buf()), token: None };
+    let opts = HubOptions { offline: true, cache_dir: Some(cache.path().to_path_buf()), token: None, endpoint: None };
     let enc = ImageEncoder::from_hub("acme/tiny-clip", sha, &opts, false, &Device::flex()).unwrap();
     assert_eq!(enc.id.model, "acme/tiny-clip");
     assert_eq!(enc.id.revision.as_deref(), Some(sha));

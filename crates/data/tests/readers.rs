@@ -2,12 +2,12 @@ mod common;
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray, StructArray};
-use arrow_schema::{DataType, Field, Fields, Schema};
 use pairguard_data::{Dataset, ImageRef, Label, LoadOptions, PairRole, Source};
-use parquet::arrow::ArrowWriter;
+use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::parser::parse_message_type;
 
 use common::{png, png_bytes, write};
 
@@ -76,42 +76,43 @@ ai-generated = ["Lexica"]
 /// uses: an Image struct column, string labels and sources, and a ClassLabel
 /// integer column whose names sit in the `huggingface` metadata.
 fn unsafebench_shard(path: &std::path::Path, broken_row: bool) {
-    let img_fields = Fields::from(vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)]);
-    let mut bytes: Vec<Option<Vec<u8>>> = vec![Some(png_bytes(5, 5)), Some(png_bytes(6, 6)), Some(png_bytes(7, 7))];
+    let schema = "message schema {
+        optional group image { optional binary bytes; optional binary path (STRING); }
+        optional binary safety_label (STRING);
+        optional binary category (STRING);
+        optional binary source (STRING);
+        optional int64 style;
+    }";
+    let mut images = vec![png_bytes(5, 5), png_bytes(6, 6), png_bytes(7, 7)];
     if broken_row {
-        bytes[2] = Some(b"not an image".to_vec());
+        images[2] = b"not an image".to_vec();
     }
-    let image = StructArray::new(
-        img_fields.clone(),
-        vec![
-            Arc::new(BinaryArray::from_iter(bytes.iter().map(|b| b.as_deref()))) as ArrayRef,
-            Arc::new(StringArray::from(vec![Some("a.png"), Some("b.png"), None])) as ArrayRef,
-        ],
-        None,
-    );
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("image", DataType::Struct(img_fields), true),
-        Field::new("safety_label", DataType::Utf8, true),
-        Field::new("category", DataType::Utf8, true),
-        Field::new("source", DataType::Utf8, true),
-        Field::new("style", DataType::Int64, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(image),
-            Arc::new(StringArray::from(vec!["Safe", "Unsafe", "Unsafe"])),
-            Arc::new(StringArray::from(vec!["Hate", "Violence", "Spam"])),
-            Arc::new(StringArray::from(vec!["Laion5B", "Lexica", "Lexica"])),
-            Arc::new(Int64Array::from(vec![0, 1, 1])),
-        ],
-    )
-    .unwrap();
     let hf = r#"{"info": {"features": {"style": {"_type": "ClassLabel", "names": ["photo", "art"]}}}}"#;
     let props = WriterProperties::builder().set_key_value_metadata(Some(vec![KeyValue::new("huggingface".into(), hf.to_string())])).build();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, Some(props)).unwrap();
-    w.write(&batch).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = SerializedFileWriter::new(file, Arc::new(parse_message_type(schema).unwrap()), Arc::new(props)).unwrap();
+    let mut rows = w.next_row_group().unwrap();
+    // Definition levels: 2 is a present field inside the present `image`
+    // struct, 1 a missing one (the third image has no path); the top-level
+    // columns are all present (1).
+    let bytes: Vec<ByteArray> = images.into_iter().map(ByteArray::from).collect();
+    strings(&mut rows, &bytes, &[2, 2, 2]);
+    strings(&mut rows, &["a.png".into(), "b.png".into()], &[2, 2, 1]);
+    strings(&mut rows, &["Safe".into(), "Unsafe".into(), "Unsafe".into()], &[1, 1, 1]);
+    strings(&mut rows, &["Hate".into(), "Violence".into(), "Spam".into()], &[1, 1, 1]);
+    strings(&mut rows, &["Laion5B".into(), "Lexica".into(), "Lexica".into()], &[1, 1, 1]);
+    let mut style = rows.next_column().unwrap().unwrap();
+    style.typed::<Int64Type>().write_batch(&[0, 1, 1], Some(&[1, 1, 1]), None).unwrap();
+    style.close().unwrap();
+    rows.close().unwrap();
     w.close().unwrap();
+}
+
+/// Writes the row group's next column, a binary or string one.
+fn strings(rows: &mut SerializedRowGroupWriter<'_, std::fs::File>, values: &[ByteArray], definition: &[i16]) {
+    let mut column = rows.next_column().unwrap().unwrap();
+    column.typed::<ByteArrayType>().write_batch(values, Some(definition), None).unwrap();
+    column.close().unwrap();
 }
 
 const UNSAFEBENCH_DESCRIPTOR: &str = r#"name = "ub"
@@ -183,7 +184,7 @@ fn hub_descriptor_resolves_manifests_from_an_offline_cache() {
     let text = format!("{base}[hub]\nrepo = \"yiting/UnsafeBench\"\nrevision = \"{sha}\"\nfiles = [\"data/train.parquet\"]\n");
     let d = write(dir.path(), "ub.toml", &text);
     let opts = LoadOptions {
-        hub: pairguard_data::hub::HubOptions { offline: true, cache_dir: Some(cache.path().to_path_buf()), token: None },
+        hub: pairguard_data::hub::HubOptions { offline: true, cache_dir: Some(cache.path().to_path_buf()), token: None, endpoint: None },
         ..Default::default()
     };
     let ds = Dataset::load(&d, &opts).unwrap();

@@ -7,43 +7,40 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::*;
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::DataType;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
+use parquet::schema::types::Type;
 
 use super::{RawRow, RawValue};
 use crate::{DataError, Result};
 
+/// Reads the columns `cols` that the file has, row by row (parquet's record
+/// API: the shards are read once into samples, so columnar batches would buy
+/// nothing here).
 pub(super) fn read(file: &Path, cols: &[String], image_col: Option<&str>) -> Result<Vec<RawRow>> {
     let f = std::fs::File::open(file).map_err(|e| DataError::io(file, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| DataError::parse(file, format!("not a readable parquet file: {e}")))?;
-    let class_names = class_label_names(builder.metadata().file_metadata().key_value_metadata());
-    let schema = builder.schema().clone();
-    let present: Vec<usize> = cols.iter().filter_map(|c| schema.index_of(c).ok()).collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), present.iter().copied());
-    let reader = builder.with_projection(mask).build().map_err(|e| DataError::parse(file, e))?;
+    let reader = SerializedFileReader::new(f).map_err(|e| DataError::parse(file, format!("not a readable parquet file: {e}")))?;
+    let meta = reader.metadata().file_metadata();
+    let class_names = class_label_names(meta.key_value_metadata());
+    let schema = meta.schema();
+    let present = schema.get_fields().iter().filter(|f| cols.iter().any(|c| c == f.name())).cloned().collect();
+    let projection = Type::group_type_builder(schema.name()).with_fields(present).build().map_err(|e| DataError::parse(file, e))?;
+    let rows_iter = reader.get_row_iter(Some(projection)).map_err(|e| DataError::parse(file, e))?;
 
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch: RecordBatch = batch.map_err(|e| DataError::parse(file, e))?;
-        let base = rows.len();
-        let mut columns: Vec<(String, Vec<RawValue>)> = Vec::new();
-        for field in batch.schema().fields() {
-            let name = field.name().clone();
-            let array = batch.column_by_name(&name).expect("field from this batch");
-            let is_image = image_col == Some(name.as_str());
-            let values = (0..batch.num_rows())
-                .map(|i| cell(file, base + i + 1, &name, array, i, is_image, class_names.get(&name)))
-                .collect::<Result<Vec<_>>>()?;
-            columns.push((name, values));
-        }
-        for i in 0..batch.num_rows() {
-            let fields = columns.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect();
-            rows.push(RawRow { file: file.to_path_buf(), row: base + i + 1, fields });
-        }
+    for (i, row) in rows_iter.enumerate() {
+        let n = i + 1;
+        let row = row.map_err(|e| DataError::parse(file, format!("row {n}: {e}")))?;
+        let fields = row
+            .into_columns()
+            .into_iter()
+            .map(|(name, value)| {
+                let is_image = image_col == Some(name.as_str());
+                let value = cell(file, n, &name, value, is_image, class_names.get(&name))?;
+                Ok((name, value))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        rows.push(RawRow { file: file.to_path_buf(), row: n, fields });
     }
     Ok(rows)
 }
@@ -69,10 +66,7 @@ fn class_label_names(kv: Option<&Vec<parquet::file::metadata::KeyValue>>) -> Has
     out
 }
 
-fn cell(file: &Path, row: usize, col: &str, array: &ArrayRef, i: usize, is_image: bool, class_names: Option<&Vec<String>>) -> Result<RawValue> {
-    if array.is_null(i) {
-        return Ok(RawValue::Null);
-    }
+fn cell(file: &Path, row: usize, col: &str, value: Field, is_image: bool, class_names: Option<&Vec<String>>) -> Result<RawValue> {
     let err = |m: String| DataError::field(file, row, col, m);
     let text = |s: String| -> Result<RawValue> {
         match class_names {
@@ -86,33 +80,29 @@ fn cell(file: &Path, row: usize, col: &str, array: &ArrayRef, i: usize, is_image
             None => Ok(RawValue::Str(s)),
         }
     };
-    match array.data_type() {
-        DataType::Utf8 => text(array.as_string::<i32>().value(i).to_string()),
-        DataType::LargeUtf8 => text(array.as_string::<i64>().value(i).to_string()),
-        DataType::Utf8View => text(array.as_string_view().value(i).to_string()),
-        DataType::Boolean => text(array.as_boolean().value(i).to_string()),
-        DataType::Int8 => text(array.as_primitive::<Int8Type>().value(i).to_string()),
-        DataType::Int16 => text(array.as_primitive::<Int16Type>().value(i).to_string()),
-        DataType::Int32 => text(array.as_primitive::<Int32Type>().value(i).to_string()),
-        DataType::Int64 => text(array.as_primitive::<Int64Type>().value(i).to_string()),
-        DataType::UInt8 => text(array.as_primitive::<UInt8Type>().value(i).to_string()),
-        DataType::UInt16 => text(array.as_primitive::<UInt16Type>().value(i).to_string()),
-        DataType::UInt32 => text(array.as_primitive::<UInt32Type>().value(i).to_string()),
-        DataType::UInt64 => text(array.as_primitive::<UInt64Type>().value(i).to_string()),
-        DataType::Binary if is_image => Ok(RawValue::Image { bytes: Arc::from(array.as_binary::<i32>().value(i)), name: None }),
-        DataType::LargeBinary if is_image => Ok(RawValue::Image { bytes: Arc::from(array.as_binary::<i64>().value(i)), name: None }),
-        DataType::Struct(_) if is_image => {
-            let s = array.as_struct();
-            let bytes = s.column_by_name("bytes").filter(|b| !b.is_null(i)).and_then(|b| match b.data_type() {
-                DataType::Binary => Some(Arc::<[u8]>::from(b.as_binary::<i32>().value(i))),
-                DataType::LargeBinary => Some(Arc::<[u8]>::from(b.as_binary::<i64>().value(i))),
-                _ => None,
-            });
-            let name = s.column_by_name("path").filter(|p| !p.is_null(i)).and_then(|p| match p.data_type() {
-                DataType::Utf8 => Some(p.as_string::<i32>().value(i).to_string()),
-                DataType::LargeUtf8 => Some(p.as_string::<i64>().value(i).to_string()),
-                _ => None,
-            });
+    match value {
+        Field::Null => Ok(RawValue::Null),
+        Field::Str(s) => text(s),
+        Field::Bool(v) => text(v.to_string()),
+        Field::Byte(v) => text(v.to_string()),
+        Field::Short(v) => text(v.to_string()),
+        Field::Int(v) => text(v.to_string()),
+        Field::Long(v) => text(v.to_string()),
+        Field::UByte(v) => text(v.to_string()),
+        Field::UShort(v) => text(v.to_string()),
+        Field::UInt(v) => text(v.to_string()),
+        Field::ULong(v) => text(v.to_string()),
+        Field::Bytes(b) if is_image => Ok(RawValue::Image { bytes: Arc::from(b.data()), name: None }),
+        Field::Group(group) if is_image => {
+            let mut bytes = None;
+            let mut name = None;
+            for (key, part) in group.into_columns() {
+                match (key.as_str(), part) {
+                    ("bytes", Field::Bytes(b)) => bytes = Some(Arc::<[u8]>::from(b.data())),
+                    ("path", Field::Str(p)) => name = Some(p),
+                    _ => {}
+                }
+            }
             match (bytes, name) {
                 (Some(bytes), name) => Ok(RawValue::Image { bytes, name }),
                 // An Image struct with only a path refers to a file next to the shard.
@@ -120,6 +110,24 @@ fn cell(file: &Path, row: usize, col: &str, array: &ArrayRef, i: usize, is_image
                 (None, None) => Ok(RawValue::Null),
             }
         }
-        other => Err(err(format!("unsupported column type {other}"))),
+        other => Err(err(format!("unsupported column type {}", kind(&other)))),
+    }
+}
+
+/// A value's parquet type, for messages.
+fn kind(value: &Field) -> &'static str {
+    match value {
+        Field::Float16(_) => "Float16",
+        Field::Float(_) => "Float32",
+        Field::Double(_) => "Float64",
+        Field::Decimal(_) => "Decimal",
+        Field::Bytes(_) => "Binary",
+        Field::Date(_) => "Date",
+        Field::TimeMillis(_) | Field::TimeMicros(_) => "Time",
+        Field::TimestampMillis(_) | Field::TimestampMicros(_) => "Timestamp",
+        Field::Group(_) => "Struct",
+        Field::ListInternal(_) => "List",
+        Field::MapInternal(_) => "Map",
+        _ => "scalar",
     }
 }

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use super::{Judge, JudgeRequest, Reply};
 use crate::error::Result;
 use crate::remote::RequestError;
+use crate::remote::body::Body;
 use crate::remote::http::{Endpoint, EndpointOptions};
 use crate::secret::Secret;
 
@@ -71,6 +72,6 @@ impl Judge for ChatJudge {
 
     fn ask(&self, request: &JudgeRequest) -> std::result::Result<Reply, RequestError> {
         let body = self.body(request);
-        parse_reply(&self.endpoint.post(|req| req.json(&body))?)
+        parse_reply(&self.endpoint.post(&Body::json(&body))?)
     }
 }

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use super::editor::{EditRequest, Edited, Editor};
 use crate::error::Result;
 use crate::remote::RequestError;
+use crate::remote::body::Multipart;
 use crate::remote::http::{Endpoint, EndpointOptions};
 use crate::secret::Secret;
 
@@ -36,21 +37,17 @@ impl HttpEditor {
     }
 
     fn send(&self, r: &EditRequest) -> std::result::Result<Edited, RequestError> {
-        let part = reqwest::multipart::Part::bytes(r.png.clone())
-            .file_name("image.png")
-            .mime_str("image/png")
-            .map_err(|e| RequestError::fatal("request", e.to_string()))?;
-        let mut form = reqwest::multipart::Form::new().part("image", part).text("prompt", r.prompt.clone()).text("n", "1");
+        let mut form = Multipart::new().file("image", "image.png", "image/png", &r.png).text("prompt", &r.prompt).text("n", "1");
         if let Some(m) = &self.model {
-            form = form.text("model", m.clone());
+            form = form.text("model", m);
         }
         if self.opts.response_format {
             form = form.text("response_format", "b64_json");
         }
         if self.opts.size {
-            form = form.text("size", format!("{}x{}", r.width, r.height));
+            form = form.text("size", &format!("{}x{}", r.width, r.height));
         }
-        let body = self.endpoint.post(|req| req.multipart(form))?;
+        let body = self.endpoint.post(&form.finish())?;
         parse_answer(&body)
     }
 }

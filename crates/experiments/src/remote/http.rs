@@ -2,11 +2,16 @@
 //! in the `Authorization` header alone, redirects not followed, plain
 //! `http://` refused off this machine unless allowed, and answers read as
 //! they stream up to a byte limit, so a faulty or hostile server cannot
-//! exhaust memory.
+//! exhaust memory. Requests are blocking (ureq): a job sends one request at
+//! a time per worker and waits for it.
 
+use std::io::Read as _;
 use std::time::Duration;
 
+use url::Url;
+
 use super::RequestError;
+use super::body::Body;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -22,11 +27,10 @@ pub struct EndpointOptions {
 
 #[derive(Debug)]
 pub struct Endpoint {
-    url: reqwest::Url,
+    url: Url,
     key: Option<Secret>,
     max_body: u64,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    agent: ureq::Agent,
 }
 
 impl Endpoint {
@@ -36,7 +40,7 @@ impl Endpoint {
     /// credentials is refused.
     pub fn new(what: &str, base_url: &str, path: &str, key: Option<Secret>, opts: EndpointOptions) -> Result<Self> {
         let bad = |m: String| Error::Config(format!("{what} base_url {base_url:?}: {m}"));
-        let base = reqwest::Url::parse(base_url.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
+        let base = Url::parse(base_url.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("expected an http or https URL".into()));
         }
@@ -46,79 +50,80 @@ impl Endpoint {
                 without_credentials(&base)
             )));
         }
-        let url = reqwest::Url::parse(&format!("{}/{path}", base.as_str().trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?;
+        let url = Url::parse(&format!("{}/{path}", base.as_str().trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?;
         let loopback = is_loopback(&base);
         if base.scheme() == "http" && !loopback && !opts.allow_insecure_http {
             return Err(bad(format!(
                 "plain http would send the API key and the images in clear text; use https, or set allow_insecure_http = true in the {what} file"
             )));
         }
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(opts.timeout);
-        if loopback {
-            builder = builder.no_proxy();
-        }
-        let client = builder.build().map_err(|e| bad(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Config(format!("starting the HTTP {what}'s runtime: {e}")))?;
-        Ok(Endpoint { url, key, max_body: opts.max_body, client, runtime })
+        // Proxies from the environment serve remote services; a loopback
+        // service is reached directly.
+        let agent = ureq::AgentBuilder::new().redirects(0).timeout(opts.timeout).try_proxy_from_env(!loopback).build();
+        Ok(Endpoint { url, key, max_body: opts.max_body, agent })
     }
 
-    pub fn url(&self) -> &reqwest::Url {
+    pub fn url(&self) -> &Url {
         &self.url
     }
 
-    /// Posts the request `body` builds and returns a successful answer's
-    /// body. Rate limits (429), timeouts (408) and server errors are
-    /// retryable, with the server's `Retry-After`; other statuses are not.
-    pub fn post(&self, body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> std::result::Result<Vec<u8>, RequestError> {
-        self.runtime.block_on(async {
-            let mut req = body(self.client.post(self.url.clone()));
-            if let Some(k) = &self.key {
-                req = req.bearer_auth(k.expose());
-            }
-            let mut resp = req.send().await.map_err(transport)?;
-            let status = resp.status();
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64);
-            let max = self.max_body;
-            let too_large =
-                |what: String| RequestError::fatal("response too large", format!("{what}, more than the limit of {max} bytes (max_response_bytes)"));
-            if let Some(n) = resp.content_length().filter(|&n| n > max) {
-                return Err(too_large(format!("the answer announces {n} bytes")));
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-                if (body.len() + chunk.len()) as u64 > max {
-                    return Err(too_large(format!("the answer ran past {} bytes", body.len() + chunk.len())));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            if !status.is_success() {
-                let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-                let retryable = status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error();
-                return Err(RequestError { status: format!("http {}", status.as_u16()), message: text, retryable, retry_after });
-            }
-            Ok(body)
-        })
+    /// Posts `body` and returns a successful answer's body. Rate limits
+    /// (429), timeouts (408) and server errors are retryable, with the
+    /// server's `Retry-After`; other statuses are not.
+    pub fn post(&self, body: &Body) -> std::result::Result<Vec<u8>, RequestError> {
+        let mut req = self.agent.request_url("POST", &self.url).set("Content-Type", &body.content_type);
+        if let Some(k) = &self.key {
+            req = req.set("Authorization", &format!("Bearer {}", k.expose()));
+        }
+        let resp = match req.send_bytes(&body.bytes) {
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
+            Err(ureq::Error::Transport(t)) => return Err(transport(&t)),
+        };
+        let status = resp.status();
+        let retry_after =
+            resp.header("Retry-After").and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64);
+        let max = self.max_body;
+        let too_large =
+            |what: String| RequestError::fatal("response too large", format!("{what}, more than the limit of {max} bytes (max_response_bytes)"));
+        if let Some(n) = resp.header("Content-Length").and_then(|v| v.trim().parse::<u64>().ok()).filter(|&n| n > max) {
+            return Err(too_large(format!("the answer announces {n} bytes")));
+        }
+        let mut body = Vec::new();
+        resp.into_reader().take(max + 1).read_to_end(&mut body).map_err(|e| io_error(&e))?;
+        if body.len() as u64 > max {
+            return Err(too_large(format!("the answer ran past {max} bytes")));
+        }
+        if !(200..300).contains(&status) {
+            let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            let retryable = status == 429 || status == 408 || (500..600).contains(&status);
+            return Err(RequestError { status: format!("http {status}"), message: text, retryable, retry_after });
+        }
+        Ok(body)
     }
 }
 
-fn transport(e: reqwest::Error) -> RequestError {
-    let status = if e.is_timeout() { "timeout" } else { "connection" };
-    // The error names the URL, never the key.
-    RequestError::retryable(status, e.without_url().to_string())
+fn transport(t: &ureq::Transport) -> RequestError {
+    let mut timed_out = false;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    while let Some(e) = cause {
+        timed_out |= e.downcast_ref::<std::io::Error>().is_some_and(is_timeout);
+        cause = e.source();
+    }
+    // The message names the URL, never the key (it travels in a header).
+    RequestError::retryable(if timed_out { "timeout" } else { "connection" }, t.to_string())
+}
+
+fn io_error(e: &std::io::Error) -> RequestError {
+    RequestError::retryable(if is_timeout(e) { "timeout" } else { "connection" }, format!("reading the answer: {e}"))
+}
+
+/// A socket read or write that ran past the endpoint's timeout.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
 }
 
 /// Whether a URL's host is this machine (127.0.0.0/8, ::1 or localhost).
-fn is_loopback(url: &reqwest::Url) -> bool {
+fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -128,7 +133,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 /// The URL with any user name and password removed, for messages.
-fn without_credentials(url: &reqwest::Url) -> String {
+fn without_credentials(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);

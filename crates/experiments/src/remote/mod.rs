@@ -4,6 +4,7 @@
 //! timeout, and the retries, request budget and request log around each
 //! request.
 
+pub mod body;
 pub mod http;
 pub mod process;
 pub mod records;
