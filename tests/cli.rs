@@ -931,8 +931,15 @@ fn devices_names_the_cpu_and_its_dot_products() {
     let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap_or("");
     let has = |f: &str| flags.split_whitespace().any(|x| x == f);
     let answer = |b: bool| if b { "yes" } else { "no" };
-    assert!(said.lines().any(|l| l.starts_with("cpu: ")), "{said}");
     let line = |prefix: &str| said.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in\n{said}")).to_string();
+    // The model name with the family and model numbers, which tell core
+    // designs apart that share a model name ("AMD EPYC": Zen 4 or Zen 5).
+    let field = |name: &str| cpuinfo.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));
+    if let (Some(name), Some(family), Some(model)) = (field("model name"), field("cpu family"), field("model")) {
+        assert!(line("cpu: ").starts_with(&format!("cpu: {name} (family {family}, model {model}")), "{said}");
+    } else {
+        assert!(said.lines().any(|l| l.starts_with("cpu: ")), "{said}");
+    }
     assert!(line("cpu bf16 dot products").contains(&format!(": {}", answer(has("avx512_bf16")))), "{said}");
     let int8 = has("avx512_vnni") || has("avx_vnni");
     assert!(line("cpu int8 dot products").contains(&format!(": {}", answer(int8))), "{said}");

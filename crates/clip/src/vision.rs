@@ -82,7 +82,7 @@ impl ClipVisionModelWithProjection {
         }
         let x = o.first_tokens(x, Some(1));
         let x = o.layer_norm(x, &vm.post_layernorm);
-        let x = o.linear(x, &self.visual_projection);
+        let x = o.projection(x, &self.visual_projection);
         o.class_token(x)
     }
 
@@ -102,6 +102,12 @@ pub trait VisionOps {
     fn embed(&mut self, pixels: Self::Pixels, e: &ClipVisionEmbeddings) -> Self::Tokens;
     fn layer_norm(&mut self, x: Self::Tokens, n: &LayerNorm) -> Self::Tokens;
     fn linear(&mut self, x: Self::Tokens, l: &Linear) -> Self::Tokens;
+    /// The last product, which writes the embedding: a [`Self::linear`]
+    /// that a reduced-precision backend may keep in a finer precision than
+    /// the transformer's products.
+    fn projection(&mut self, x: Self::Tokens, l: &Linear) -> Self::Tokens {
+        self.linear(x, l)
+    }
     fn activation(&mut self, x: Self::Tokens, a: Activation) -> Self::Tokens;
     fn add(&mut self, a: Self::Tokens, b: Self::Tokens) -> Self::Tokens;
     /// Scaled dot-product attention of fused `[B, T, 3 * width]` q/k/v

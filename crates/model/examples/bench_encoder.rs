@@ -231,6 +231,9 @@ impl<O: VisionOps> VisionOps for Timed<'_, O> {
     fn linear(&mut self, x: O::Tokens, l: &Linear) -> O::Tokens {
         self.time("linear", |o| o.linear(x, l))
     }
+    fn projection(&mut self, x: O::Tokens, l: &Linear) -> O::Tokens {
+        self.time("linear", |o| o.projection(x, l))
+    }
     fn activation(&mut self, x: O::Tokens, a: Activation) -> O::Tokens {
         self.time("activation", |o| o.activation(x, a))
     }

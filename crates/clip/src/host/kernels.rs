@@ -152,6 +152,60 @@ pub fn dequantize(acc: &[i32], row: RowQuant, col_sums: &[i32], col_scales: &[f3
     )
 }
 
+/// Side of the square blocks [`dequantize_columns`] works through: 64 x 64
+/// f32 is 16 KiB, which stays in L1.
+const BLOCK: usize = 64;
+
+/// Rows `first..first + quants.len()` (at most 64) of an int8 product back
+/// in bf16, as [`dequantize`] computes them, from a column-major
+/// accumulator of `rows` rows (column `j` at `acc[j * rows..]`). A block of
+/// columns at a time: each column's stretch of rows is contiguous, so it is
+/// scaled down the rows in vector lanes into a column-major block in cache,
+/// which is then written out row by row. (Reading a row across the columns
+/// directly touches a different page for every value.)
+#[allow(clippy::too_many_arguments)]
+pub fn dequantize_columns(
+    acc: &[i32],
+    rows: usize,
+    first: usize,
+    quants: &[RowQuant],
+    col_sums: &[i32],
+    col_scales: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [bf16],
+) {
+    simd(
+        #[inline(always)]
+        || {
+            let (r, n) = (quants.len(), col_sums.len());
+            assert!(r <= BLOCK, "at most {BLOCK} rows at a time");
+            let mut zeros = [0i32; BLOCK];
+            let mut scales = [0.0f32; BLOCK];
+            for ((z, s), q) in zeros.iter_mut().zip(&mut scales).zip(quants) {
+                (*z, *s) = (q.zero, q.scale);
+            }
+            let (zeros, scales) = (&zeros[..r], &scales[..r]);
+            let mut block = [0.0f32; BLOCK * BLOCK];
+            for j0 in (0..n).step_by(BLOCK) {
+                let w = BLOCK.min(n - j0);
+                for (jj, values) in block.chunks_exact_mut(BLOCK).take(w).enumerate() {
+                    let j = j0 + jj;
+                    let (sum, scale, b) = (col_sums[j], col_scales[j], bias.map_or(0.0, |b| b[j]));
+                    let column = &acc[j * rows + first..][..r];
+                    values
+                        .iter_mut()
+                        .zip(column)
+                        .zip(zeros.iter().zip(scales))
+                        .for_each(|((v, &a), (&z, &s))| *v = ((a - z * sum) as f32) * (s * scale) + b);
+                }
+                for (t, out) in out.chunks_exact_mut(n).enumerate() {
+                    out[j0..j0 + w].iter_mut().enumerate().for_each(|(jj, o)| *o = round(block[jj * BLOCK + t]));
+                }
+            }
+        },
+    )
+}
+
 /// The largest `f(v)`, in 16 lanes as [`lanes_max`].
 #[inline(always)]
 fn lanes_max_of(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {

@@ -5,20 +5,26 @@
 //! picks its kernel at run time: `vdpbf16ps` on CPUs with AVX-512 BF16 and
 //! `vpdpbusd` on AVX-512 VNNI or AVX-VNNI, widening kernels elsewhere.
 //!
-//! bf16 on a 2-core Zen 4 at ViT-B/32's shapes runs about 370 GFLOP/s
-//! against 140-190 for the f32 products; on Intel cores before AMX
-//! `vdpbf16ps` issues on one port where f32 FMAs issue on two, and bf16
-//! gains nothing. int8's dot product does four multiply-adds per 32-bit
-//! lane, bf16's two: it is the precision that could pay on both vendors,
-//! but with gemmkit's int8 kernel its products run no faster than bf16's
-//! on Zen 4 (docs/benchmarks.md).
+//! bf16 runs the encoder about twice as fast as f32 on AMD's Zen 4 and
+//! Zen 5; on Intel cores before AMX `vdpbf16ps` issues on one port where
+//! f32 FMAs issue on two, and bf16 gains nothing. int8's dot product does
+//! four multiply-adds per 32-bit lane, bf16's two: it is the precision that
+//! could pay on both vendors, but on Zen 5 a core's int8 peak is 1.7x its
+//! bf16 peak, and the int8 products with their quantisation and rescaling
+//! run at 0.8x bf16's (docs/benchmarks.md).
 //!
-//! int8 quantises each weight matrix once, per output column (symmetric,
-//! scale `max |w| / 127`), and each product's input at run time, per token
+//! int8 quantises each weight matrix of the transformer's layers once, per
+//! output column (symmetric, scale `max |w| / 127`), packed once into the
+//! integer kernel's layout, and each product's input at run time, per token
 //! (asymmetric: the row's range onto -128..=127, so GELU's one-sided
 //! outputs keep all 256 levels); the i32 accumulator is corrected for the
 //! input's zero point with the weights' column sums, scaled back to f32,
-//! and the bias added before the one rounding of the output.
+//! and the bias added before the one rounding of the output. The first and
+//! last products, the patch embedding (which reads the pixels) and the
+//! projection (which writes the embedding), stay bf16: about 3% of
+//! ViT-B/32's multiply-adds and 0.2% of ViT-L/14's, and on the synthetic
+//! guard benchmark they carried over two thirds of int8's loss of AUROC
+//! (docs/precision.md).
 //!
 //! What flows between the products is bf16 in both, as in a torch bf16
 //! model (the LayerNorms' outputs, the projections' outputs with their
@@ -38,7 +44,7 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use gemmkit::{Bias, MatMut, MatRef, Parallelism, gemm_fused, gemm_i8};
+use gemmkit::{Bias, MatMut, MatRef, PackedRhs, Parallelism, gemm_fused, gemm_i8_packed_b, prepack_rhs_i8};
 use half::bf16;
 use rayon::prelude::*;
 
@@ -58,7 +64,9 @@ const CHUNK: usize = 1 << 15;
 pub enum Products {
     /// bf16 operands, f32 accumulation.
     Bf16,
-    /// int8 weights per output column, int8 inputs per token, i32 accumulation.
+    /// int8 weights per output column, int8 inputs per token, i32
+    /// accumulation, in the transformer's layers; bf16 in the first and last
+    /// products (see the module documentation).
     Int8,
 }
 
@@ -90,6 +98,34 @@ impl DotProducts {
     }
 }
 
+/// The CPU as `/proc/cpuinfo` names it, with its family and model numbers
+/// and, where they are known here, its core design: `lscpu`'s model name
+/// alone ("AMD EPYC") does not tell Zen 4 from Zen 5, whose products run at
+/// different rates.
+pub fn cpu_name() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| info.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));
+    let Some(model_name) = field("model name") else { return "unknown".into() };
+    let number = |name: &str| field(name).and_then(|v| v.parse::<u32>().ok());
+    let (Some(family), Some(model)) = (number("cpu family"), number("model")) else { return model_name };
+    let vendor = field("vendor_id").unwrap_or_default();
+    let design = match (vendor.as_str(), family, model) {
+        ("AuthenticAMD", 25, 0x10..=0x1F | 0x60..=0x7F | 0xA0..=0xAF) => Some("Zen 4"),
+        ("AuthenticAMD", 25, _) => Some("Zen 3"),
+        ("AuthenticAMD", 26, _) => Some("Zen 5"),
+        ("GenuineIntel", 6, 0x55) => Some("Skylake-SP or Cascade Lake"),
+        ("GenuineIntel", 6, 0x6A | 0x6C) => Some("Ice Lake-SP"),
+        ("GenuineIntel", 6, 0x8F) => Some("Sapphire Rapids"),
+        ("GenuineIntel", 6, 0xCF) => Some("Emerald Rapids"),
+        ("GenuineIntel", 6, 0xAD | 0xAE) => Some("Granite Rapids"),
+        _ => None,
+    };
+    match design {
+        Some(d) => format!("{model_name} (family {family}, model {model}: {d})"),
+        None => format!("{model_name} (family {family}, model {model})"),
+    }
+}
+
 /// The tower's parameters on the host, by parameter id: the products'
 /// matrices in bf16 or int8 only (row-major `[in, out]`, as burn's `Linear`
 /// holds them), the rest in f32; and the activation as a table.
@@ -103,6 +139,8 @@ pub struct HostWeights {
     /// While visiting: whether each enclosing module is a `Linear`.
     path: Vec<bool>,
     products: Products,
+    /// The `Linear` kept in bf16 whatever `products` says: the projection.
+    last: ParamId,
 }
 
 #[derive(Debug)]
@@ -141,15 +179,24 @@ impl QuantizedColumns {
     }
 }
 
-#[derive(Debug)]
 enum Stored {
     Bf16(Vec<bf16>),
-    /// `w ~ values * scales[col]`, with each column's sum of `values`.
+    /// `w ~ values * scales[col]`, `values` packed for the integer kernel,
+    /// with each column's sum of `values`.
     Int8 {
-        values: Vec<i8>,
+        packed: PackedRhs<i8>,
         scales: Vec<f32>,
         sums: Vec<i32>,
     },
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stored::Bf16(_) => "Bf16",
+            Stored::Int8 { .. } => "Int8",
+        })
+    }
 }
 
 impl Matrix {
@@ -159,7 +206,8 @@ impl Matrix {
             Products::Bf16 => Stored::Bf16(values.iter().map(|&v| bf16::from_f32(v)).collect()),
             Products::Int8 => {
                 let q = QuantizedColumns::of(values, cols);
-                Stored::Int8 { values: q.values, scales: q.scales, sums: q.sums }
+                let packed = prepack_rhs_i8(MatRef::from_row_major(&q.values, rows, cols));
+                Stored::Int8 { packed, scales: q.scales, sums: q.sums }
             }
         };
         Matrix { values, rows, cols }
@@ -189,6 +237,7 @@ impl HostWeights {
             activation: activation.into_iter().map(bf16::from_f32).collect(),
             path: Vec::new(),
             products,
+            last: model.visual_projection.weight.id,
         };
         model.visit(&mut w);
         // The patch embedding's kernel `[hidden, 3, p, p]` as the `[3 p p, hidden]`
@@ -197,7 +246,7 @@ impl HostWeights {
         let [h, c, p, q] = k.dims();
         let kernel = w.vectors.remove(&k.id).expect("visited").f32;
         let values: Vec<f32> = (0..c * p * q).flat_map(|i| (0..h).map(move |o| (i, o))).map(|(i, o)| kernel[o * c * p * q + i]).collect();
-        w.matrices.insert(k.id, Matrix::new(&values, c * p * q, h, products));
+        w.matrices.insert(k.id, Matrix::new(&values, c * p * q, h, Products::Bf16));
         w
     }
 
@@ -248,7 +297,8 @@ impl ModuleVisitor for HostWeights {
         let dims = t.dims();
         let values = t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 after convert");
         if D == 2 && self.path.last() == Some(&true) {
-            self.matrices.insert(param.id, Matrix::new(&values, dims[0], dims[1], self.products));
+            let products = if param.id == self.last { Products::Bf16 } else { self.products };
+            self.matrices.insert(param.id, Matrix::new(&values, dims[0], dims[1], products));
             return;
         }
         let bf16 = if D == 1 { values.iter().map(|&v| bf16::from_f32(v)).collect() } else { Vec::new() };
@@ -329,10 +379,10 @@ fn product(a: &[bf16], m: usize, w: &Matrix, bias: Option<&Vector>) -> Vec<bf16>
             let (a, b, out) = (MatRef::from_row_major(a, m, k), MatRef::from_row_major(values, k, n), MatMut::from_row_major(&mut c, m, n));
             gemm_fused(bf16::ONE, a, b, bf16::ZERO, out, bias.map(|b| Bias::PerCol(&b.bf16[..])), None, Parallelism::Rayon(0));
         }
-        Stored::Int8 { values, scales, sums } => {
+        Stored::Int8 { packed, scales, sums } => {
             let mut q = vec![0i8; INT8_ROWS.min(m) * k];
             let mut acc = vec![0i32; INT8_ROWS.min(m) * n];
-            let b = MatRef::from_row_major(values, k, n);
+            let bias = bias.map(|b| &b.f32[..]);
             for (a, c) in a.chunks(INT8_ROWS * k).zip(c.chunks_mut(INT8_ROWS * n)) {
                 let rows = a.len() / k;
                 let (q, acc) = (&mut q[..rows * k], &mut acc[..rows * n]);
@@ -340,9 +390,13 @@ fn product(a: &[bf16], m: usize, w: &Matrix, bias: Option<&Vector>) -> Vec<bf16>
                 q.par_chunks_mut(ROWS * k).zip(a.par_chunks(ROWS * k)).zip(inputs.par_chunks_mut(ROWS)).for_each(|((q, a), r)| {
                     kernels::quantize_rows(a, q, r);
                 });
-                gemm_i8(1, MatRef::from_row_major(q, rows, k), b, 0, MatMut::from_row_major(acc, rows, n), Parallelism::Rayon(0));
-                let bias = bias.map(|b| &b.f32[..]);
-                c.par_chunks_mut(n).zip(acc.par_chunks(n)).zip(&inputs).for_each(|((c, acc), r)| kernels::dequantize(acc, *r, sums, scales, bias, c));
+                // The packed weights take a column-major accumulator: column
+                // `j` holds `acc[j * rows..][..rows]`.
+                gemm_i8_packed_b(1, MatRef::from_row_major(q, rows, k), packed, 0, MatMut::from_col_major(acc, rows, n), Parallelism::Rayon(0));
+                let acc = &*acc;
+                c.par_chunks_mut(ROWS * n).zip(inputs.par_chunks(ROWS)).enumerate().for_each(|(block, (c, inputs))| {
+                    kernels::dequantize_columns(acc, rows, block * ROWS, inputs, sums, scales, bias, c);
+                });
             }
         }
     }
@@ -525,10 +579,11 @@ mod tests {
     /// The int8 product is the exact product of what its operands quantise
     /// to, `scale * (q - zero)` and `col_scale * q`, up to the f32 scaling
     /// and the one rounding to bf16: the integer arithmetic and the zero-point
-    /// correction lose nothing. Rows span more than one block.
+    /// correction lose nothing. Rows span more than one block of the product
+    /// and columns more than one block of the rescaling, each with a part.
     #[test]
     fn the_int8_product_is_exact_on_its_quantised_operands() {
-        let (m, k, n) = (INT8_ROWS + 37, 48, 20);
+        let (m, k, n) = (INT8_ROWS + 37, 48, 70);
         let val = |i: usize, spread: f32| (((i * 7919 + 13) % 1009) as f32 / 1009.0 - 0.3) * spread;
         let a: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32(val(i, if i / k % 3 == 0 { 0.01 } else { 4.0 }))).collect();
         let w: Vec<f32> = (0..k * n).map(|i| val(i * 31 + 5, 1.0 + (i % n) as f32)).collect();
@@ -536,7 +591,7 @@ mod tests {
         let matrix = Matrix::new(&w, k, n, Products::Int8);
         let vector = Vector { bf16: bias.iter().map(|&b| bf16::from_f32(b)).collect(), f32: bias.clone() };
         let got = product(&a, m, &matrix, Some(&vector));
-        let Stored::Int8 { values, scales, .. } = &matrix.values else { unreachable!() };
+        let QuantizedColumns { values, scales, .. } = &QuantizedColumns::of(&w, n);
         let mut q = vec![0i8; m * k];
         let mut rows = vec![kernels::RowQuant::default(); m];
         kernels::quantize_rows(&a, &mut q, &mut rows);

@@ -43,7 +43,7 @@ impl Setup {
             "CPU: {} ({} cores); threads: {} on both sides (pairguard's rayon pool; the peer's torch.set_num_threads, \
              OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS); allocators: pairguard mimalloc keeping freed pages, \
              the peer glibc malloc keeping them (GLIBC_TUNABLES={GLIBC_TUNABLES})",
-            cpu_model(),
+            pairguard_clip::host::cpu_name(),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             self.threads
         )
@@ -69,14 +69,6 @@ impl Setup {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-}
-
-/// The CPU's model name, as `lscpu` prints it.
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").and_then(|v| v.split_once(':')).map(|(_, v)| v.trim().to_string())))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The value of a `name=value` line of a peer's output.

@@ -467,6 +467,16 @@ impl Emit<'_> {
         self.counter += 1;
         format!("encoder.{what}{}", self.counter)
     }
+
+    /// A `Linear` as an encoder product (int8 in an int8 graph) or, with
+    /// `quantised` false, always as a float product.
+    fn module_product(&mut self, x: String, l: &Linear, quantised: bool) -> String {
+        let name = self.name("linear");
+        let [din, dout] = l.weight.val().dims();
+        let bias = l.bias.as_ref().map(|b| host(b.val()));
+        let w = host(l.weight.val());
+        if quantised { self.g.product(&x, &w, bias.as_deref(), din, dout, &name) } else { self.g.linear(&x, &w, bias.as_deref(), din, dout, &name) }
+    }
 }
 
 impl VisionOps for Emit<'_> {
@@ -486,7 +496,9 @@ impl VisionOps for Emit<'_> {
         let shape2 = g.init_i64("shape", &[-1, (n * n) as i64, (3 * p * p) as i64]);
         let x = g.op("Reshape", &[&x, &shape2], vec![]);
         let kernel = host(e.patch_embedding.weight.val().reshape([h, 3 * p * p]).transpose());
-        let x = g.product(&x, &kernel, None, 3 * p * p, h, "embeddings.patch_embedding");
+        // In float32 in an int8 graph too, as the CPU's int8 path keeps it
+        // in bf16 (see `pairguard_clip::host`).
+        let x = g.linear(&x, &kernel, None, 3 * p * p, h, "embeddings.patch_embedding");
         // The class token, broadcast to the batch: Expand([1,1,H], [B,1,H]).
         let cls = g.init_f32("embeddings.class_embedding", &[1, 1, h], &host(e.class_embedding.val()));
         let pshape = g.op("Shape", &[&pixels], vec![]);
@@ -512,10 +524,12 @@ impl VisionOps for Emit<'_> {
     }
 
     fn linear(&mut self, x: String, l: &Linear) -> String {
-        let name = self.name("linear");
-        let [din, dout] = l.weight.val().dims();
-        let bias = l.bias.as_ref().map(|b| host(b.val()));
-        self.g.product(&x, &host(l.weight.val()), bias.as_deref(), din, dout, &name)
+        self.module_product(x, l, true)
+    }
+
+    /// In float32 in an int8 graph too, as [`Self::embed`]'s product.
+    fn projection(&mut self, x: String, l: &Linear) -> String {
+        self.module_product(x, l, false)
     }
 
     fn activation(&mut self, x: String, a: Activation) -> String {
