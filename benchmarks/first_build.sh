@@ -34,7 +34,9 @@ mkdir -p "$repo/results"
 cp "$CARGO_TARGET_DIR"/cargo-timings/cargo-timing.html "$repo/results/first-build-timings.html"
 
 echo "- commit: $(git rev-parse --short HEAD)"
-echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; rustc $(rustc --version | cut -d' ' -f2)"
+family=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1)
+model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)
+echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $family, model $model), $(nproc) cores; rustc $(rustc --version | cut -d' ' -f2)"
 echo "- build (\`cargo build -p pairguard-cli\`, what \`cargo run\` builds): $((build / 60)) min $((build % 60)) s of wall time"
 echo "- the demo sweep afterwards: ${sweep} s"
 python3 - "$CARGO_TARGET_DIR/cargo-timings/cargo-timing.html" <<'EOF'
