@@ -15,67 +15,46 @@ static double now(void) {
 
 #define N 100000000L
 #define R12(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
-#define REPORT(name, macs) \
-    printf("%-12s %5.2f instructions/ns, %6.1f G multiply-adds/s\n", name, 12.0 * N / (t1 - t0) / 1e9, 12.0 * N * (macs) / (t1 - t0) / 1e9)
+
+/* Times N rounds of `a_i = STEP(a_i, x, y)` on accumulators of type ACC
+ * started at INIT(i), with operands X and Y hidden from the optimiser, and
+ * prints the rate for MACS multiply-adds per instruction. */
+#define PEAK(name, MACS, ACC, INIT, X, Y, STEP)                                       \
+    {                                                                                 \
+        __typeof__(X) x = (X), y = (Y);                                               \
+        __asm__ volatile("" : "+v"(x), "+v"(y));                                      \
+        R12(DECLARE)                                                                  \
+        double t0 = now();                                                            \
+        for (long n = 0; n < N; n++) {                                                \
+            R12(UPDATE)                                                               \
+        }                                                                             \
+        double t1 = now();                                                            \
+        R12(KEEP)                                                                     \
+        printf("%-12s %5.2f instructions/ns, %6.1f G multiply-adds/s\n", name,       \
+               12.0 * N / (t1 - t0) / 1e9, 12.0 * N * (MACS) / (t1 - t0) / 1e9);      \
+    }
+#define DECLARE(i) ACC a##i = INIT(i);
+#define UPDATE(i) a##i = STEP(a##i, x, y);
+#define KEEP(i) __asm__ volatile("" ::"v"(a##i));
+
+#define FMA(a, x, y) _mm512_fmadd_ps(x, a, y)
+#define F32_INIT(i) _mm512_set1_ps(i * 1e-9f)
+#define I32_INIT(i) _mm512_set1_epi32(i)
 
 int main(void) {
-    double t0, t1;
-    {
-#define D(i) __m512 a##i = _mm512_set1_ps(i * 1e-9f);
-        R12(D)
-#undef D
-        __m512 x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(0.9999999f);
-        __asm__ volatile("" : "+v"(x), "+v"(y));
-        t0 = now();
-        for (long n = 0; n < N; n++) {
-#define F(i) a##i = _mm512_fmadd_ps(x, a##i, y);
-            R12(F)
-#undef F
-        }
-        t1 = now();
-#define S(i) +a##i[0]
-        float sink = 0 R12(S);
-#undef S
-        __asm__ volatile("" ::"x"(sink));
-        REPORT("f32 FMA", 16);
-    }
-    {
-#define D(i) __m512 a##i = _mm512_set1_ps(i * 1e-9f);
-        R12(D)
-#undef D
-        __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3f80);
-        __asm__ volatile("" : "+v"(x), "+v"(y));
-        t0 = now();
-        for (long n = 0; n < N; n++) {
-#define F(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
-            R12(F)
-#undef F
-        }
-        t1 = now();
-#define S(i) +a##i[0]
-        float sink = 0 R12(S);
-#undef S
-        __asm__ volatile("" ::"x"(sink));
-        REPORT("bf16 dot", 32);
-    }
-    {
-#define D(i) __m512i a##i = _mm512_set1_epi32(i);
-        R12(D)
-#undef D
-        __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);
-        __asm__ volatile("" : "+v"(u), "+v"(s));
-        t0 = now();
-        for (long n = 0; n < N; n++) {
-#define F(i) a##i = _mm512_dpbusd_epi32(a##i, u, s);
-            R12(F)
-#undef F
-        }
-        t1 = now();
-#define S(i) +_mm512_reduce_add_epi32(a##i)
-        int sink = 0 R12(S);
-#undef S
-        __asm__ volatile("" ::"r"(sink));
-        REPORT("int8 dot", 64);
-    }
+#define ACC __m512
+#define INIT F32_INIT
+#define STEP FMA
+    PEAK("f32 FMA", 16, ACC, INIT, _mm512_set1_ps(1.0000001f), _mm512_set1_ps(0.9999999f), STEP)
+#undef STEP
+#define STEP _mm512_dpbf16_ps
+    PEAK("bf16 dot", 32, ACC, INIT, (__m512bh)_mm512_set1_epi16(0x3f80), (__m512bh)_mm512_set1_epi16(0x3f80), STEP)
+#undef STEP
+#undef INIT
+#undef ACC
+#define ACC __m512i
+#define INIT I32_INIT
+#define STEP _mm512_dpbusd_epi32
+    PEAK("int8 dot", 64, ACC, INIT, _mm512_set1_epi8(3), _mm512_set1_epi8(-2), STEP)
     return 0;
 }

@@ -9,9 +9,9 @@
 //! Zen 5; on Intel cores before AMX `vdpbf16ps` issues on one port where
 //! f32 FMAs issue on two, and bf16 gains nothing. int8's dot product does
 //! four multiply-adds per 32-bit lane, bf16's two: it is the precision that
-//! could pay on both vendors, but on Zen 5 a core's int8 peak is 1.7x its
-//! bf16 peak, and the int8 products with their quantisation and rescaling
-//! run at 0.8x bf16's (docs/benchmarks.md).
+//! could pay on both vendors, but on Zen 5, where a core's int8 peak is
+//! about 2x its bf16 peak, the int8 products with their quantisation and
+//! rescaling run at 0.8x bf16's (docs/benchmarks.md).
 //!
 //! int8 quantises each weight matrix of the transformer's layers once, per
 //! output column (symmetric, scale `max |w| / 127`), packed once into the
