@@ -15,7 +15,10 @@
 # - a simulated judge beside trained guards (experiments/judge.sh, needs
 #   python3): docs/judge/, checked by tests/figures.rs;
 # - a guard on f32, bf16 and int8 embeddings (experiments/precision.sh):
-#   docs/precision.md, checked by tests/figures.rs;
+#   docs/precision.md, and its f32 and int8 exports with onnxruntime's
+#   quantize_dynamic in onnxruntime (experiments/precision_onnx.sh, needs
+#   PAIRGUARD_PYTHON with onnxruntime, onnx and Pillow):
+#   docs/precision-onnx.md, both checked by tests/figures.rs;
 # - with --benchmarks, each benchmark's whole output, with its peer's, in
 #   docs/benchmarks/*.txt (PAIRGUARD_PYTHON names a Python with torch,
 #   open_clip_torch, numpy, scikit-learn, safetensors, onnxruntime and onnx).
@@ -51,14 +54,14 @@ bash experiments/generated-pairs.sh
 echo "a judge beside trained guards" >&2
 bash experiments/judge.sh
 
-echo "a guard in each precision" >&2
-bash experiments/precision.sh
+echo "a guard in each precision, and exported" >&2
+bash experiments/precision_onnx.sh
 
 if [ "${1:-}" = "--benchmarks" ]; then
   mkdir -p docs/benchmarks
   examples="$CARGO_TARGET_DIR/debug/examples"
   export PAIRGUARD_PYTHON="${PAIRGUARD_PYTHON:-python3}"
-  for bench in "bench_probe --rounds 5" "bench_encoder 32 3 --rounds 5" "bench_encoder 8 1 --model vit-l-14 --rounds 3" "bench_encoder_ops" "bench_attack 16 --rounds 3" "bench_onnx 32 2 --rounds 3"; do
+  for bench in "bench_probe --rounds 5" "bench_encoder 32 3 --rounds 5" "bench_encoder 8 1 --model vit-l-14 --rounds 3" "bench_encoder_ops" "bench_attack 16 --rounds 3" "bench_onnx 32 2 --rounds 5"; do
     name=${bench%% *}
     case "$bench" in *vit-l-14*) name=bench_encoder_vit-l-14 ;; esac
     echo "$name" >&2

@@ -235,6 +235,33 @@ fn the_readme_quotes_the_judge_files() {
     }
 }
 
+/// `experiments/precision_onnx.sh` writes `docs/precision-onnx.md` as
+/// committed, the int8 export is at least as accurate as onnxruntime's
+/// `quantize_dynamic` (as the README states), and the README quotes the
+/// table. It needs a Python with onnxruntime (`PAIRGUARD_PYTHON`); without
+/// one it says so and passes, unless `PAIRGUARD_REQUIRE_ONNXRUNTIME=1`.
+#[test]
+fn the_onnx_precision_script_writes_the_committed_table() {
+    let python = std::env::var("PAIRGUARD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = std::process::Command::new(&python).args(["-c", "import onnxruntime, onnx, numpy, PIL"]).output().is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(std::env::var("PAIRGUARD_REQUIRE_ONNXRUNTIME").as_deref() != Ok("1"), "{python} lacks onnxruntime, onnx, numpy or Pillow");
+        eprintln!("experiments/precision_onnx.sh not run: set PAIRGUARD_PYTHON to a Python with onnxruntime, onnx, numpy and Pillow");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let docs = run_script("precision_onnx.sh", dir.path());
+    let made = std::fs::read_to_string(docs.join("precision-onnx.md")).unwrap();
+    let committed = std::fs::read_to_string(repo().join("docs/precision-onnx.md")).unwrap();
+    assert_eq!(made, committed, "docs/precision-onnx.md is not what the script writes now");
+    let auroc = |graph: &str, column: usize| -> f64 { cells(line(&made, &format!("| {graph} |")))[column].parse().unwrap() };
+    for column in [1, 3] {
+        assert!(auroc("int8 export", column) >= auroc("`quantize_dynamic` of the f32 export", column), "column {column}:\n{made}");
+    }
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains(made.trim_end()), "the README should hold docs/precision-onnx.md's table:\n{made}");
+}
+
 /// `experiments/precision.sh` writes `docs/precision.md` as committed, the
 /// guard's AUROC stays within 0.005 of f32 in bf16 and within 0.012 in int8
 /// (as the README states), and the README quotes the table.

@@ -11,8 +11,8 @@
 //! Each side warms up with one pass and runs on N threads (default: every
 //! core); the sides take turns for R rounds (default 3). Accuracy is
 //! against pairguard's f32 probabilities (and, for the int8 graph, its
-//! int8 path): the largest difference in P(unsafe) and the share of
-//! verdicts that agree. The head's scale puts the f32 logits of the batch
+//! int8 path): the largest and mean difference in P(unsafe) and the share
+//! of verdicts that agree. The head's scale puts the f32 logits of the batch
 //! within [-4, 4], where probabilities do not saturate.
 
 // The allocator of the `pairguard` binary, so these figures are its figures
@@ -64,11 +64,12 @@ fn probabilities(encoder: &ImageEncoder, guard: &GuardModel, pixels: &[f32], bat
     guard.probabilities(&encoder.embed_pixels(pixels.to_vec(), batch), &Device::flex()).expect("embeddings fit the guard").0
 }
 
-/// Largest difference and share of agreeing verdicts (at 0.5).
+/// Largest and mean difference, and share of agreeing verdicts (at 0.5).
 fn compare(a: &[f64], b: &[f64]) -> String {
     let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let mean = a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64;
     let agree = a.iter().zip(b).filter(|(x, y)| (**x >= 0.5) == (**y >= 0.5)).count();
-    format!("largest difference {worst:.4}, verdicts agree {agree}/{}", a.len())
+    format!("largest difference {worst:.4}, mean {mean:.4}, verdicts agree {agree}/{}", a.len())
 }
 
 fn main() {

@@ -273,11 +273,11 @@ fn exported_pipeline_matches_encoder_plus_head() {
     // The int8 graph against pairguard's int8 path and f32, on a head that
     // reads the embedding as it is: a linear head on unit embeddings along
     // the difference of two photographs, scaled so that the logits span
-    // [-2, 2]. The graph computes what the int8 path computes but for the
-    // bf16 rounding between that path's products (and in attention), which
-    // moves each row's range and so its quantisation grid: the two are
-    // about as far apart as each is from f32 (0.02 to 0.04 here), and both
-    // are held within 0.1 of the other and of f32.
+    // [-2, 2]. The graph quantises its products' inputs per tensor where the
+    // int8 path quantises them per token (and its patch embedding, which
+    // the int8 path keeps bf16), so the two are about as far apart as each
+    // is from f32 (0.02 to 0.03 here), and both are held within 0.1 of the
+    // other and of f32.
     let enc8 = ImageEncoder::load(&w, None, true, &dev).unwrap().with_precision(Precision::Int8).unwrap();
     let emb8 = enc8.embed_pixels(pixels.clone(), n);
     let dir: Vec<f32> = (0..dim).map(|j| emb[j] - emb[dim + j]).collect();

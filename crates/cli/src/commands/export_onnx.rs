@@ -22,9 +22,10 @@ pub struct Args {
     pipeline: bool,
     /// The encoder's arithmetic in a --pipeline graph: f32; f16 (float16
     /// weights and products, half the file; LayerNorm and the head stay
-    /// f32); or int8 (int8 weights per column and inputs per token,
-    /// `MatMulInteger` with int32 accumulation, as `embed --precision int8`
-    /// computes; a quarter of the file).
+    /// f32); or int8 (int8 weights per column as `embed --precision int8`
+    /// holds them, inputs quantised per batch, `MatMulInteger` with int32
+    /// accumulation, in the form onnxruntime fuses into its integer kernel;
+    /// a quarter of the file).
     #[arg(long, default_value = "f32", value_parser = precision, requires = "pipeline")]
     precision: Precision,
     /// The encoder for --pipeline.

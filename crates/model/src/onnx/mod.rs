@@ -18,10 +18,16 @@
 //! With [`Precision::F16`] the encoder's weights and products are float16
 //! (inputs and outputs stay float32); LayerNorm, the embedding's
 //! normalisation and the head compute in float32, where float16's range
-//! and precision would move the verdict.
+//! and precision would move the verdict. With [`Precision::Int8`] the
+//! transformer's products and the patch embedding are `MatMulInteger` on
+//! int8 weights per column and inputs quantised per tensor at run time
+//! (see `Graph::linear_int8`): an image's probabilities then depend
+//! slightly on the other images of its batch, as with onnxruntime's own
+//! `quantize_dynamic`.
 //!
-//! LayerNorm and GELU are written as primitive ops so any runtime that
-//! speaks opset 17 runs them. The protobuf types ([`pb`]) are generated
+//! Every operator is in the standard domain of opset 17 (LayerNorm is
+//! opset 17's `LayerNormalization`, GELU written out in primitive
+//! operators), so any runtime that speaks opset 17 runs the graphs. The protobuf types ([`pb`]) are generated
 //! from the ONNX specification (see `tools/onnx-proto`).
 
 use prost::Message;
@@ -59,6 +65,10 @@ struct Graph {
 
 fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto { name: Some(name.into()), r#type: Some(pb::attribute_proto::AttributeType::Int as i32), i: Some(v), ..Default::default() }
+}
+
+fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto { name: Some(name.into()), r#type: Some(pb::attribute_proto::AttributeType::Float as i32), f: Some(v), ..Default::default() }
 }
 
 fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
@@ -145,16 +155,22 @@ impl Graph {
     }
 
     fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> String {
-        let out = self.fresh(&op.to_ascii_lowercase());
+        let [out] = self.op_outputs(op, inputs, attrs);
+        out
+    }
+
+    /// An operator with `N` outputs.
+    fn op_outputs<const N: usize>(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> [String; N] {
+        let outputs: [String; N] = std::array::from_fn(|_| self.fresh(&op.to_ascii_lowercase()));
         self.g.node.push(pb::NodeProto {
             op_type: Some(op.into()),
-            name: Some(out.clone()),
+            name: Some(outputs[0].clone()),
             input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.clone()],
+            output: outputs.to_vec(),
             attribute: attrs,
             ..Default::default()
         });
-        out
+        outputs
     }
 
     fn bin(&mut self, op: &str, a: &str, b: &str) -> String {
@@ -174,61 +190,34 @@ impl Graph {
         }
     }
 
-    /// An encoder product `x [.., din] . w [din, dout] + b`: in int8 as
-    /// the CPU's int8 path computes it when the graph is int8 (see
-    /// [`Self::linear_int8`]), else as [`Self::linear`].
+    /// An encoder product `x [.., din] . w [din, dout] + b`: in int8 when
+    /// the graph is int8 (see [`Self::linear_int8`]), else as [`Self::linear`].
     fn product(&mut self, x: &str, w: &[f32], b: Option<&[f32]>, din: usize, dout: usize, name: &str) -> String {
         if self.int8 { self.linear_int8(x, w, b, din, dout, name) } else { self.linear(x, w, b, din, dout, name) }
     }
 
-    /// `x . w + b` with int8 operands and int32 accumulation, quantised as
-    /// `pairguard_clip::host` quantises them: the weights per column
-    /// ([`QuantizedColumns`]), each row of `x` over its own range widened to
-    /// include 0 (uint8 here, `q + 128`, which `MatMulInteger` takes with
-    /// int8 weights); the accumulator is corrected for the rows' zero points
-    /// with the columns' sums in int32, then scaled to float32.
+    /// `x . w + b` with int8 operands and int32 accumulation, in the form
+    /// onnxruntime fuses into one `DynamicQuantizeMatMul` (its integer
+    /// kernel, quantisation and scaling in one pass): `x` quantised at run
+    /// time over the whole tensor (`DynamicQuantizeLinear`, uint8 with a zero
+    /// point), the weights per column as the CPU's int8 path holds them
+    /// ([`QuantizedColumns`], symmetric int8), `MatMulInteger`, then the
+    /// product of the two scales and the bias.
+    ///
+    /// The CPU path quantises each token over its own range instead, which
+    /// keeps an image's numbers independent of its batch; written in ONNX
+    /// operators that takes a dozen passes over each input and output, and
+    /// ran the graph at 0.55x the speed of this form (docs/benchmarks.md).
     fn linear_int8(&mut self, x: &str, w: &[f32], b: Option<&[f32]>, din: usize, dout: usize, name: &str) -> String {
         use pb::tensor_proto::DataType;
         let q = QuantizedColumns::of(w, dout);
         let wq = self.init_raw(&format!("{name}.weight_int8"), &[din, dout], DataType::Int8, q.values.iter().map(|&v| v as u8).collect());
-        let sums =
-            self.init_raw(&format!("{name}.weight_column_sums"), &[dout], DataType::Int32, q.sums.iter().flat_map(|v| v.to_le_bytes()).collect());
         let scales = self.init_f32(&format!("{name}.weight_scales"), &[dout], &q.scales);
-        let reduce = |g: &mut Graph, op: &str| g.op(op, &[x], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)]);
-        let zero = self.scalar("zero", 0.0);
-        let hi = reduce(self, "ReduceMax");
-        let hi = self.bin("Max", &hi, &zero);
-        let lo = reduce(self, "ReduceMin");
-        let lo = self.bin("Min", &lo, &zero);
-        let range = self.bin("Sub", &hi, &lo);
-        let levels = self.scalar("levels", 255.0);
-        let step = self.bin("Div", &range, &levels);
-        // A row of zeros: any scale; 1, as the CPU path takes.
-        let flat = self.bin("Equal", &range, &zero);
-        let one = self.scalar("one", 1.0);
-        let scale = self.op("Where", &[&flat, &one, &step], vec![]);
-        let (min, max) = (self.scalar("int8_min", -128.0), self.scalar("int8_max", 127.0));
-        let offset = self.bin("Div", &lo, &scale);
-        let offset = self.bin("Sub", &min, &offset);
-        let zp = self.op("Round", &[&offset], vec![]);
-        let zp = self.op("Clip", &[&zp, &min, &max], vec![]);
-        let inv = self.op("Reciprocal", &[&scale], vec![]);
-        let v = self.bin("Mul", x, &inv);
-        let v = self.op("Round", &[&v], vec![]);
-        let v = self.bin("Add", &v, &zp);
-        let v = self.op("Clip", &[&v, &min, &max], vec![]);
-        let shift = self.scalar("uint8_shift", 128.0);
-        let v = self.bin("Add", &v, &shift);
-        let xq = self.op("Cast", &[&v], vec![attr_int("to", DataType::Uint8 as i64)]);
-        let acc = self.bin("MatMulInteger", &xq, &wq);
-        // acc - (zp + 128) * sums, exactly, in int32.
-        let zp = self.bin("Add", &zp, &shift);
-        let zp = self.op("Cast", &[&zp], vec![attr_int("to", DataType::Int32 as i64)]);
-        let correction = self.bin("Mul", &zp, &sums);
-        let acc = self.bin("Sub", &acc, &correction);
+        let [xq, x_scale, x_zero] = self.op_outputs("DynamicQuantizeLinear", &[x], vec![]);
+        let acc = self.op("MatMulInteger", &[&xq, &wq, &x_zero], vec![]);
         let acc = self.op("Cast", &[&acc], vec![attr_int("to", DataType::Float as i64)]);
+        let scale = self.bin("Mul", &x_scale, &scales);
         let y = self.bin("Mul", &acc, &scale);
-        let y = self.bin("Mul", &y, &scales);
         match b {
             Some(b) => {
                 let bn = self.init_f32(&format!("{name}.bias"), &[dout], b);
@@ -249,19 +238,13 @@ impl Graph {
         self.bin("Div", x, &norm)
     }
 
+    /// Opset 17's `LayerNormalization` over the last axis, which runtimes
+    /// run as one kernel (written out in primitive operators, onnxruntime
+    /// made six passes of it).
     fn layer_norm(&mut self, x: &str, w: &[f32], b: &[f32], eps: f64, name: &str) -> String {
-        let mean = self.op("ReduceMean", &[x], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)]);
-        let centred = self.bin("Sub", x, &mean);
-        let sq = self.bin("Mul", &centred, &centred);
-        let var = self.op("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)]);
-        let e = self.scalar("ln_eps", eps as f32);
-        let var = self.bin("Add", &var, &e);
-        let std = self.op("Sqrt", &[&var], vec![]);
-        let y = self.bin("Div", &centred, &std);
         let wn = self.init_f32(&format!("{name}.weight"), &[w.len()], w);
         let bn = self.init_f32(&format!("{name}.bias"), &[b.len()], b);
-        let y = self.bin("Mul", &y, &wn);
-        self.bin("Add", &y, &bn)
+        self.op("LayerNormalization", &[x, &wn, &bn], vec![attr_int("axis", -1), attr_float("epsilon", eps as f32)])
     }
 
     /// Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).
@@ -496,9 +479,11 @@ impl VisionOps for Emit<'_> {
         let shape2 = g.init_i64("shape", &[-1, (n * n) as i64, (3 * p * p) as i64]);
         let x = g.op("Reshape", &[&x, &shape2], vec![]);
         let kernel = host(e.patch_embedding.weight.val().reshape([h, 3 * p * p]).transpose());
-        // In float32 in an int8 graph too, as the CPU's int8 path keeps it
-        // in bf16 (see `pairguard_clip::host`).
-        let x = g.linear(&x, &kernel, None, 3 * p * p, h, "embeddings.patch_embedding");
+        // int8 in an int8 graph, where the CPU's int8 path keeps it bf16:
+        // the pixels are 8-bit values scaled per channel, which quantise over
+        // the tensor with little loss, and float32 here cost the graph about
+        // 7% of its speed.
+        let x = g.product(&x, &kernel, None, 3 * p * p, h, "embeddings.patch_embedding");
         // The class token, broadcast to the batch: Expand([1,1,H], [B,1,H]).
         let cls = g.init_f32("embeddings.class_embedding", &[1, 1, h], &host(e.class_embedding.val()));
         let pshape = g.op("Shape", &[&pixels], vec![]);
@@ -527,7 +512,8 @@ impl VisionOps for Emit<'_> {
         self.module_product(x, l, true)
     }
 
-    /// In float32 in an int8 graph too, as [`Self::embed`]'s product.
+    /// In float32 in an int8 graph too, as the CPU's int8 path keeps it in
+    /// bf16: a small product that carries much of int8's loss of accuracy.
     fn projection(&mut self, x: String, l: &Linear) -> String {
         self.module_product(x, l, false)
     }
@@ -590,7 +576,7 @@ impl VisionOps for Emit<'_> {
 /// The encoder and the head: CLIP-normalised pixels in, probabilities out.
 /// The encoder's graph comes from its own forward pass, with the loaded
 /// module's parameters, in `precision`: f32, f16, or int8 (the products as
-/// `MatMulInteger`, quantised as the CPU's int8 path quantises them).
+/// `MatMulInteger` on inputs quantised per tensor; see [`Graph::linear_int8`]).
 pub fn export_pipeline(enc: &ImageEncoder, m: &GuardModel, precision: Precision) -> Result<Vec<u8>> {
     m.check_encoder(&enc.id)?;
     let half = match precision {
