@@ -3,7 +3,7 @@
 # the code, into docs/ (and their full results into results/):
 #
 #   bash experiments/reproduce.sh              # the experiments (a few minutes)
-#   bash experiments/reproduce.sh --benchmarks # and the speed benchmarks (about 25 minutes, needs the peers' Python)
+#   bash experiments/reproduce.sh --benchmarks # and the speed benchmarks (about 45 minutes, needs the peers' Python)
 #
 # - the demo (experiments/demo.toml): docs/demo-shifted-auroc.png and
 #   docs/demo-shifted-robust-accuracy.png; the README's figures from it are
@@ -21,7 +21,8 @@
 #   docs/precision-onnx.md, both checked by tests/figures.rs;
 # - with --benchmarks, each benchmark's whole output, with its peer's, in
 #   docs/benchmarks/*.txt (PAIRGUARD_PYTHON names a Python with torch,
-#   open_clip_torch, numpy, scikit-learn, safetensors, onnxruntime and onnx).
+#   open_clip_torch, numpy, scikit-learn, safetensors, onnxruntime, onnx and
+#   Pillow).
 # Run from anywhere; PAIRGUARD names the binary (default: built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,4 +69,7 @@ if [ "${1:-}" = "--benchmarks" ]; then
     # shellcheck disable=SC2086 # the arguments are split on purpose
     "$examples/"$bench > "docs/benchmarks/$name.txt"
   done
+  echo "embed end to end" >&2
+  bash benchmarks/embed_end_to_end.sh ViT-B-32 320 3 > docs/benchmarks/embed_end_to_end.txt
+  bash benchmarks/embed_end_to_end.sh ViT-L-14 48 3 > docs/benchmarks/embed_end_to_end_vit-l-14.txt
 fi

@@ -200,6 +200,30 @@ fn the_readme_quotes_the_benchmark_outputs() {
             .map(|w| w.trim_end_matches([',', ';']).to_string())
             .collect()
     };
+    // "pairguard-bf16 median [range] 37.47 [30.68, 38.19] images/s (2.22x open_clip's fastest), peak memory up to 897 MiB; ...",
+    // quoted as "37.47 [30.68, 38.19] (2.22x)" and "897 MiB".
+    for file in ["embed_end_to_end.txt", "embed_end_to_end_vit-l-14.txt"] {
+        let e2e = read(file);
+        for side in ["pairguard-f32", "pairguard-bf16", "pairguard-int8", "open_clip-fp32", "open_clip-bf16"] {
+            let l = line(&e2e, &format!("{side} median [range] "));
+            let figures = l.split("median [range] ").nth(1).unwrap().split(" images/s").next().unwrap();
+            let ratio = l.split(" images/s (").nth(1).unwrap().split(' ').next().unwrap();
+            let memory = l.split("peak memory up to ").nth(1).unwrap().split(';').next().unwrap();
+            says(&format!("{figures} ({ratio})"));
+            says(&format!("| {memory} |"));
+        }
+    }
+    // "onnxruntime int8 export (pairguard) (89914377 bytes) median [range] 98.11 [96.88, 102.59] images/s; against pairguard f32:
+    // largest difference 0.0402, mean 0.0108, verdicts agree 31/32", quoted as "| 98.11 [96.88, 102.59] | 0.0402 | 0.0108 | 31/32 |".
+    let onnx = read("bench_onnx.txt");
+    for route in ["pairguard bf16", "pairguard int8", "onnxruntime f32 export", "onnxruntime int8 export", "onnxruntime quantize_dynamic"] {
+        let l = line(&onnx, route);
+        let figures = l.split("median [range] ").nth(1).unwrap().split(" images/s").next().unwrap();
+        let against = l.split("against pairguard f32: ").nth(1).unwrap().split(';').next().unwrap();
+        let (largest, rest) = against.trim_start_matches("largest difference ").split_once(", mean ").unwrap();
+        let (mean, agree) = rest.split_once(", verdicts agree ").unwrap();
+        says(&format!("| {figures} | {largest} | {mean} | {agree} |"));
+    }
     let attack = read("bench_attack.txt");
     let r = ratio(&attack, "ratio of medians");
     says(&format!("FGSM and PGD {} and {} torch", r[0], r[1]));
