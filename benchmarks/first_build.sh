@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first build a newcomer waits for: the README's first command
 # (`cargo run -p pairguard-cli -- sweep experiments/demo.toml`) from a fresh
-# clone into an empty target folder, then the demo sweep itself. Prints the
+# clone into an empty target folder, then the demo sweep itself, then
+# `cargo install` of the binary and the tests' build on top. Prints the
 # CPU, the build's wall time, its compile time summed over units, and the
 # slowest units from cargo's timings report, as Markdown for
 # docs/benchmarks.md:
@@ -30,6 +31,14 @@ build=$(( $(date +%s) - start ))
 start=$(date +%s)
 cargo run -q -p pairguard-cli --locked -- sweep experiments/demo.toml --device cpu --out "$work/demo" >/dev/null
 sweep=$(( $(date +%s) - start ))
+# The README's route to a `pairguard` on the PATH, into the same target folder.
+start=$(date +%s)
+cargo install -q --locked --offline --path crates/cli --profile dev --target-dir "$CARGO_TARGET_DIR" --root "$work/bin"
+install=$(( $(date +%s) - start ))
+# The README's second command builds the tests on top.
+start=$(date +%s)
+cargo test -q --workspace --locked --no-run 2>"$work/tests.log" || { cat "$work/tests.log" >&2; exit 1; }
+tests=$(( $(date +%s) - start ))
 mkdir -p "$repo/results"
 cp "$CARGO_TARGET_DIR"/cargo-timings/cargo-timing.html "$repo/results/first-build-timings.html"
 
@@ -39,6 +48,8 @@ model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $family, model $model), $(nproc) cores; rustc $(rustc --version | cut -d' ' -f2)"
 echo "- build (\`cargo build -p pairguard-cli\`, what \`cargo run\` builds): $((build / 60)) min $((build % 60)) s of wall time"
 echo "- the demo sweep afterwards: ${sweep} s"
+echo "- then \`cargo install --locked --path crates/cli --profile dev --target-dir\` the same folder: ${install} s"
+echo "- then the tests' build (\`cargo test --workspace --no-run\`): $((tests / 60)) min $((tests % 60)) s"
 python3 - "$CARGO_TARGET_DIR/cargo-timings/cargo-timing.html" <<'EOF'
 import json, re, sys
 html = open(sys.argv[1]).read()
