@@ -31,9 +31,10 @@ build=$(( $(date +%s) - start ))
 start=$(date +%s)
 cargo run -q -p pairguard-cli --locked -- sweep experiments/demo.toml --device cpu --out "$work/demo" >/dev/null
 sweep=$(( $(date +%s) - start ))
-# The README's route to a `pairguard` on the PATH, into the same target folder.
+# The README's route to a `pairguard` on the PATH (with --path, cargo uses
+# the workspace's target folder, here CARGO_TARGET_DIR).
 start=$(date +%s)
-cargo install -q --locked --offline --path crates/cli --profile dev --target-dir "$CARGO_TARGET_DIR" --root "$work/bin"
+cargo install -q --locked --offline --path crates/cli --profile dev --root "$work/bin"
 install=$(( $(date +%s) - start ))
 # The README's second command builds the tests on top.
 start=$(date +%s)
@@ -48,7 +49,7 @@ model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $family, model $model), $(nproc) cores; rustc $(rustc --version | cut -d' ' -f2)"
 echo "- build (\`cargo build -p pairguard-cli\`, what \`cargo run\` builds): $((build / 60)) min $((build % 60)) s of wall time"
 echo "- the demo sweep afterwards: ${sweep} s"
-echo "- then \`cargo install --locked --path crates/cli --profile dev --target-dir\` the same folder: ${install} s"
+echo "- then \`cargo install --locked --path crates/cli --profile dev\` into the same target folder: ${install} s"
 echo "- then the tests' build (\`cargo test --workspace --no-run\`): $((tests / 60)) min $((tests % 60)) s"
 python3 - "$CARGO_TARGET_DIR/cargo-timings/cargo-timing.html" <<'EOF'
 import json, re, sys
