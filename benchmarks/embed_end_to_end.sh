@@ -67,21 +67,23 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-echo
-fastest_peer=0
+# Per side: "median min max" of its rounds' images/s.
+declare -A spread
 for side in $sides; do
-  median=$(awk -v s="$side" '$3 == s { print $6 }' "$work/runs" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-  case "$side" in open_clip-*) fastest_peer=$(awk -v a="$fastest_peer" -v b="$median" 'BEGIN { print (b > a) ? b : a }') ;; esac
+  spread[$side]=$(awk -v s="$side" '$3 == s { print $6 }' "$work/runs" | sort -g |
+    awk '{ v[NR] = $1 } END { print ((NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')
 done
+fastest_peer=$(for side in $sides; do case "$side" in open_clip-*) echo "${spread[$side]%% *}" ;; esac; done | sort -g | tail -1)
+
+echo
 for side in $sides; do
-  figures=$(awk -v s="$side" '$3 == s { print $6 }' "$work/runs" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f [%.2f, %.2f]", m, v[1], v[NR] }')
-  median=${figures%% *}
+  read -r median low high <<< "${spread[$side]}"
   memory=$(awk -v s="$side" '$3 == s { print $9 }' "$work/runs" | sort -g | tail -1)
   case "$side" in
     pairguard-*) store="$work/$side.safetensors" ;;
     open_clip-*) store="$work/$side.npy" ;;
   esac
   cos=$("$python" benchmarks/embed_peer.py cosine "$work/open_clip-fp32.npy" "$store")
-  ratio=$(awk -v a="$median" -v b="$fastest_peer" 'BEGIN { printf "%.2fx", a / b }')
-  echo "$side median [range] $figures images/s ($ratio open_clip's fastest), peak memory up to $memory MiB; against open_clip fp32: $cos"
+  awk -v s="$side" -v m="$median" -v lo="$low" -v hi="$high" -v f="$fastest_peer" -v mem="$memory" -v c="$cos" \
+    'BEGIN { printf "%s median [range] %.2f [%.2f, %.2f] images/s (%.2fx open_clip'"'"'s fastest), peak memory up to %s MiB; against open_clip fp32: %s\n", s, m, lo, hi, m / f, mem, c }'
 done
