@@ -32,8 +32,8 @@ pub enum Precision {
     /// IEEE half precision, for GPUs.
     F16,
     /// int8 products with i32 accumulation (weights per output column,
-    /// inputs per token); on CPUs with AVX-512 VNNI or AVX-VNNI these are
-    /// the CPU's own int8 dot products.
+    /// inputs per token); on CPUs with AVX-512 VNNI these are the CPU's own
+    /// int8 dot products.
     Int8,
 }
 

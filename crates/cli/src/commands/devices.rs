@@ -8,7 +8,7 @@ pub fn exec() -> anyhow::Result<()> {
     let yes = |b: bool| if b { "yes" } else { "no (widened: correct, not faster)" };
     println!("cpu: {}", pairguard_clip::host::cpu_name());
     println!("cpu bf16 dot products (AVX-512 BF16), for --precision bf16: {}", yes(dots.bf16));
-    println!("cpu int8 dot products (AVX-512 VNNI or AVX-VNNI), for --precision int8: {}", yes(dots.int8));
+    println!("cpu int8 dot products (AVX-512 VNNI), for --precision int8: {}", yes(dots.int8));
     let adapters = pairguard_model::device::wgpu_adapters();
     if adapters.is_empty() {
         println!("wgpu adapters: none");

@@ -40,8 +40,8 @@ pub struct Args {
     /// bf16 (the CPU only: bf16 products with f32 accumulation, the CPU's
     /// own bf16 dot products where it has AVX-512 BF16); int8 (the CPU
     /// only: int8 weights per column and inputs per token, i32
-    /// accumulation, the CPU's int8 dot products where it has AVX-512 VNNI
-    /// or AVX-VNNI); f16 (for GPUs).
+    /// accumulation, the CPU's int8 dot products where it has AVX-512
+    /// VNNI); f16 (for GPUs).
     #[arg(long, default_value = "f32", value_parser = precision)]
     precision: Precision,
     #[command(flatten)]

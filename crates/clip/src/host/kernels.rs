@@ -33,6 +33,14 @@ fn round(v: f32) -> bf16 {
     bf16::from_bits(if nan { (x >> 16) | 0x40 } else { rounded } as u16)
 }
 
+/// An integer-valued f32 in -128..=127 as i8 (NaN as 0, as `as i8` has it),
+/// through the bits of `v + 1.5 * 2^23`, whose low byte is then `v`'s two's
+/// complement: `v as i8` itself does not vectorise.
+#[inline(always)]
+fn to_i8(v: f32) -> i8 {
+    (v + 12_582_912.0).to_bits() as u8 as i8
+}
+
 /// bf16 to f32, exactly: `bf16::to_f32` without the branch that quiets a
 /// signalling NaN, so that it vectorises.
 #[inline(always)]
@@ -125,8 +133,21 @@ pub fn quantize_rows(a: &[bf16], q: &mut [i8], rows: &mut [RowQuant]) {
                 let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
                 let zero = (-128.0 - lo / scale).round_ties_even().clamp(-128.0, 127.0);
                 let inv = 1.0 / scale;
-                q.iter_mut().zip(&wide).for_each(|(q, &v)| *q = ((v * inv).round_ties_even() + zero).clamp(-128.0, 127.0) as i8);
+                q.iter_mut().zip(&wide).for_each(|(q, &v)| *q = to_i8(((v * inv).round_ties_even() + zero).clamp(-128.0, 127.0)));
                 *r = RowQuant { scale, zero: zero as i32 };
+            }
+        },
+    )
+}
+
+/// Rows of a weight matrix (as many columns as `scales`) in int8 per
+/// column: `round_ties_even(w / scale)`, within -127..=127.
+pub fn quantize_columns(values: &[f32], scales: &[f32], q: &mut [i8]) {
+    simd(
+        #[inline(always)]
+        || {
+            for (q, row) in q.chunks_exact_mut(scales.len()).zip(values.chunks_exact(scales.len())) {
+                q.iter_mut().zip(row).zip(scales).for_each(|((q, &w), &s)| *q = to_i8((w / s).round_ties_even().clamp(-127.0, 127.0)));
             }
         },
     )
@@ -138,7 +159,7 @@ pub fn dequantize(acc: &[i32], row: RowQuant, col_sums: &[i32], col_scales: &[f3
     simd(
         #[inline(always)]
         || {
-            let value = |acc: i32, sum: i32, scale: f32| ((acc - row.zero * sum) as f32) * (row.scale * scale);
+            let value = |acc: i32, sum: i32, scale: f32| (corrected(acc, row.zero, sum) as f32) * (row.scale * scale);
             match bias {
                 Some(b) => out
                     .iter_mut()
@@ -150,6 +171,15 @@ pub fn dequantize(acc: &[i32], row: RowQuant, col_sums: &[i32], col_scales: &[f3
             }
         },
     )
+}
+
+/// An accumulator corrected for its input's zero point, `acc - zero *
+/// col_sum`, in wrapping arithmetic: the true value fits an i32 (it is at
+/// most 255 x 127 x the depth), and the overflow checks of checked
+/// arithmetic keep the loops around it from vectorising.
+#[inline(always)]
+fn corrected(acc: i32, zero: i32, col_sum: i32) -> i32 {
+    acc.wrapping_sub(zero.wrapping_mul(col_sum))
 }
 
 /// Side of the square blocks [`dequantize_columns`] works through: 64 x 64
@@ -196,7 +226,7 @@ pub fn dequantize_columns(
                         .iter_mut()
                         .zip(column)
                         .zip(zeros.iter().zip(scales))
-                        .for_each(|((v, &a), (&z, &s))| *v = ((a - z * sum) as f32) * (s * scale) + b);
+                        .for_each(|((v, &a), (&z, &s))| *v = (corrected(a, z, sum) as f32) * (s * scale) + b);
                 }
                 for (t, out) in out.chunks_exact_mut(n).enumerate() {
                     out[j0..j0 + w].iter_mut().enumerate().for_each(|(jj, o)| *o = round(block[jj * BLOCK + t]));
@@ -394,6 +424,28 @@ fn tiles<S: Simd>(simd: S, a: &[f32], lda: usize, k: usize, b: &[f32], n: usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_i8_conversion_is_the_cast() {
+        for v in -128..=127 {
+            assert_eq!(to_i8(v as f32), v as i8, "{v}");
+        }
+        assert_eq!(to_i8(-0.0), 0);
+        // NaN to 0, as the cast.
+        assert_eq!(to_i8(f32::NAN), 0);
+        assert_eq!(to_i8(-f32::NAN), 0);
+    }
+
+    #[test]
+    fn the_zero_point_correction_is_exact_at_its_extremes() {
+        // The largest accumulators of a 4,096-deep product (ViT-L/14's
+        // widest) with the largest zero point and column sums.
+        let depth = 4096;
+        for (acc, zero, sum) in [(255 * 127 * depth, -128, 127 * depth), (-128 * 127 * depth, 127, -127 * depth), (0, -128, -127 * depth)] {
+            let exact = i64::from(acc) - i64::from(zero) * i64::from(sum);
+            assert_eq!(i64::from(corrected(acc, zero, sum)), exact, "{acc} {zero} {sum}");
+        }
+    }
 
     #[test]
     fn rounding_is_bf16_from_f32_bit_for_bit() {

@@ -3,15 +3,17 @@
 //! operands with f32 accumulation ([`Products::Bf16`]) or int8 operands
 //! with i32 accumulation ([`Products::Int8`]), through `gemmkit`, which
 //! picks its kernel at run time: `vdpbf16ps` on CPUs with AVX-512 BF16 and
-//! `vpdpbusd` on AVX-512 VNNI or AVX-VNNI, widening kernels elsewhere.
+//! `vpdpbusd` on AVX-512 VNNI, widening kernels elsewhere (gemmkit has no
+//! kernel for the 256-bit AVX-VNNI of Intel's client cores).
 //!
 //! bf16 runs the encoder about twice as fast as f32 on AMD's Zen 4 and
 //! Zen 5; on Intel cores before AMX `vdpbf16ps` issues on one port where
 //! f32 FMAs issue on two, and bf16 gains nothing. int8's dot product does
 //! four multiply-adds per 32-bit lane, bf16's two: it is the precision that
-//! could pay on both vendors, but on Zen 5, where a core's int8 peak is
-//! about 2x its bf16 peak, the int8 products with their quantisation and
-//! rescaling run at 0.8x bf16's (docs/benchmarks.md).
+//! can pay on both vendors. On Zen 5, where a core's int8 peak is about 2x
+//! its bf16 peak, the encoder runs faster in int8 than in bf16; the work
+//! around the products (attention, LayerNorm, the quantisation of inputs
+//! and rescaling of outputs) bounds how much (docs/benchmarks.md).
 //!
 //! int8 quantises each weight matrix of the transformer's layers once, per
 //! output column (symmetric, scale `max |w| / 127`), packed once into the
@@ -19,7 +21,9 @@
 //! (asymmetric: the row's range onto -128..=127, so GELU's one-sided
 //! outputs keep all 256 levels); the i32 accumulator is corrected for the
 //! input's zero point with the weights' column sums, scaled back to f32,
-//! and the bias added before the one rounding of the output. The first and
+//! and the bias added before the one rounding of the output, 64 rows at a
+//! time, so that a row block's accumulator is rescaled while it is still
+//! in the core's cache. The first and
 //! last products, the patch embedding (which reads the pixels) and the
 //! projection (which writes the embedding), stay bf16: about 3% of
 //! ViT-B/32's multiply-adds and 0.2% of ViT-L/14's, and on the synthetic
@@ -77,7 +81,8 @@ pub enum Products {
 pub struct DotProducts {
     /// AVX-512 BF16 (`vdpbf16ps`).
     pub bf16: bool,
-    /// AVX-512 VNNI or AVX-VNNI (`vpdpbusd`).
+    /// AVX-512 VNNI (`vpdpbusd`), with the AVX-512 F and BW its kernel
+    /// also uses; gemmkit widens on AVX-VNNI alone.
     pub int8: bool,
 }
 
@@ -88,7 +93,9 @@ impl DotProducts {
         {
             DotProducts {
                 bf16: std::arch::is_x86_feature_detected!("avx512bf16"),
-                int8: std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni"),
+                int8: std::arch::is_x86_feature_detected!("avx512vnni")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512f"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -170,10 +177,13 @@ impl QuantizedColumns {
         }
         // A zero column quantises to zeros with any scale.
         scales.iter_mut().for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
-        let q: Vec<i8> = values.iter().enumerate().map(|(i, v)| (v / scales[i % cols]).round_ties_even().clamp(-127.0, 127.0) as i8).collect();
+        // ViT-L/14's 300 million weights are quantised at every load.
+        let mut q = vec![0i8; values.len()];
+        q.par_chunks_mut(ROWS * cols).zip(values.par_chunks(ROWS * cols)).for_each(|(q, v)| kernels::quantize_columns(v, &scales, q));
         let mut sums = vec![0i32; cols];
         for row in q.chunks_exact(cols) {
-            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += i32::from(v));
+            // At most 127 x the depth: wrapping is exact, and vectorises.
+            sums.iter_mut().zip(row).for_each(|(s, &v)| *s = s.wrapping_add(i32::from(v)));
         }
         QuantizedColumns { values: q, scales, sums }
     }
@@ -364,9 +374,24 @@ pub struct HostCompute<'a> {
     pub weights: &'a HostWeights,
 }
 
-/// Rows per int8 product: bounds its i32 accumulator (8 MiB at 2,048
-/// columns) and keeps a block's quantised rows in cache.
-const INT8_ROWS: usize = 1024;
+/// Rows per int8 task: each task quantises its rows, multiplies them and
+/// scales the accumulator back while it is still in the core's cache (64
+/// rows x 3,072 columns of i32 is 768 KiB). On ViT-B/32 on Zen 5, a batch
+/// of 32 spent 238 ms in its products with 64 rows a task, 246 with 128.
+const INT8_ROWS: usize = 64;
+
+/// A thread's buffers for its int8 tasks, kept between products: fresh
+/// ones would be zeroed (and page-faulted in) for every product.
+#[derive(Default)]
+struct Int8Scratch {
+    q: Vec<i8>,
+    acc: Vec<i32>,
+    inputs: Vec<kernels::RowQuant>,
+}
+
+thread_local! {
+    static INT8_SCRATCH: std::cell::RefCell<Int8Scratch> = std::cell::RefCell::default();
+}
 
 /// `a [m, k] . w [k, n] + bias` in the matrix's arithmetic, rounded once to bf16.
 fn product(a: &[bf16], m: usize, w: &Matrix, bias: Option<&Vector>) -> Vec<bf16> {
@@ -380,27 +405,33 @@ fn product(a: &[bf16], m: usize, w: &Matrix, bias: Option<&Vector>) -> Vec<bf16>
             gemm_fused(bf16::ONE, a, b, bf16::ZERO, out, bias.map(|b| Bias::PerCol(&b.bf16[..])), None, Parallelism::Rayon(0));
         }
         Stored::Int8 { packed, scales, sums } => {
-            let mut q = vec![0i8; INT8_ROWS.min(m) * k];
-            let mut acc = vec![0i32; INT8_ROWS.min(m) * n];
             let bias = bias.map(|b| &b.f32[..]);
-            for (a, c) in a.chunks(INT8_ROWS * k).zip(c.chunks_mut(INT8_ROWS * n)) {
-                let rows = a.len() / k;
-                let (q, acc) = (&mut q[..rows * k], &mut acc[..rows * n]);
-                let mut inputs = vec![kernels::RowQuant::default(); rows];
-                q.par_chunks_mut(ROWS * k).zip(a.par_chunks(ROWS * k)).zip(inputs.par_chunks_mut(ROWS)).for_each(|((q, a), r)| {
-                    kernels::quantize_rows(a, q, r);
-                });
-                // The packed weights take a column-major accumulator: column
-                // `j` holds `acc[j * rows..][..rows]`.
-                gemm_i8_packed_b(1, MatRef::from_row_major(q, rows, k), packed, 0, MatMut::from_col_major(acc, rows, n), Parallelism::Rayon(0));
-                let acc = &*acc;
-                c.par_chunks_mut(ROWS * n).zip(inputs.par_chunks(ROWS)).enumerate().for_each(|(block, (c, inputs))| {
-                    kernels::dequantize_columns(acc, rows, block * ROWS, inputs, sums, scales, bias, c);
-                });
-            }
+            c.par_chunks_mut(INT8_ROWS * n).zip(a.par_chunks(INT8_ROWS * k)).for_each(|(c, a)| {
+                INT8_SCRATCH.with_borrow_mut(|s| {
+                    let rows = a.len() / k;
+                    grow(&mut s.q, rows * k);
+                    grow(&mut s.acc, rows * n);
+                    grow(&mut s.inputs, rows);
+                    let (q, acc, inputs) = (&mut s.q[..rows * k], &mut s.acc[..rows * n], &mut s.inputs[..rows]);
+                    kernels::quantize_rows(a, q, inputs);
+                    // The packed weights take a column-major accumulator:
+                    // column `j` holds `acc[j * rows..][..rows]`.
+                    gemm_i8_packed_b(1, MatRef::from_row_major(q, rows, k), packed, 0, MatMut::from_col_major(acc, rows, n), Parallelism::Serial);
+                    for (block, (c, inputs)) in c.chunks_mut(ROWS * n).zip(inputs.chunks(ROWS)).enumerate() {
+                        kernels::dequantize_columns(acc, rows, block * ROWS, inputs, sums, scales, bias, c);
+                    }
+                })
+            });
         }
     }
     c
+}
+
+/// Lengthens `v` to at least `len` (never shortens it).
+fn grow<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
 }
 
 impl<'a> VisionOps for HostCompute<'a> {
@@ -581,6 +612,28 @@ mod tests {
     /// and the one rounding to bf16: the integer arithmetic and the zero-point
     /// correction lose nothing. Rows span more than one block of the product
     /// and columns more than one block of the rescaling, each with a part.
+    /// gemmkit's int8 product on prepacked weights (vendor/README.md) is
+    /// the exact integer product, on shapes with partial register tiles
+    /// (32 rows by 12 columns), depths that are not a multiple of 4, and
+    /// depths past one panel.
+    #[test]
+    fn the_integer_product_is_exact() {
+        let byte = |i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) % 256) as u8 as i8;
+        for (m, k, n) in [(1, 1, 1), (5, 3, 12), (33, 771, 13), (64, 3072, 70), (37, 4096, 25), (64, 5, 3)] {
+            let a: Vec<i8> = (0..m * k).map(byte).collect();
+            let b: Vec<i8> = (0..k * n).map(|i| byte(i + 17)).collect();
+            let packed = prepack_rhs_i8(MatRef::from_row_major(&b, k, n));
+            let mut c = vec![0i32; m * n];
+            gemm_i8_packed_b(1, MatRef::from_row_major(&a, m, k), &packed, 0, MatMut::from_col_major(&mut c, m, n), Parallelism::Serial);
+            for i in 0..m {
+                for j in 0..n {
+                    let exact: i32 = (0..k).map(|t| i32::from(a[i * k + t]) * i32::from(b[t * n + j])).sum();
+                    assert_eq!(c[j * m + i], exact, "{m}x{k}x{n} at ({i}, {j})");
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_int8_product_is_exact_on_its_quantised_operands() {
         let (m, k, n) = (INT8_ROWS + 37, 48, 70);
@@ -613,9 +666,11 @@ mod tests {
                 assert!((x - back).abs() <= 0.5001 * r.scale, "row {i}: {x} quantised to {back} (step {})", r.scale);
             }
         }
-        // And each weight within half a step of its column's scale.
+        // And each weight within half a step of its column's scale, as the
+        // plain scalar cast has it.
         for (t, (&w, &q)) in w.iter().zip(values).enumerate() {
             assert!((w - scales[t % n] * f32::from(q)).abs() <= 0.5001 * scales[t % n], "weight {t}");
+            assert_eq!(q, (w / scales[t % n]).round_ties_even().clamp(-127.0, 127.0) as i8, "weight {t}");
         }
     }
 }

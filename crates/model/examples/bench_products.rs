@@ -1,0 +1,112 @@
+//! The CPU encoder's products alone: gemmkit's bf16 product (`gemm_fused`,
+//! as `--precision bf16` calls it) against its int8 product on prepacked
+//! weights (`gemm_i8_packed_b`, as `--precision int8` calls it), at one
+//! ViT-B/32 layer's four shapes for a batch of 32 (1,600 token rows).
+//!
+//!     cargo build --workspace --all-targets
+//!     $CARGO_TARGET_DIR/debug/examples/bench_products [--rounds R]
+//!
+//! Each figure is the fastest of 5 calls after one warm-up call, on one
+//! thread and on every core, in G multiply-adds/s; R rounds (default 3)
+//! take turns and report medians with their range. Set against a core's
+//! peak rates (`bash benchmarks/dot_products.sh`), this shows how much of
+//! int8's instruction-level gain the product keeps, apart from the
+//! quantisation and rescaling around it (`bench_encoder` times those).
+//! vendor/README.md quotes these figures for gemmkit's VNNI kernel before
+//! and after its patch (before: the same program with the
+//! `[patch.crates-io]` entry removed).
+
+// The allocator of the `pairguard` binary (see crates/alloc).
+#[global_allocator]
+static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
+
+use std::time::Instant;
+
+use gemmkit::{MatMut, MatRef, Parallelism, gemm_fused, gemm_i8_packed_b, prepack_rhs_i8};
+use half::bf16;
+
+const ROWS: usize = 1600;
+const SHAPES: [(usize, usize); 4] = [(768, 2304), (768, 768), (768, 3072), (3072, 768)];
+
+/// The fastest of 5 calls of `f`, after one, in seconds.
+fn fastest(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Seconds for the four products in bf16 and in int8 on `par`.
+fn round(par: Parallelism) -> (f64, f64) {
+    let (mut bf, mut i8_) = (0.0, 0.0);
+    for (k, n) in SHAPES {
+        // Values spread over the types' ranges; the rates do not depend on them.
+        let a8: Vec<i8> = (0..ROWS * k).map(|i| (i * 7 % 255) as u8 as i8).collect();
+        let b8: Vec<i8> = (0..k * n).map(|i| (i * 13 % 255) as u8 as i8).collect();
+        let ab: Vec<bf16> = (0..ROWS * k).map(|i| bf16::from_f32((i % 17) as f32 * 0.1 - 0.8)).collect();
+        let bb: Vec<bf16> = (0..k * n).map(|i| bf16::from_f32((i % 19) as f32 * 0.01 - 0.09)).collect();
+        let mut cb = vec![bf16::ZERO; ROWS * n];
+        let mut c32 = vec![0i32; ROWS * n];
+        let packed = prepack_rhs_i8(MatRef::from_row_major(&b8, k, n));
+        bf += fastest(|| {
+            let (a, b, c) = (MatRef::from_row_major(&ab, ROWS, k), MatRef::from_row_major(&bb, k, n), MatMut::from_row_major(&mut cb, ROWS, n));
+            gemm_fused(bf16::ONE, a, b, bf16::ZERO, c, None, None, par);
+        });
+        i8_ += fastest(|| {
+            gemm_i8_packed_b(1, MatRef::from_row_major(&a8, ROWS, k), &packed, 0, MatMut::from_col_major(&mut c32, ROWS, n), par);
+        });
+    }
+    (bf, i8_)
+}
+
+fn median_range(mut v: Vec<f64>) -> String {
+    v.sort_by(f64::total_cmp);
+    format!("{:.0} [{:.0}, {:.0}]", v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn main() {
+    let mut rounds = 3;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).filter(|&r| r > 0).expect("--rounds takes a positive count"),
+            other => panic!("unknown argument {other:?} (usage: bench_products [--rounds R])"),
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let dots = pairguard_clip::host::DotProducts::detect();
+    println!("gemmkit products at one ViT-B/32 layer's shapes, {ROWS} rows: {SHAPES:?} ([depth, columns] of each weight), {rounds} rounds");
+    println!("CPU: {} ({cores} cores); bf16 dot products: {}, int8 dot products: {}", pairguard_clip::host::cpu_name(), dots.bf16, dots.int8);
+    let macs: f64 = SHAPES.iter().map(|&(k, n)| (ROWS * k * n) as f64).sum();
+    for (label, par, threads) in [("1 thread", Parallelism::Serial, 1), ("every core", Parallelism::Rayon(0), cores)] {
+        let (mut bf, mut i8_, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 1..=rounds {
+            let (b, i) = round(par);
+            println!(
+                "round {r}, {label}: bf16 {:.1} ms, {:.0} G multiply-adds/s; int8 {:.1} ms, {:.0} G multiply-adds/s; int8 {:.2}x bf16",
+                b * 1e3,
+                macs / b / 1e9,
+                i * 1e3,
+                macs / i / 1e9,
+                b / i
+            );
+            bf.push(macs / b / 1e9 / threads as f64);
+            i8_.push(macs / i / 1e9 / threads as f64);
+            ratio.push(b / i);
+        }
+        let mut r = ratio.clone();
+        r.sort_by(f64::total_cmp);
+        println!(
+            "{label}: G multiply-adds/s per core, median [range]: bf16 {}, int8 {}; int8 {:.2}x bf16 [{:.2}, {:.2}]",
+            median_range(bf),
+            median_range(i8_),
+            r[r.len() / 2],
+            r[0],
+            r[r.len() - 1]
+        );
+    }
+}
