@@ -4,21 +4,24 @@
 //! ViT-B/32 layer's four shapes for a batch of 32 (1,600 token rows).
 //!
 //!     cargo build --workspace --all-targets
-//!     $CARGO_TARGET_DIR/debug/examples/bench_products [--rounds R]
+//!     $CARGO_TARGET_DIR/debug/examples/bench_products [--rounds R] [--threads N]
 //!
 //! Each figure is the fastest of 5 calls after one warm-up call, on one
-//! thread and on every core, in G multiply-adds/s; R rounds (default 3)
-//! take turns and report medians with their range. Set against a core's
-//! peak rates (`bash benchmarks/dot_products.sh`), this shows how much of
-//! int8's instruction-level gain the product keeps, apart from the
-//! quantisation and rescaling around it (`bench_encoder` times those).
-//! vendor/README.md quotes these figures for gemmkit's VNNI kernel before
-//! and after its patch (before: the same program with the
-//! `[patch.crates-io]` entry removed).
+//! thread and on the pool of N threads (default: every core), in G
+//! multiply-adds/s per thread; R rounds (default 3) take turns and report
+//! medians with their range. Set against a core's peak rates (`bash
+//! benchmarks/dot_products.sh`), this shows how much of int8's
+//! instruction-level gain the product keeps, apart from the quantisation
+//! and rescaling around it (`bench_encoder` times those). vendor/README.md
+//! quotes these figures for gemmkit's VNNI kernel before and after its
+//! patch (before: the same program with the `[patch.crates-io]` entry
+//! removed).
 
 // The allocator of the `pairguard` binary (see crates/alloc).
 #[global_allocator]
 static ALLOCATOR: pairguard_alloc::MiMalloc = pairguard_alloc::MiMalloc;
+
+mod peer;
 
 use std::time::Instant;
 
@@ -63,26 +66,17 @@ fn round(par: Parallelism) -> (f64, f64) {
     (bf, i8_)
 }
 
-fn median_range(mut v: Vec<f64>) -> String {
-    v.sort_by(f64::total_cmp);
-    format!("{:.0} [{:.0}, {:.0}]", v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
 fn main() {
-    let mut rounds = 3;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).filter(|&r| r > 0).expect("--rounds takes a positive count"),
-            other => panic!("unknown argument {other:?} (usage: bench_products [--rounds R])"),
-        }
-    }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let setup = peer::Setup::from_args(&args);
+    let rounds: usize = peer::option(&args, "--rounds").unwrap_or(3);
+    assert!(rounds > 0, "--rounds takes a positive count");
     let dots = pairguard_clip::host::DotProducts::detect();
     println!("gemmkit products at one ViT-B/32 layer's shapes, {ROWS} rows: {SHAPES:?} ([depth, columns] of each weight), {rounds} rounds");
-    println!("CPU: {} ({cores} cores); bf16 dot products: {}, int8 dot products: {}", pairguard_clip::host::cpu_name(), dots.bf16, dots.int8);
+    println!("{}; bf16 dot products: {}, int8 dot products: {}", setup.describe(), dots.bf16, dots.int8);
     let macs: f64 = SHAPES.iter().map(|&(k, n)| (ROWS * k * n) as f64).sum();
-    for (label, par, threads) in [("1 thread", Parallelism::Serial, 1), ("every core", Parallelism::Rayon(0), cores)] {
+    let pool = format!("{} threads", setup.threads);
+    for (label, par, threads) in [("1 thread", Parallelism::Serial, 1), (pool.as_str(), Parallelism::Rayon(0), setup.threads)] {
         let (mut bf, mut i8_, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for r in 1..=rounds {
             let (b, i) = round(par);
@@ -98,15 +92,11 @@ fn main() {
             i8_.push(macs / i / 1e9 / threads as f64);
             ratio.push(b / i);
         }
-        let mut r = ratio.clone();
-        r.sort_by(f64::total_cmp);
         println!(
-            "{label}: G multiply-adds/s per core, median [range]: bf16 {}, int8 {}; int8 {:.2}x bf16 [{:.2}, {:.2}]",
-            median_range(bf),
-            median_range(i8_),
-            r[r.len() / 2],
-            r[0],
-            r[r.len() - 1]
+            "{label}: G multiply-adds/s per thread, median [range]: bf16 {}, int8 {}; int8 {}x bf16",
+            peer::spread(&bf, 0),
+            peer::spread(&i8_, 0),
+            peer::spread(&ratio, 2)
         );
     }
 }

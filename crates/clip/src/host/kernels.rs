@@ -153,26 +153,6 @@ pub fn quantize_columns(values: &[f32], scales: &[f32], q: &mut [i8]) {
     )
 }
 
-/// One row of an int8 product back in f32, rounded once to bf16:
-/// `out = scale * col_scale * (acc - zero * col_sum) + bias`.
-pub fn dequantize(acc: &[i32], row: RowQuant, col_sums: &[i32], col_scales: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
-    simd(
-        #[inline(always)]
-        || {
-            let value = |acc: i32, sum: i32, scale: f32| (corrected(acc, row.zero, sum) as f32) * (row.scale * scale);
-            match bias {
-                Some(b) => out
-                    .iter_mut()
-                    .zip(acc)
-                    .zip(col_sums.iter().zip(col_scales))
-                    .zip(b)
-                    .for_each(|(((o, &a), (&s, &c)), &b)| *o = round(value(a, s, c) + b)),
-                None => out.iter_mut().zip(acc).zip(col_sums.iter().zip(col_scales)).for_each(|((o, &a), (&s, &c))| *o = round(value(a, s, c))),
-            }
-        },
-    )
-}
-
 /// An accumulator corrected for its input's zero point, `acc - zero *
 /// col_sum`, in wrapping arithmetic: the true value fits an i32 (it is at
 /// most 255 x 127 x the depth), and the overflow checks of checked
@@ -183,27 +163,19 @@ fn corrected(acc: i32, zero: i32, col_sum: i32) -> i32 {
 }
 
 /// Side of the square blocks [`dequantize_columns`] works through: 64 x 64
-/// f32 is 16 KiB, which stays in L1.
-const BLOCK: usize = 64;
+/// f32 is 16 KiB, which stays in L1. It bounds the rows per call, so the
+/// int8 product's row tasks are at most this long.
+pub const BLOCK: usize = 64;
 
-/// Rows `first..first + quants.len()` (at most 64) of an int8 product back
-/// in bf16, as [`dequantize`] computes them, from a column-major
-/// accumulator of `rows` rows (column `j` at `acc[j * rows..]`). A block of
-/// columns at a time: each column's stretch of rows is contiguous, so it is
-/// scaled down the rows in vector lanes into a column-major block in cache,
-/// which is then written out row by row. (Reading a row across the columns
-/// directly touches a different page for every value.)
-#[allow(clippy::too_many_arguments)]
-pub fn dequantize_columns(
-    acc: &[i32],
-    rows: usize,
-    first: usize,
-    quants: &[RowQuant],
-    col_sums: &[i32],
-    col_scales: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [bf16],
-) {
+/// An int8 product's rows (one per entry of `quants`, at most [`BLOCK`])
+/// back in bf16, `out = scale * col_scale * (acc - zero * col_sum) + bias`
+/// rounded once, from their column-major accumulator (column `j` at
+/// `acc[j * rows..][..rows]`). A block of columns at a time: each column's
+/// rows are contiguous, so they are scaled in vector lanes into a
+/// column-major block in cache, which is then written out row by row.
+/// (Reading a row across the columns directly touches a different page for
+/// every value.)
+pub fn dequantize_columns(acc: &[i32], quants: &[RowQuant], col_sums: &[i32], col_scales: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
     simd(
         #[inline(always)]
         || {
@@ -221,7 +193,7 @@ pub fn dequantize_columns(
                 for (jj, values) in block.chunks_exact_mut(BLOCK).take(w).enumerate() {
                     let j = j0 + jj;
                     let (sum, scale, b) = (col_sums[j], col_scales[j], bias.map_or(0.0, |b| b[j]));
-                    let column = &acc[j * rows + first..][..r];
+                    let column = &acc[j * r..][..r];
                     values
                         .iter_mut()
                         .zip(column)

@@ -376,9 +376,10 @@ pub struct HostCompute<'a> {
 
 /// Rows per int8 task: each task quantises its rows, multiplies them and
 /// scales the accumulator back while it is still in the core's cache (64
-/// rows x 3,072 columns of i32 is 768 KiB). On ViT-B/32 on Zen 5, a batch
-/// of 32 spent 238 ms in its products with 64 rows a task, 246 with 128.
-const INT8_ROWS: usize = 64;
+/// rows x 3,072 columns of i32 is 768 KiB), in one block of
+/// [`kernels::dequantize_columns`]. On ViT-B/32 on Zen 5, a batch of 32
+/// spent 238 ms in its products with 64 rows a task, 246 with 128.
+const INT8_ROWS: usize = kernels::BLOCK;
 
 /// A thread's buffers for its int8 tasks, kept between products: fresh
 /// ones would be zeroed (and page-faulted in) for every product.
@@ -417,9 +418,7 @@ fn product(a: &[bf16], m: usize, w: &Matrix, bias: Option<&Vector>) -> Vec<bf16>
                     // The packed weights take a column-major accumulator:
                     // column `j` holds `acc[j * rows..][..rows]`.
                     gemm_i8_packed_b(1, MatRef::from_row_major(q, rows, k), packed, 0, MatMut::from_col_major(acc, rows, n), Parallelism::Serial);
-                    for (block, (c, inputs)) in c.chunks_mut(ROWS * n).zip(inputs.chunks(ROWS)).enumerate() {
-                        kernels::dequantize_columns(acc, rows, block * ROWS, inputs, sums, scales, bias, c);
-                    }
+                    kernels::dequantize_columns(acc, inputs, sums, scales, bias, c);
                 })
             });
         }
@@ -607,11 +606,6 @@ mod tests {
         assert!(c.iter().all(|&c| c > bound), "{products:?}: {c:?}");
     }
 
-    /// The int8 product is the exact product of what its operands quantise
-    /// to, `scale * (q - zero)` and `col_scale * q`, up to the f32 scaling
-    /// and the one rounding to bf16: the integer arithmetic and the zero-point
-    /// correction lose nothing. Rows span more than one block of the product
-    /// and columns more than one block of the rescaling, each with a part.
     /// gemmkit's int8 product on prepacked weights (vendor/README.md) is
     /// the exact integer product, on shapes with partial register tiles
     /// (32 rows by 12 columns), depths that are not a multiple of 4, and
@@ -634,6 +628,11 @@ mod tests {
         }
     }
 
+    /// The int8 product is the exact product of what its operands quantise
+    /// to, `scale * (q - zero)` and `col_scale * q`, up to the f32 scaling
+    /// and the one rounding to bf16: the integer arithmetic and the zero-point
+    /// correction lose nothing. Rows span more than one block of the product
+    /// and columns more than one block of the rescaling, each with a part.
     #[test]
     fn the_int8_product_is_exact_on_its_quantised_operands() {
         let (m, k, n) = (INT8_ROWS + 37, 48, 70);
