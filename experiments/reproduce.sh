@@ -72,4 +72,6 @@ if [ "${1:-}" = "--benchmarks" ]; then
   echo "embed end to end" >&2
   bash benchmarks/embed_end_to_end.sh ViT-B-32 320 3 > docs/benchmarks/embed_end_to_end.txt
   bash benchmarks/embed_end_to_end.sh ViT-L-14 48 3 > docs/benchmarks/embed_end_to_end_vit-l-14.txt
+  echo "gemmkit, released and patched" >&2
+  bash benchmarks/gemmkit_patch.sh 3 > docs/benchmarks/gemmkit_patch.txt
 fi

@@ -12,10 +12,9 @@
 //! medians with their range. Set against a core's peak rates (`bash
 //! benchmarks/dot_products.sh`), this shows how much of int8's
 //! instruction-level gain the product keeps, apart from the quantisation
-//! and rescaling around it (`bench_encoder` times those). vendor/README.md
-//! quotes these figures for gemmkit's VNNI kernel before and after its
-//! patch (before: the same program with the `[patch.crates-io]` entry
-//! removed).
+//! and rescaling around it (`bench_encoder` times those).
+//! `benchmarks/gemmkit_patch.sh` runs it built against the gemmkit release
+//! and against vendor/gemmkit, in turns.
 
 // The allocator of the `pairguard` binary (see crates/alloc).
 #[global_allocator]
