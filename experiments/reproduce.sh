@@ -62,7 +62,7 @@ if [ "${1:-}" = "--benchmarks" ]; then
   mkdir -p docs/benchmarks
   examples="$CARGO_TARGET_DIR/debug/examples"
   export PAIRGUARD_PYTHON="${PAIRGUARD_PYTHON:-python3}"
-  for bench in "bench_probe --rounds 5" "bench_encoder 32 3 --rounds 5" "bench_encoder 8 1 --model vit-l-14 --rounds 3" "bench_encoder_ops" "bench_attack 16 --rounds 3" "bench_onnx 32 2 --rounds 5" "bench_products --rounds 3"; do
+  for bench in "bench_probe --rounds 5" "bench_encoder 32 8 --rounds 7" "bench_encoder 8 1 --model vit-l-14 --rounds 3" "bench_encoder_ops" "bench_attack 16 --rounds 3" "bench_onnx 32 2 --rounds 5" "bench_products --rounds 3"; do
     name=${bench%% *}
     case "$bench" in *vit-l-14*) name=bench_encoder_vit-l-14 ;; esac
     echo "$name" >&2

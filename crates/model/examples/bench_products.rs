@@ -1,7 +1,8 @@
 //! The CPU encoder's products alone: gemmkit's bf16 product (`gemm_fused`,
 //! as `--precision bf16` calls it) against its int8 product on prepacked
-//! weights (`gemm_i8_packed_b`, as `--precision int8` calls it), at one
-//! ViT-B/32 layer's four shapes for a batch of 32 (1,600 token rows).
+//! weights (`gemm_i8_packed_b` on tasks of 64 rows, as `--precision int8`
+//! calls it), at one ViT-B/32 layer's four shapes for a batch of 32 (1,600
+//! token rows).
 //!
 //!     cargo build --workspace --all-targets
 //!     $CARGO_TARGET_DIR/debug/examples/bench_products [--rounds R] [--threads N]
@@ -26,6 +27,8 @@ use std::time::Instant;
 
 use gemmkit::{MatMut, MatRef, Parallelism, gemm_fused, gemm_i8_packed_b, prepack_rhs_i8};
 use half::bf16;
+use pairguard_clip::host::kernels::BLOCK;
+use rayon::prelude::*;
 
 const ROWS: usize = 1600;
 const SHAPES: [(usize, usize); 4] = [(768, 2304), (768, 768), (768, 3072), (3072, 768)];
@@ -58,8 +61,18 @@ fn round(par: Parallelism) -> (f64, f64) {
             let (a, b, c) = (MatRef::from_row_major(&ab, ROWS, k), MatRef::from_row_major(&bb, k, n), MatMut::from_row_major(&mut cb, ROWS, n));
             gemm_fused(bf16::ONE, a, b, bf16::ZERO, c, None, None, par);
         });
+        // As the encoder runs it: tasks of `BLOCK` rows, each a serial product
+        // into its own column-major accumulator, one task after another on one
+        // thread or spread over the pool.
         i8_ += fastest(|| {
-            gemm_i8_packed_b(1, MatRef::from_row_major(&a8, ROWS, k), &packed, 0, MatMut::from_col_major(&mut c32, ROWS, n), par);
+            let task = |(a, c): (&[i8], &mut [i32])| {
+                let rows = a.len() / k;
+                gemm_i8_packed_b(1, MatRef::from_row_major(a, rows, k), &packed, 0, MatMut::from_col_major(c, rows, n), Parallelism::Serial);
+            };
+            match par {
+                Parallelism::Serial => a8.chunks(BLOCK * k).zip(c32.chunks_mut(BLOCK * n)).for_each(task),
+                _ => a8.par_chunks(BLOCK * k).zip(c32.par_chunks_mut(BLOCK * n)).for_each(task),
+            }
         });
     }
     (bf, i8_)

@@ -363,6 +363,42 @@ pub(crate) fn vnni_a_xform(v: i8) -> i8 {
     ((v as i32 + VNNI_A_BIAS) as u8) as i8
 }
 
+/// [`IntGemmVnni::pack_lhs`] for a depth-contiguous LHS (row-major `A`) whose depth is a
+/// whole number of quads: each row's quads move as one `u32`, the `+128` bias applied to
+/// their 4 bytes at once (`v + 128` wrapping is `v ^ 0x80` per byte). Byte-identical to
+/// [`pack_kgroup_panels`] with [`vnni_a_xform`], which moves a byte at a time: it runs on
+/// every call, and at 64 rows of depth 768 it took 8% of the product's time
+///
+/// # Safety
+///
+/// As [`KernelFamily::pack_lhs`] with `cs == 1` and `kc` a multiple of 4
+#[inline]
+unsafe fn pack_vnni_lhs_rows(dst: *mut i8, src: *const i8, rs: isize, mc: usize, kc: usize, mr: usize) {
+    const BIAS: u32 = 0x8080_8080;
+    let quads = kc / IntGemmVnni::Q;
+    unsafe {
+        let mut d = dst as *mut u32;
+        let mut base = 0usize;
+        while base < mc {
+            let live = core::cmp::min(mr, mc - base);
+            for i in 0..live {
+                let row = src.offset((base + i) as isize * rs) as *const u32;
+                for g in 0..quads {
+                    d.add(g * mr + i).write_unaligned(row.add(g).read_unaligned() ^ BIAS);
+                }
+            }
+            // Rows past `mc` pack as `xform(0) == 128` in every byte
+            for i in live..mr {
+                for g in 0..quads {
+                    d.add(g * mr + i).write_unaligned(BIAS);
+                }
+            }
+            d = d.add(mr * quads);
+            base += mr;
+        }
+    }
+}
+
 /// The VNNI integer GEMM family: `Lhs = Rhs = i8`, `Acc = Out = i32`, accumulated with
 /// `vpdpbusd` (4 depth steps folded per instruction) instead of [`IntGemm`]'s
 /// widen-and-multiply
@@ -415,7 +451,11 @@ impl KernelFamily for IntGemmVnni {
     ) {
         // lead = rows (rs), depth = cols (cs)
         unsafe {
-            pack_kgroup_panels::<i8, { Self::Q }, _>(dst, src, rs, cs, mc, kc, mr, vnni_a_xform)
+            if cs == 1 && kc.is_multiple_of(Self::Q) {
+                pack_vnni_lhs_rows(dst, src, rs, mc, kc, mr)
+            } else {
+                pack_kgroup_panels::<i8, { Self::Q }, _>(dst, src, rs, cs, mc, kc, mr, vnni_a_xform)
+            }
         }
     }
 
