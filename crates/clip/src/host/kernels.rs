@@ -170,42 +170,182 @@ pub const BLOCK: usize = 64;
 /// An int8 product's rows (one per entry of `quants`, at most [`BLOCK`])
 /// back in bf16, `out = scale * col_scale * (acc - zero * col_sum) + bias`
 /// rounded once, from their column-major accumulator (column `j` at
-/// `acc[j * rows..][..rows]`). A block of columns at a time: each column's
-/// rows are contiguous, so they are scaled in vector lanes into a
-/// column-major block in cache, which is then written out row by row.
-/// (Reading a row across the columns directly touches a different page for
-/// every value.)
+/// `acc[j * rows..][..rows]`). Every value is computed the same way on
+/// every path, bit for bit (`the_tiled_rescaling_is_the_plain_one`).
+///
+/// The transposition from columns to rows is the work here. With AVX-512,
+/// tiles of 16 rows x 16 columns: 16 columns scaled in vector registers,
+/// transposed there (64 shuffles) and stored as 16 rows of 16 bf16. The
+/// rows and columns past the last whole tile, and CPUs without AVX-512,
+/// go through [`dequantize_block`].
 pub fn dequantize_columns(acc: &[i32], quants: &[RowQuant], col_sums: &[i32], col_scales: &[f32], bias: Option<&[f32]>, out: &mut [bf16]) {
+    let (r, n) = (quants.len(), col_sums.len());
+    assert!(r <= BLOCK, "at most {BLOCK} rows at a time");
+    let rescaling = Rescaling { acc, quants, col_sums, col_scales, bias };
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v4) = pulp::x86::V4::try_new() {
+        let (rows, cols) = (r / TILE * TILE, n / TILE * TILE);
+        v4.vectorize(
+            #[inline(always)]
+            || tiles::rescale(v4, &rescaling, rows, cols, out),
+        );
+        dequantize_block(&rescaling, 0..rows, cols..n, out);
+        dequantize_block(&rescaling, rows..r, 0..n, out);
+        return;
+    }
+    dequantize_block(&rescaling, 0..r, 0..n, out);
+}
+
+/// Side of [`dequantize_columns`]'s vector tiles: an AVX-512 register's f32
+/// lanes.
+const TILE: usize = 16;
+
+/// What an int8 product's rescaling reads (see [`dequantize_columns`]).
+struct Rescaling<'a> {
+    acc: &'a [i32],
+    quants: &'a [RowQuant],
+    col_sums: &'a [i32],
+    col_scales: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+/// [`dequantize_columns`] on the rows and columns given, a block of
+/// columns at a time: each column's rows are contiguous, so they are scaled
+/// in vector lanes into a column-major block in cache, which is then
+/// written out row by row. (Reading a row across the columns directly
+/// touches a different page for every value.)
+fn dequantize_block(x: &Rescaling, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, out: &mut [bf16]) {
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
     simd(
         #[inline(always)]
         || {
-            let (r, n) = (quants.len(), col_sums.len());
-            assert!(r <= BLOCK, "at most {BLOCK} rows at a time");
+            let n = x.col_sums.len();
+            let h = rows.len();
             let mut zeros = [0i32; BLOCK];
             let mut scales = [0.0f32; BLOCK];
-            for ((z, s), q) in zeros.iter_mut().zip(&mut scales).zip(quants) {
+            for ((z, s), q) in zeros.iter_mut().zip(&mut scales).zip(&x.quants[rows.clone()]) {
                 (*z, *s) = (q.zero, q.scale);
             }
-            let (zeros, scales) = (&zeros[..r], &scales[..r]);
+            let (zeros, scales) = (&zeros[..h], &scales[..h]);
             let mut block = [0.0f32; BLOCK * BLOCK];
-            for j0 in (0..n).step_by(BLOCK) {
-                let w = BLOCK.min(n - j0);
+            for j0 in cols.clone().step_by(BLOCK) {
+                let w = BLOCK.min(cols.end - j0);
                 for (jj, values) in block.chunks_exact_mut(BLOCK).take(w).enumerate() {
                     let j = j0 + jj;
-                    let (sum, scale, b) = (col_sums[j], col_scales[j], bias.map_or(0.0, |b| b[j]));
-                    let column = &acc[j * r..][..r];
+                    let (sum, scale, b) = (x.col_sums[j], x.col_scales[j], x.bias.map_or(0.0, |b| b[j]));
+                    let column = &x.acc[j * x.quants.len() + rows.start..][..h];
                     values
                         .iter_mut()
                         .zip(column)
                         .zip(zeros.iter().zip(scales))
                         .for_each(|((v, &a), (&z, &s))| *v = (corrected(a, z, sum) as f32) * (s * scale) + b);
                 }
-                for (t, out) in out.chunks_exact_mut(n).enumerate() {
+                for (t, out) in out[rows.start * n..rows.end * n].chunks_exact_mut(n).enumerate() {
                     out[j0..j0 + w].iter_mut().enumerate().for_each(|(jj, o)| *o = round(block[jj * BLOCK + t]));
                 }
             }
         },
     )
+}
+
+/// [`dequantize_columns`]'s AVX-512 tiles.
+#[cfg(target_arch = "x86_64")]
+mod tiles {
+    use core::arch::x86_64::{__m256i, __m512, __m512i};
+
+    use half::bf16;
+    use pulp::cast;
+    use pulp::x86::V4;
+
+    use super::{Rescaling, TILE};
+
+    /// Rows `0..rows` and columns `0..cols` (whole tiles) of `x` into `out`.
+    #[inline(always)]
+    pub(super) fn rescale(v4: V4, x: &Rescaling, rows: usize, cols: usize, out: &mut [bf16]) {
+        let avx = v4.avx512f;
+        let (r, n) = (x.quants.len(), x.col_sums.len());
+        for i0 in (0..rows).step_by(TILE) {
+            let quants = &x.quants[i0..i0 + TILE];
+            let (mut zeros, mut scales) = ([0i32; TILE], [0.0f32; TILE]);
+            for ((z, s), q) in zeros.iter_mut().zip(&mut scales).zip(quants) {
+                (*z, *s) = (q.zero, q.scale);
+            }
+            let (zeros, scales): (__m512i, __m512) = (cast(zeros), cast(scales));
+            for j0 in (0..cols).step_by(TILE) {
+                // Column j0 + c of the tile's rows, as bf16 bits in 32-bit lanes.
+                // (Plain loops: an intrinsic in a closure that is not inlined
+                // into the vectorised function becomes a call.)
+                let mut columns = [avx._mm512_setzero_si512(); TILE];
+                for (c, column) in columns.iter_mut().enumerate() {
+                    let j = j0 + c;
+                    let acc: __m512i = cast::<[i32; TILE], _>(x.acc[j * r + i0..][..TILE].try_into().unwrap());
+                    let corrected = avx._mm512_sub_epi32(acc, avx._mm512_mullo_epi32(zeros, avx._mm512_set1_epi32(x.col_sums[j])));
+                    let scale = avx._mm512_mul_ps(scales, avx._mm512_set1_ps(x.col_scales[j]));
+                    let bias = avx._mm512_set1_ps(match x.bias {
+                        Some(b) => b[j],
+                        None => 0.0,
+                    });
+                    let v = avx._mm512_add_ps(avx._mm512_mul_ps(avx._mm512_cvtepi32_ps(corrected), scale), bias);
+                    *column = round(v4, v);
+                }
+                for (t, row) in transpose(v4, columns).into_iter().enumerate() {
+                    let bits: [u16; TILE] = cast::<__m256i, _>(avx._mm512_cvtepi32_epi16(row));
+                    out[(i0 + t) * n + j0..][..TILE].iter_mut().zip(bits).for_each(|(o, b)| *o = bf16::from_bits(b));
+                }
+            }
+        }
+    }
+
+    /// [`super::round`] in 16 lanes: the bf16's bits in each lane's low half.
+    #[inline(always)]
+    fn round(v4: V4, v: __m512) -> __m512i {
+        let avx = v4.avx512f;
+        let x = avx._mm512_castps_si512(v);
+        let one = avx._mm512_set1_epi32(1);
+        let odd = avx._mm512_and_si512(avx._mm512_srli_epi32::<16>(x), one);
+        let rounded = avx._mm512_srli_epi32::<16>(avx._mm512_add_epi32(x, avx._mm512_add_epi32(avx._mm512_set1_epi32(0x7FFF), odd)));
+        let magnitude = avx._mm512_and_si512(x, avx._mm512_set1_epi32(0x7FFF_FFFF));
+        let nan = avx._mm512_cmpgt_epi32_mask(magnitude, avx._mm512_set1_epi32(0x7F80_0000));
+        let quiet = avx._mm512_or_si512(avx._mm512_srli_epi32::<16>(x), avx._mm512_set1_epi32(0x40));
+        avx._mm512_mask_blend_epi32(nan, rounded, quiet)
+    }
+
+    /// The 16 x 16 transpose of 32-bit lanes: lane `j` of output `i` is lane
+    /// `i` of input `j`.
+    #[inline(always)]
+    fn transpose(v4: V4, m: [__m512i; TILE]) -> [__m512i; TILE] {
+        let avx = v4.avx512f;
+        // Within each 128-bit lane k, t[2p] holds inputs 2p and 2p+1's
+        // elements 4k, 4k+1 interleaved; t[2p+1] elements 4k+2, 4k+3.
+        let mut t = [avx._mm512_setzero_si512(); TILE];
+        for p in 0..TILE / 2 {
+            t[2 * p] = avx._mm512_unpacklo_epi32(m[2 * p], m[2 * p + 1]);
+            t[2 * p + 1] = avx._mm512_unpackhi_epi32(m[2 * p], m[2 * p + 1]);
+        }
+        // u[4g + e], 128-bit lane k: inputs 4g..4g+4's element 4k + e.
+        let mut u = [avx._mm512_setzero_si512(); TILE];
+        for g in 0..TILE / 4 {
+            u[4 * g] = avx._mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 1] = avx._mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+            u[4 * g + 2] = avx._mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+            u[4 * g + 3] = avx._mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+        }
+        // Output 4k + e gathers 128-bit lane k of u[e], u[4 + e], u[8 + e], u[12 + e].
+        let mut o = [avx._mm512_setzero_si512(); TILE];
+        for e in 0..4 {
+            let x0 = avx._mm512_shuffle_i32x4::<0x88>(u[e], u[4 + e]);
+            let x1 = avx._mm512_shuffle_i32x4::<0xDD>(u[e], u[4 + e]);
+            let y0 = avx._mm512_shuffle_i32x4::<0x88>(u[8 + e], u[12 + e]);
+            let y1 = avx._mm512_shuffle_i32x4::<0xDD>(u[8 + e], u[12 + e]);
+            o[e] = avx._mm512_shuffle_i32x4::<0x88>(x0, y0);
+            o[8 + e] = avx._mm512_shuffle_i32x4::<0xDD>(x0, y0);
+            o[4 + e] = avx._mm512_shuffle_i32x4::<0x88>(x1, y1);
+            o[12 + e] = avx._mm512_shuffle_i32x4::<0xDD>(x1, y1);
+        }
+        o
+    }
 }
 
 /// The largest `f(v)`, in 16 lanes as [`lanes_max`].
@@ -406,6 +546,41 @@ mod tests {
         // NaN to 0, as the cast.
         assert_eq!(to_i8(f32::NAN), 0);
         assert_eq!(to_i8(-f32::NAN), 0);
+    }
+
+    /// Every path of the rescaling (AVX-512 tiles, the blocks around them,
+    /// the blocks alone) gives each value as one plain expression and
+    /// `bf16::from_f32` give it, bit for bit: on shapes with and without
+    /// whole tiles, extreme accumulators, and a NaN scale.
+    #[test]
+    fn the_tiled_rescaling_is_the_plain_one() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (r, n) in [(1, 1), (15, 17), (16, 16), (17, 33), (33, 70), (64, 768), (64, 15)] {
+            let acc: Vec<i32> = (0..r * n).map(|i| if i % 97 == 5 { i32::MIN + (i % 3) as i32 } else { next() as i32 }).collect();
+            let quants: Vec<RowQuant> = (0..r)
+                .map(|i| RowQuant { scale: if i == 3 { f32::NAN } else { (next() % 1000) as f32 * 1e-5 + 1e-6 }, zero: (next() % 256) as i32 - 128 })
+                .collect();
+            let col_sums: Vec<i32> = (0..n).map(|_| (next() % 200_001) as i32 - 100_000).collect();
+            let col_scales: Vec<f32> = (0..n).map(|_| (next() % 1000) as f32 * 1e-4 + 1e-5).collect();
+            let bias: Vec<f32> = (0..n).map(|_| (next() % 2001) as f32 * 1e-3 - 1.0).collect();
+            for bias in [None, Some(&bias[..])] {
+                let mut out = vec![bf16::ZERO; r * n];
+                dequantize_columns(&acc, &quants, &col_sums, &col_scales, bias, &mut out);
+                for i in 0..r {
+                    for j in 0..n {
+                        let q = quants[i];
+                        let v = (corrected(acc[j * r + i], q.zero, col_sums[j]) as f32) * (q.scale * col_scales[j]) + bias.map_or(0.0, |b| b[j]);
+                        assert_eq!(out[i * n + j].to_bits(), bf16::from_f32(v).to_bits(), "{r}x{n} at ({i}, {j}), bias {}", bias.is_some());
+                    }
+                }
+            }
+        }
     }
 
     #[test]

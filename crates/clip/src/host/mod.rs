@@ -376,7 +376,7 @@ pub struct HostCompute<'a> {
 
 /// Rows per int8 task: each task quantises its rows, multiplies them and
 /// scales the accumulator back while it is still in the core's cache (64
-/// rows x 3,072 columns of i32 is 768 KiB), in one block of
+/// rows x 3,072 columns of i32 is 768 KiB), in one call of
 /// [`kernels::dequantize_columns`]. On ViT-B/32 on Zen 5, a batch of 32
 /// spent 238 ms in its products with 64 rows a task, 246 with 128.
 const INT8_ROWS: usize = kernels::BLOCK;
