@@ -209,6 +209,16 @@ struct Rescaling<'a> {
     bias: Option<&'a [f32]>,
 }
 
+/// The zero points and scales of up to `N` rows, zero-padded to `N`.
+#[inline(always)]
+fn unzip<const N: usize>(quants: &[RowQuant]) -> ([i32; N], [f32; N]) {
+    let (mut zeros, mut scales) = ([0i32; N], [0.0f32; N]);
+    for ((z, s), q) in zeros.iter_mut().zip(&mut scales).zip(quants) {
+        (*z, *s) = (q.zero, q.scale);
+    }
+    (zeros, scales)
+}
+
 /// [`dequantize_columns`] on the rows and columns given, a block of
 /// columns at a time: each column's rows are contiguous, so they are scaled
 /// in vector lanes into a column-major block in cache, which is then
@@ -223,11 +233,7 @@ fn dequantize_block(x: &Rescaling, rows: std::ops::Range<usize>, cols: std::ops:
         || {
             let n = x.col_sums.len();
             let h = rows.len();
-            let mut zeros = [0i32; BLOCK];
-            let mut scales = [0.0f32; BLOCK];
-            for ((z, s), q) in zeros.iter_mut().zip(&mut scales).zip(&x.quants[rows.clone()]) {
-                (*z, *s) = (q.zero, q.scale);
-            }
+            let (zeros, scales) = unzip::<BLOCK>(&x.quants[rows.clone()]);
             let (zeros, scales) = (&zeros[..h], &scales[..h]);
             let mut block = [0.0f32; BLOCK * BLOCK];
             for j0 in cols.clone().step_by(BLOCK) {
@@ -268,10 +274,7 @@ mod tiles {
         let (r, n) = (x.quants.len(), x.col_sums.len());
         for i0 in (0..rows).step_by(TILE) {
             let quants = &x.quants[i0..i0 + TILE];
-            let (mut zeros, mut scales) = ([0i32; TILE], [0.0f32; TILE]);
-            for ((z, s), q) in zeros.iter_mut().zip(&mut scales).zip(quants) {
-                (*z, *s) = (q.zero, q.scale);
-            }
+            let (zeros, scales) = super::unzip::<TILE>(quants);
             let (zeros, scales): (__m512i, __m512) = (cast(zeros), cast(scales));
             for j0 in (0..cols).step_by(TILE) {
                 // Column j0 + c of the tile's rows, as bf16 bits in 32-bit lanes.
@@ -283,10 +286,7 @@ mod tiles {
                     let acc: __m512i = cast::<[i32; TILE], _>(x.acc[j * r + i0..][..TILE].try_into().unwrap());
                     let corrected = avx._mm512_sub_epi32(acc, avx._mm512_mullo_epi32(zeros, avx._mm512_set1_epi32(x.col_sums[j])));
                     let scale = avx._mm512_mul_ps(scales, avx._mm512_set1_ps(x.col_scales[j]));
-                    let bias = avx._mm512_set1_ps(match x.bias {
-                        Some(b) => b[j],
-                        None => 0.0,
-                    });
+                    let bias = avx._mm512_set1_ps(x.bias.map_or(0.0, |b| b[j]));
                     let v = avx._mm512_add_ps(avx._mm512_mul_ps(avx._mm512_cvtepi32_ps(corrected), scale), bias);
                     *column = round(v4, v);
                 }
